@@ -1,0 +1,100 @@
+/**
+ * The broker seam. Sessions, REST and app handlers talk to a Broker and never learn which one it is:
+ * the embedded in-process broker (one instance, no RabbitMQ) or the RabbitMQ relay (any number of
+ * instances). Both implement the same semantics and are held to them by one shared test suite
+ * (test/support/broker-suite.ts).
+ *
+ * Semantics every implementation keeps:
+ * - topic: every live subscription of the topic gets each message once.
+ * - queue: competing consumers; each message goes to one subscription. With ack mode `client` an
+ *   ACK acknowledges that message and every earlier unacknowledged one of the same subscription;
+ *   with `client-individual` just that one. NACK returns the message(s) to the queue to be delivered
+ *   again (redelivered = true). Closing a subscription returns its unacknowledged messages.
+ *   At most `prefetch` unacknowledged messages are outstanding per subscription.
+ * - user: a push to (user U, /user/queue/x) reaches every live subscription of U to /user/queue/x,
+ *   on every instance, once each. Nobody else's.
+ * - publish() resolves only once the broker has taken the message (receipt or confirm) and rejects
+ *   with ServiceError('broker_unavailable') when it cannot; nothing resolved is dropped later.
+ */
+import type { MessageTarget } from '../destinations/destination';
+
+export type AckMode = 'auto' | 'client' | 'client-individual';
+
+export interface OutgoingMessage {
+  /** End-to-end id, made by whoever accepted the message; becomes `message-id` on MESSAGE frames. */
+  id: string;
+  /** Application headers only (content-type and custom ones); STOMP control headers are stripped. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface Delivery {
+  messageId: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Set when the subscription's ack mode needs acknowledgement; the client quotes it back. */
+  ackId?: string;
+  redelivered: boolean;
+}
+
+export interface SubscribeRequest {
+  sessionId: string;
+  user: string;
+  target: MessageTarget;
+  ackMode: AckMode;
+  /** Most unacknowledged deliveries outstanding (client modes); also bounds buffering. */
+  prefetch: number;
+  deliver(delivery: Delivery): void;
+}
+
+export interface BrokerSubscription {
+  ack(ackId: string): Promise<void>;
+  nack(ackId: string): Promise<void>;
+  /** Unsubscribes; unacknowledged messages go back to their queue. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Work a STOMP transaction collected; applied all together at COMMIT, or not at all. */
+export type TransactionOp =
+  | { op: 'publish'; target: MessageTarget; message: OutgoingMessage }
+  | { op: 'ack' | 'nack'; subscription: BrokerSubscription; ackId: string };
+
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
+export interface SessionSubscriptionInfo {
+  id: string;
+  destination: string;
+}
+
+/** What GET /api/users/{user}/sessions lists, for every instance. */
+export interface SessionInfo {
+  sessionId: string;
+  user: string;
+  instance: string;
+  transport: string;
+  connectedAt: string;
+  subscriptions: SessionSubscriptionInfo[];
+}
+
+/** Live sessions across instances; implementations keep nothing another instance must ask for. */
+export interface SessionDirectory {
+  /** Adds or replaces the entry for `info.sessionId`. */
+  upsert(info: SessionInfo): void;
+  remove(sessionId: string): void;
+  list(user: string): Promise<SessionInfo[]>;
+}
+
+export interface Broker {
+  /** 'embedded' or 'rabbitmq': for logs and /readyz, never for branching. */
+  readonly kind: string;
+  readonly sessions: SessionDirectory;
+  start(): Promise<void>;
+  /** Closes subscriptions and connections; pending publishes are finished or rejected. */
+  stop(): Promise<void>;
+  readiness(): Readiness;
+  /** Called whenever readiness changes (broker lost, broker back). */
+  onReadinessChange(listener: (readiness: Readiness) => void): void;
+  subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
+  publish(target: MessageTarget, message: OutgoingMessage): Promise<void>;
+  commit(ops: TransactionOp[]): Promise<void>;
+}

@@ -1,0 +1,257 @@
+/**
+ * The in-process broker used when BROKER_URL is unset: one instance, no RabbitMQ, same semantics
+ * as the relay (see ../broker.ts; both pass test/support/broker-suite.ts).
+ *
+ * Routing mirrors RabbitMQ so the two behave alike: `/queue/<name>` is one shared MessageQueue with
+ * competing consumers; each topic or user subscription consumes from a private queue that a publish
+ * fans out into. User targets are keyed by the (user, type, name) tuple itself, never by a joined
+ * string, so no user name (dots, wildcards, slashes, unicode) can reach another user's key.
+ *
+ * Everything is synchronous under the promises: publish() has delivered to every consumer with
+ * capacity (or queued the message) by the time it resolves, which is the "broker has taken it"
+ * point of the seam.
+ */
+import { ServiceError } from '../../errors';
+import { formatTarget, type MessageTarget } from '../../destinations/destination';
+import type {
+  Broker,
+  BrokerSubscription,
+  OutgoingMessage,
+  Readiness,
+  SubscribeRequest,
+  TransactionOp,
+} from '../broker';
+import { MessageQueue, type StoredMessage } from './queue';
+import { LocalSessionDirectory } from './session-directory';
+import { EmbeddedSubscription, type DeliveryErrorHandler } from './subscription';
+
+export interface EmbeddedBrokerOptions {
+  /** This instance's id, as the rest of the service reports it. */
+  instanceId: string;
+  /**
+   * Most messages waiting in one queue (a `/queue/<name>` nobody can take from, or the backlog of
+   * one client-ack topic/user subscription). A publish beyond it is refused with `limit_exceeded`
+   * rather than growing memory without bound. Default 10,000.
+   */
+  maxQueueLength?: number;
+  /** Told when a subscriber's deliver callback throws; delivery to everyone else goes on. Default: ignore. */
+  onDeliveryError?: DeliveryErrorHandler;
+}
+
+export const EMBEDDED_BROKER_DEFAULTS = {
+  maxQueueLength: 10_000,
+} as const;
+
+/** Subscriptions by routing key, for the targets that fan out (topics and users). */
+class FanOut {
+  private readonly routes = new Map<string, Set<EmbeddedSubscription>>();
+
+  add(key: string, subscription: EmbeddedSubscription): void {
+    const set = this.routes.get(key) ?? new Set();
+    set.add(subscription);
+    this.routes.set(key, set);
+  }
+
+  remove(key: string, subscription: EmbeddedSubscription): void {
+    const set = this.routes.get(key);
+    if (!set) return;
+    set.delete(subscription);
+    if (set.size === 0) this.routes.delete(key);
+  }
+
+  get(key: string): EmbeddedSubscription[] {
+    return [...(this.routes.get(key) ?? [])];
+  }
+
+  clear(): void {
+    this.routes.clear();
+  }
+}
+
+/** Map key of a fan-out target. JSON of the tuple: unambiguous whatever characters the parts hold. */
+function routeKey(target: MessageTarget): string {
+  switch (target.kind) {
+    case 'topic':
+    case 'queue':
+      return JSON.stringify([target.kind, target.name]);
+    case 'user':
+      return JSON.stringify([target.kind, target.user, target.type, target.name]);
+  }
+}
+
+function snapshot(message: OutgoingMessage): StoredMessage {
+  return { id: message.id, headers: { ...message.headers }, body: Buffer.from(message.body) };
+}
+
+export class EmbeddedBroker implements Broker {
+  readonly kind = 'embedded';
+  readonly instanceId: string;
+  readonly sessions = new LocalSessionDirectory();
+
+  private readonly maxQueueLength: number;
+  private readonly onDeliveryError: DeliveryErrorHandler;
+  private readonly queues = new Map<string, MessageQueue>();
+  private readonly fanOut = new FanOut();
+  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  private readonly readinessListeners: ((readiness: Readiness) => void)[] = [];
+  private stopped = false;
+
+  constructor(options: EmbeddedBrokerOptions) {
+    this.instanceId = options.instanceId;
+    this.maxQueueLength = options.maxQueueLength ?? EMBEDDED_BROKER_DEFAULTS.maxQueueLength;
+    if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
+      throw new ServiceError(
+        'bad_request',
+        `embedded broker option maxQueueLength must be a positive integer, got ${String(options.maxQueueLength)}`,
+      );
+    }
+    this.onDeliveryError = options.onDeliveryError ?? (() => undefined);
+  }
+
+  async start(): Promise<void> {
+    this.assertRunning();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const subscription of this.subscriptions) subscription.abandon();
+    this.subscriptions.clear();
+    for (const queue of this.queues.values()) queue.clear();
+    this.queues.clear();
+    this.fanOut.clear();
+    this.sessions.clear();
+    const readiness = this.readiness();
+    for (const listener of this.readinessListeners) listener(readiness);
+  }
+
+  /** Ready from construction: there is no connection to lose. Only stop() ends it. */
+  readiness(): Readiness {
+    return this.stopped ? { ready: false, reason: 'the embedded broker is stopped' } : { ready: true };
+  }
+
+  onReadinessChange(listener: (readiness: Readiness) => void): void {
+    this.readinessListeners.push(listener);
+  }
+
+  async subscribe(request: SubscribeRequest): Promise<BrokerSubscription> {
+    this.assertRunning();
+    const { target } = request;
+    if (target.kind === 'user' && target.user !== request.user) {
+      // The destination parser already makes this unspellable; refuse it here too in case a
+      // caller builds targets by hand.
+      throw new ServiceError('forbidden', `${formatTarget(target)} of another user cannot be subscribed to`);
+    }
+    if (request.ackMode !== 'auto' && (!Number.isInteger(request.prefetch) || request.prefetch < 0)) {
+      throw new ServiceError('bad_request', `prefetch must be a whole number >= 0, got ${request.prefetch}`);
+    }
+    const shared = target.kind === 'queue';
+    const queue = shared
+      ? this.namedQueue(target.name)
+      : new MessageQueue(`a subscription to ${formatTarget(target)}`);
+    const subscription = new EmbeddedSubscription(
+      request,
+      queue,
+      !shared,
+      (closed) => this.forget(closed),
+      this.onDeliveryError,
+    );
+    queue.addConsumer(subscription);
+    this.subscriptions.add(subscription);
+    if (!shared) this.fanOut.add(routeKey(target), subscription);
+    // Waiting messages go out after the caller has its handle, so a deliver callback may ack.
+    else setImmediate(() => queue.drain());
+    return subscription;
+  }
+
+  async publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+    this.assertRunning();
+    this.checkCapacity([target]);
+    this.route(target, snapshot(message));
+  }
+
+  /**
+   * Applies a transaction in order, all or nothing: every ack id and every queue's room is checked
+   * before the first op runs, so a bad op leaves nothing half-applied.
+   */
+  async commit(ops: TransactionOp[]): Promise<void> {
+    this.assertRunning();
+    const publishes: MessageTarget[] = [];
+    for (const op of ops) {
+      if (op.op === 'publish') {
+        publishes.push(op.target);
+        continue;
+      }
+      this.own(op.subscription).assertOutstanding(op.ackId);
+    }
+    this.checkCapacity(publishes);
+    for (const op of ops) {
+      if (op.op === 'publish') this.route(op.target, snapshot(op.message));
+      else this.own(op.subscription).settle(op.ackId, op.op, true);
+    }
+  }
+
+  private route(target: MessageTarget, message: StoredMessage): void {
+    const entry = { message, redelivered: false };
+    if (target.kind === 'queue') {
+      this.namedQueue(target.name).enqueue(entry);
+      return;
+    }
+    for (const subscription of this.fanOut.get(routeKey(target))) subscription.queue.enqueue(entry);
+  }
+
+  /** Refuses a publish (or a transaction's publishes) that would push any queue past its limit. */
+  private checkCapacity(targets: MessageTarget[]): void {
+    const needed = new Map<MessageQueue | string, number>();
+    for (const target of targets) {
+      const keys: (MessageQueue | string)[] =
+        target.kind === 'queue'
+          ? [routeKey(target)]
+          : this.fanOut.get(routeKey(target)).map((subscription) => subscription.queue);
+      for (const key of keys) needed.set(key, (needed.get(key) ?? 0) + 1);
+    }
+    for (const [key, count] of needed) {
+      const queue = typeof key === 'string' ? this.queues.get(key) : key;
+      const waiting = queue?.waiting ?? 0;
+      if (waiting + count > this.maxQueueLength) {
+        const label = queue?.label ?? 'the queue';
+        throw new ServiceError(
+          'limit_exceeded',
+          `${label} already holds ${waiting} undelivered messages (limit ${this.maxQueueLength}); ` +
+            'its consumers are not keeping up, try again later',
+        );
+      }
+    }
+  }
+
+  private namedQueue(name: string): MessageQueue {
+    const key = routeKey({ kind: 'queue', name });
+    let queue = this.queues.get(key);
+    if (!queue) {
+      queue = new MessageQueue(`queue '/queue/${name}'`);
+      this.queues.set(key, queue);
+    }
+    return queue;
+  }
+
+  private forget(subscription: EmbeddedSubscription): void {
+    this.subscriptions.delete(subscription);
+    const { target } = subscription;
+    if (subscription.ownsQueue) {
+      this.fanOut.remove(routeKey(target), subscription);
+      subscription.queue.clear();
+    } else if (subscription.queue.isIdle()) {
+      // An empty queue nobody consumes is indistinguishable from a missing one: free it.
+      this.queues.delete(routeKey(target));
+    }
+  }
+
+  private own(subscription: BrokerSubscription): EmbeddedSubscription {
+    if (subscription instanceof EmbeddedSubscription && this.subscriptions.has(subscription)) return subscription;
+    throw new ServiceError('bad_request', 'the subscription is closed or does not belong to this broker');
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new ServiceError('broker_unavailable', 'the embedded broker is stopped');
+  }
+}

@@ -1,0 +1,2 @@
+export { EmbeddedBroker, EMBEDDED_BROKER_DEFAULTS, type EmbeddedBrokerOptions } from './embedded-broker';
+export { LocalSessionDirectory } from './session-directory';

@@ -1,0 +1,289 @@
+/**
+ * A fixed number of STOMP connections to RabbitMQ, shared by every session of the instance. The
+ * count is set once (BROKER_POOL_SIZE) and never grows with sessions or subscriptions: client
+ * subscriptions are multiplexed onto these connections as broker subscriptions (see
+ * rabbit-relay-broker.ts for the mapping).
+ *
+ * Each slot keeps the broker subscriptions that live on it. When its connection is lost the slot
+ * reconnects with exponential backoff and full jitter (backoff.ts), moving on to the next failover
+ * address each time, and re-sends every one of its SUBSCRIBE frames before it counts as up again,
+ * so sessions keep receiving without doing anything themselves (what rabbitmq-client's consumers
+ * do with their declarations). Delivery tags do not survive a connection, so a slot has a
+ * `generation`: an ACK is only ever sent on the connection that delivered the message.
+ */
+import { ServiceError } from '../../errors';
+import { header, type Frame } from '../../stomp/frame';
+import { reconnectDelay } from './backoff';
+import type { StompAddress } from './broker-url';
+import { StompConnection } from './stomp-connection';
+
+export interface RelayLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Something that owns one broker subscription (one SUBSCRIBE id) on a slot. */
+export interface SlotSubscription {
+  readonly id: string;
+  /** The SUBSCRIBE frame, sent when the subscription is added and again after every reconnect. */
+  subscribeFrame(): Frame;
+  onMessage(message: Frame): void;
+  /** The connection that carried the subscription is gone; its delivery tags are void. */
+  onConnectionLost(): void;
+}
+
+export interface PoolOptions {
+  addresses: StompAddress[];
+  size: number;
+  heartbeatMs: number;
+  reconnectBaseMs: number;
+  reconnectMaxMs: number;
+  connectTimeoutMs: number;
+  logger: RelayLogger;
+  /** A slot came back after losing its connection (for metrics). */
+  onReconnect: () => void;
+  /** Any slot went up or down. */
+  onChange: () => void;
+  random?: () => number;
+}
+
+type SlotState = 'connecting' | 'up' | 'down' | 'stopped';
+
+export class PoolSlot {
+  state: SlotState = 'connecting';
+  /** Increases with every new connection; delivery tags belong to one generation. */
+  generation = 0;
+  lastError: string | undefined;
+  readonly subscriptions = new Map<string, SlotSubscription>();
+  private connection: StompConnection | undefined;
+  private addressIndex: number;
+  private attempt = 0;
+  private everUp = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private firstAttempt: Promise<void> | undefined;
+
+  constructor(
+    readonly index: number,
+    private readonly options: PoolOptions,
+  ) {
+    this.addressIndex = index % options.addresses.length;
+  }
+
+  get address(): StompAddress {
+    return this.options.addresses[this.addressIndex];
+  }
+
+  /** The first connection attempt; rejects with its error (the slot keeps retrying regardless). */
+  start(): Promise<void> {
+    this.firstAttempt ??= this.connect();
+    return this.firstAttempt;
+  }
+
+  /**
+   * Sends on the current connection. With `generation`, only if the connection is still that one
+   * (else rejects: what the frame refers to died with the old connection).
+   */
+  send(out: Frame, options: { receipt?: boolean; generation?: number } = {}): Promise<void> {
+    const connection = this.connection;
+    if (this.state !== 'up' || !connection) return Promise.reject(this.unavailable());
+    if (options.generation !== undefined && options.generation !== this.generation) {
+      return Promise.reject(new ServiceError('broker_unavailable', 'the broker connection was replaced'));
+    }
+    return connection.send(out, options);
+  }
+
+  /** Adds the subscription and subscribes on the broker; resolves on the broker's receipt. */
+  async subscribe(subscription: SlotSubscription): Promise<void> {
+    if (this.state !== 'up') throw this.unavailable();
+    this.subscriptions.set(subscription.id, subscription);
+    try {
+      await this.send(subscription.subscribeFrame(), { receipt: true });
+    } catch (err: unknown) {
+      // A lost connection re-subscribes everything registered: only forget it if we were refused.
+      this.subscriptions.delete(subscription.id);
+      throw err;
+    }
+  }
+
+  /**
+   * Unsubscribes on the broker (when connected) and forgets the subscription once the broker has
+   * confirmed, so MESSAGE frames that were already on their way are still routed to it.
+   */
+  async unsubscribe(subscription: SlotSubscription, unsubscribeFrame: Frame): Promise<void> {
+    if (this.subscriptions.get(subscription.id) !== subscription) return;
+    try {
+      if (this.state === 'up') await this.send(unsubscribeFrame, { receipt: true });
+    } catch {
+      // The connection died: the broker dropped the subscription with it; nothing to undo.
+    } finally {
+      this.subscriptions.delete(subscription.id);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.state = 'stopped';
+    clearTimeout(this.retryTimer);
+    const connection = this.connection;
+    this.connection = undefined;
+    this.subscriptions.clear();
+    return connection ? connection.close() : Promise.resolve();
+  }
+
+  unavailable(): ServiceError {
+    return new ServiceError(
+      'broker_unavailable',
+      `broker connection ${this.index + 1}/${this.options.size} is not up${this.lastError ? `: ${this.lastError}` : ''}`,
+    );
+  }
+
+  private async connect(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const address = this.address;
+    let connection: StompConnection;
+    try {
+      connection = await StompConnection.open(address, {
+        heartbeatMs: this.options.heartbeatMs,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+      });
+    } catch (err: unknown) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+      this.retry();
+      throw err;
+    }
+    if (this.state === 'stopped') {
+      void connection.close();
+      return;
+    }
+    this.generation++;
+    this.connection = connection;
+    connection.onMessage = (message) => this.route(message);
+    connection.onClose((reason) => this.lost(connection, reason));
+    try {
+      // Re-establish everything that lived here, before anyone may use the slot again.
+      await Promise.all(
+        [...this.subscriptions.values()].map((s) => connection.send(s.subscribeFrame(), { receipt: true })),
+      );
+    } catch (err: unknown) {
+      // lost() has already scheduled the retry.
+      throw err;
+    }
+    if (connection.closed || this.state === 'stopped') return;
+    this.attempt = 0;
+    this.lastError = undefined;
+    this.state = 'up';
+    if (this.everUp) {
+      this.options.logger.info(
+        { broker: address.label, slot: this.index, subscriptions: this.subscriptions.size },
+        'broker connection re-established; subscriptions restored',
+      );
+      this.options.onReconnect();
+    }
+    this.everUp = true;
+    this.options.onChange();
+  }
+
+  private lost(connection: StompConnection, reason: ServiceError): void {
+    if (this.connection !== connection || this.state === 'stopped') return;
+    this.connection = undefined;
+    this.lastError = reason.message;
+    const wasUp = this.state === 'up';
+    this.state = 'down';
+    for (const subscription of this.subscriptions.values()) subscription.onConnectionLost();
+    this.options.logger.warn(
+      { broker: connection.address.label, slot: this.index, reason: reason.message },
+      'broker connection lost; reconnecting',
+    );
+    if (wasUp) this.options.onChange();
+    this.retry();
+  }
+
+  private retry(): void {
+    if (this.state === 'stopped') return;
+    if (this.state === 'up') this.options.onChange();
+    this.state = 'down';
+    this.addressIndex = (this.addressIndex + 1) % this.options.addresses.length;
+    const delay = reconnectDelay(
+      this.attempt++,
+      { baseMs: this.options.reconnectBaseMs, maxMs: this.options.reconnectMaxMs },
+      this.options.random,
+    );
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.state = 'connecting';
+      this.connect().catch(() => undefined); // failures are recorded in lastError and retried
+    }, delay);
+  }
+
+  private route(message: Frame): void {
+    const id = header(message, 'subscription');
+    const subscription = id === undefined ? undefined : this.subscriptions.get(id);
+    subscription?.onMessage(message);
+  }
+}
+
+export class ConnectionPool {
+  readonly slots: PoolSlot[];
+  private nextSlot = 0;
+
+  constructor(private readonly options: PoolOptions) {
+    if (options.addresses.length === 0) throw new RangeError('the pool needs at least one broker address');
+    if (!Number.isInteger(options.size) || options.size < 1) throw new RangeError('pool size must be >= 1');
+    this.slots = Array.from({ length: options.size }, (_, i) => new PoolSlot(i, options));
+  }
+
+  /** Resolves once at least one connection is up; rejects (and stops) if none could connect at all. */
+  async start(): Promise<void> {
+    const results = await Promise.allSettled(this.slots.map((slot) => slot.start()));
+    if (results.some((r) => r.status === 'fulfilled') && this.slots.some((s) => s.state === 'up')) return;
+    const reasons = [...new Set(this.slots.map((s) => s.lastError ?? 'unknown error'))];
+    await this.stop();
+    throw new ServiceError('broker_unavailable', `cannot reach the broker: ${reasons.join('; ')}`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => slot.stop()));
+  }
+
+  get upCount(): number {
+    return this.slots.filter((s) => s.state === 'up').length;
+  }
+
+  /** Why the pool is not fully up, or undefined when it is. */
+  downReason(): string | undefined {
+    const down = this.slots.find((s) => s.state !== 'up');
+    if (!down) return undefined;
+    return `broker connection ${down.index + 1}/${this.slots.length} to ${down.address.label} is ${down.state}${down.lastError ? `: ${down.lastError}` : ''}`;
+  }
+
+  /** The slot for a keyed subscription: the same one for the same key while it is up. */
+  slotFor(key: string): PoolSlot {
+    let hash = 0;
+    for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) >>> 0;
+    const preferred = this.slots[hash % this.slots.length];
+    return preferred.state === 'up' ? preferred : this.anyUp();
+  }
+
+  /** The up slot carrying the fewest subscriptions. */
+  leastLoaded(): PoolSlot {
+    const up = this.slots.filter((s) => s.state === 'up');
+    if (up.length === 0) throw this.unavailable();
+    return up.reduce((a, b) => (b.subscriptions.size < a.subscriptions.size ? b : a));
+  }
+
+  /** Round-robin over the up slots, for publishes. */
+  anyUp(): PoolSlot {
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[(this.nextSlot + i) % this.slots.length];
+      if (slot.state === 'up') {
+        this.nextSlot = (slot.index + 1) % this.slots.length;
+        return slot;
+      }
+    }
+    throw this.unavailable();
+  }
+
+  private unavailable(): ServiceError {
+    return new ServiceError('broker_unavailable', this.downReason() ?? 'no broker connection is up');
+  }
+}

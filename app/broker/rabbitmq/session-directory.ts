@@ -1,0 +1,402 @@
+/**
+ * The cross-instance list of live sessions, kept current through RabbitMQ alone (no Redis, no shared
+ * database): every instance tells every other what it holds, and each answers list() from its own view.
+ *
+ * Wire: one fanout exchange (stomp-relay.directory); each instance consumes it through an exclusive,
+ * auto-delete queue `stomp-relay.<instanceId>.directory`, so the queue dies with the connection and
+ * nothing is left behind. Messages are JSON, one of:
+ *   hello    - "I (re)joined; here are my sessions; announce yours now". Sent after every (re)connect,
+ *              so a new instance has the full list within one round trip instead of one announce period.
+ *   snapshot - every announceMs: the sender's full list; replaces the receiver's view of the sender.
+ *   upsert / remove - one session, sent at once so lists are current between snapshots.
+ *   gone     - sent by stop(): receivers drop the sender immediately.
+ * Events and snapshots of one instance travel through one channel to each queue, so they arrive in
+ * the order sent; a lost event (publish while the broker is away) is repaired by the next snapshot.
+ *
+ * Liveness bound: a receiver forgets instance X once it has heard nothing from X for
+ * 3 x announceMs. So the sessions of an instance that dies without saying goodbye (kill -9, network
+ * loss) disappear from every other instance's list at most 3 x announceMs after its last message
+ * arrived. Three periods tolerate two lost or late snapshots (a GC pause, a reconnect) before a
+ * live instance is wrongly dropped; its next message brings it back. Messages also carry that
+ * period as their AMQP expiration, so nothing older than the bound is ever applied.
+ *
+ * Reconnects are rabbitmq-client's job: its consumer re-declares the exchange, queue and binding on
+ * every new channel, and each time it is ready again we send a hello (we may have missed events).
+ */
+import { Connection, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
+import type { SessionDirectory, SessionInfo } from '../broker';
+import { ServiceError } from '../../errors';
+import { EXCHANGES, EXCHANGE_DECLARATIONS, directoryQueueName } from './topology';
+
+export interface DirectoryLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AmqpSessionDirectoryOptions {
+  /** amqp://user:pass@host:port/vhost; never logged (it holds the password). */
+  amqpUrl: string;
+  /** This instance's id; part of the queue name and of every entry's `instance`. */
+  instanceId: string;
+  /** Period of full snapshots; instances silent for 3 x this are dropped. */
+  announceMs: number;
+  logger?: DirectoryLogger;
+}
+
+type DirectoryMessage =
+  | { v: 1; type: 'hello' | 'snapshot'; from: string; sessions: SessionInfo[] }
+  | { v: 1; type: 'upsert'; from: string; session: SessionInfo }
+  | { v: 1; type: 'remove'; from: string; sessionId: string }
+  | { v: 1; type: 'gone'; from: string };
+
+interface RemoteView {
+  /** performance.now() when the last message from this instance arrived. */
+  heardAt: number;
+  sessions: Map<string, SessionInfo>;
+}
+
+type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** How long start() waits for the first connection before giving up. */
+const START_TIMEOUT_MS = 10_000;
+/** How long stop() gives the goodbye and the connection close before cutting the socket. */
+const STOP_TIMEOUT_MS = 3_000;
+/** Reconnect backoff ceiling: well above announce periods, well below rabbitmq-client's 30 s default. */
+const RETRY_HIGH_MS = 5_000;
+
+const noopLogger: DirectoryLogger = { info() {}, warn() {}, error() {} };
+
+export class AmqpSessionDirectory implements SessionDirectory {
+  private readonly amqpUrl: string;
+  private readonly instanceId: string;
+  private readonly announceMs: number;
+  private readonly expireAfterMs: number;
+  private readonly logger: DirectoryLogger;
+  private readonly queue: string;
+
+  private state: State = 'idle';
+  private readonly own = new Map<string, SessionInfo>();
+  private readonly remote = new Map<string, RemoteView>();
+  private connection?: Connection;
+  private publisher?: Publisher;
+  private consumer?: Consumer;
+  private timer?: NodeJS.Timeout;
+  /** Set while publishes fail, so an outage is logged once and its end once, not per session. */
+  private publishFailing = false;
+
+  constructor(options: AmqpSessionDirectoryOptions) {
+    if (!options.instanceId) throw new RangeError('instanceId must not be empty');
+    if (!Number.isInteger(options.announceMs) || options.announceMs <= 0) {
+      throw new RangeError(`announceMs must be a positive integer, got ${options.announceMs}`);
+    }
+    this.amqpUrl = options.amqpUrl;
+    this.instanceId = options.instanceId;
+    this.announceMs = options.announceMs;
+    this.expireAfterMs = 3 * options.announceMs;
+    this.logger = options.logger ?? noopLogger;
+    this.queue = directoryQueueName(options.instanceId);
+  }
+
+  /**
+   * Connects, declares, consumes and says hello. Rejects with broker_unavailable if RabbitMQ cannot
+   * be reached within 10 s (and leaves nothing running); after that, outages are survived.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`session directory cannot start: it is ${this.state}`);
+    this.state = 'starting';
+    const connection = new Connection({
+      url: this.amqpUrl,
+      connectionName: `${this.queue} (session directory)`,
+      retryHigh: RETRY_HIGH_MS,
+    });
+    this.connection = connection;
+    connection.on('error', (err: unknown) =>
+      this.logger.warn({ err }, 'session directory: AMQP connection error'),
+    );
+    this.publisher = connection.createPublisher({
+      confirm: true,
+      exchanges: [EXCHANGE_DECLARATIONS.directory],
+    });
+    const consumer = connection.createConsumer(
+      {
+        queue: this.queue,
+        queueOptions: { exclusive: true, autoDelete: true, durable: false },
+        exchanges: [EXCHANGE_DECLARATIONS.directory],
+        queueBindings: [{ exchange: EXCHANGES.directory, queue: this.queue, routingKey: '' }],
+        noAck: true,
+      },
+      (msg) => this.receive(msg),
+    );
+    this.consumer = consumer;
+    consumer.on('error', (err: unknown) => this.logger.warn({ err }, 'session directory: consumer error'));
+    const ready = new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(() => {
+        consumer.off('ready', onReady);
+        reject(new ServiceError('broker_unavailable', 'session directory: RabbitMQ did not answer in time'));
+      }, START_TIMEOUT_MS);
+      const onReady = (): void => {
+        clearTimeout(timeout);
+        resolve();
+      };
+      consumer.once('ready', onReady);
+    });
+    // Every (re)connect: we may have missed events, and others may have dropped us; re-sync both ways.
+    consumer.on('ready', () => this.announce('hello'));
+    try {
+      await ready;
+    } catch (err: unknown) {
+      await this.closeAmqp();
+      this.state = 'stopped';
+      throw err;
+    }
+    if ((this.state as State) !== 'starting') {
+      // stop() was called while we waited: it found nothing to close, so close here.
+      await this.closeAmqp();
+      return;
+    }
+    this.timer = setInterval(() => this.tick(), this.announceMs);
+    this.timer.unref();
+    this.state = 'running';
+    this.logger.info(
+      {
+        instance: this.instanceId,
+        queue: this.queue,
+        announceMs: this.announceMs,
+        expireAfterMs: this.expireAfterMs,
+      },
+      'session directory started',
+    );
+  }
+
+  /** Says goodbye (others drop this instance at once), then closes. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state !== 'running') {
+      // Never started, already stopped, or still starting (start() sees this and closes).
+      if (this.state !== 'stopping') this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    clearInterval(this.timer);
+    try {
+      await withTimeout(this.publish({ v: 1, type: 'gone', from: this.instanceId }), STOP_TIMEOUT_MS);
+    } catch (err: unknown) {
+      this.logger.warn(
+        { err },
+        'session directory: goodbye not sent; others drop us after 3 announce periods',
+      );
+    }
+    await this.closeAmqp();
+    this.own.clear();
+    this.remote.clear();
+    this.state = 'stopped';
+  }
+
+  upsert(info: SessionInfo): void {
+    const copy = copySession(info);
+    this.own.set(copy.sessionId, copy);
+    if (this.state === 'running') this.send({ v: 1, type: 'upsert', from: this.instanceId, session: copy });
+  }
+
+  remove(sessionId: string): void {
+    if (!this.own.delete(sessionId)) return;
+    if (this.state === 'running') this.send({ v: 1, type: 'remove', from: this.instanceId, sessionId });
+  }
+
+  async list(user: string): Promise<SessionInfo[]> {
+    const now = performance.now();
+    const found: SessionInfo[] = [];
+    for (const info of this.own.values()) if (info.user === user) found.push(copySession(info));
+    for (const view of this.remote.values()) {
+      if (now - view.heardAt > this.expireAfterMs) continue;
+      for (const info of view.sessions.values()) if (info.user === user) found.push(copySession(info));
+    }
+    return found.sort(byConnectedAt);
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    for (const [instance, view] of this.remote) {
+      if (now - view.heardAt > this.expireAfterMs) {
+        this.remote.delete(instance);
+        this.logger.info(
+          { instance, sessions: view.sessions.size, silentMs: Math.round(now - view.heardAt) },
+          'session directory: instance went silent; its sessions are dropped',
+        );
+      }
+    }
+    this.announce('snapshot');
+  }
+
+  private announce(type: 'hello' | 'snapshot'): void {
+    if (this.state !== 'running' && this.state !== 'starting') return;
+    this.send({ v: 1, type, from: this.instanceId, sessions: [...this.own.values()] });
+  }
+
+  /** Fire and forget: never throws, logs the first failure of an outage and its recovery. */
+  private send(message: DirectoryMessage): void {
+    this.publish(message).then(
+      () => {
+        if (!this.publishFailing) return;
+        this.publishFailing = false;
+        this.logger.info({}, 'session directory: publishing again');
+      },
+      (err: unknown) => {
+        if (this.publishFailing) return;
+        this.publishFailing = true;
+        this.logger.warn(
+          { err, type: message.type },
+          'session directory: publish failed; the next snapshot after recovery will catch up',
+        );
+      },
+    );
+  }
+
+  private async publish(message: DirectoryMessage): Promise<void> {
+    // While disconnected rabbitmq-client would queue the publish until acquireTimeout; a snapshot
+    // follows anyway, so fail fast rather than pile up one pending publish per session event.
+    if (!this.publisher || !this.connection?.ready) {
+      throw new ServiceError('broker_unavailable', 'session directory: RabbitMQ connection is down');
+    }
+    await this.publisher.send(
+      { exchange: EXCHANGES.directory, routingKey: '', expiration: String(this.expireAfterMs) },
+      message,
+    );
+  }
+
+  private receive(msg: AsyncMessage): void {
+    const message = parseMessage(msg.body);
+    if (!message) {
+      this.logger.warn({ contentType: msg.contentType }, 'session directory: ignored a malformed message');
+      return;
+    }
+    if (message.from === this.instanceId) return; // the fanout also delivers our own messages
+    const now = performance.now();
+    switch (message.type) {
+      case 'hello':
+      case 'snapshot':
+        this.remote.set(message.from, {
+          heardAt: now,
+          sessions: new Map(message.sessions.map((s) => [s.sessionId, s])),
+        });
+        if (message.type === 'hello') this.announce('snapshot');
+        return;
+      case 'upsert':
+        this.viewOf(message.from, now).sessions.set(message.session.sessionId, message.session);
+        return;
+      case 'remove':
+        this.viewOf(message.from, now).sessions.delete(message.sessionId);
+        return;
+      case 'gone':
+        this.remote.delete(message.from);
+        return;
+    }
+  }
+
+  private viewOf(instance: string, now: number): RemoteView {
+    let view = this.remote.get(instance);
+    if (!view) {
+      view = { heardAt: now, sessions: new Map() };
+      this.remote.set(instance, view);
+    }
+    view.heardAt = now;
+    return view;
+  }
+
+  private async closeAmqp(): Promise<void> {
+    const { consumer, publisher, connection } = this;
+    this.consumer = undefined;
+    this.publisher = undefined;
+    this.connection = undefined;
+    try {
+      await withTimeout(
+        (async () => {
+          await consumer?.close();
+          await publisher?.close();
+          await connection?.close();
+        })(),
+        STOP_TIMEOUT_MS,
+      );
+    } catch (err: unknown) {
+      this.logger.warn({ err }, 'session directory: AMQP close did not finish; closing the socket');
+      connection?.unsafeDestroy();
+    }
+  }
+}
+
+function copySession(info: SessionInfo): SessionInfo {
+  return { ...info, subscriptions: info.subscriptions.map((s) => ({ ...s })) };
+}
+
+function byConnectedAt(a: SessionInfo, b: SessionInfo): number {
+  const ta = Date.parse(a.connectedAt);
+  const tb = Date.parse(b.connectedAt);
+  if (ta !== tb && !Number.isNaN(ta) && !Number.isNaN(tb)) return ta - tb;
+  if (a.connectedAt !== b.connectedAt) return a.connectedAt < b.connectedAt ? -1 : 1;
+  return a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// --- wire format: everything from the network is checked before it is believed ---
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isString(v: unknown): v is string {
+  return typeof v === 'string';
+}
+
+function parseSession(v: unknown): SessionInfo | undefined {
+  if (!isRecord(v)) return undefined;
+  const { sessionId, user, instance, transport, connectedAt, subscriptions } = v;
+  if (!isString(sessionId) || !isString(user) || !isString(instance)) return undefined;
+  if (!isString(transport) || !isString(connectedAt) || !Array.isArray(subscriptions)) return undefined;
+  const subs: SessionInfo['subscriptions'] = [];
+  for (const s of subscriptions) {
+    if (!isRecord(s) || !isString(s.id) || !isString(s.destination)) return undefined;
+    subs.push({ id: s.id, destination: s.destination });
+  }
+  return { sessionId, user, instance, transport, connectedAt, subscriptions: subs };
+}
+
+function parseMessage(body: unknown): DirectoryMessage | undefined {
+  let value = body;
+  if (Buffer.isBuffer(body) || typeof body === 'string') {
+    try {
+      value = JSON.parse(body.toString());
+    } catch {
+      return undefined;
+    }
+  }
+  if (!isRecord(value) || value.v !== 1 || !isString(value.from) || value.from === '') return undefined;
+  const from = value.from;
+  switch (value.type) {
+    case 'hello':
+    case 'snapshot': {
+      if (!Array.isArray(value.sessions)) return undefined;
+      const sessions = value.sessions.map(parseSession);
+      if (!sessions.every((s): s is SessionInfo => s !== undefined)) return undefined;
+      return { v: 1, type: value.type, from, sessions };
+    }
+    case 'upsert': {
+      const session = parseSession(value.session);
+      return session ? { v: 1, type: 'upsert', from, session } : undefined;
+    }
+    case 'remove':
+      return isString(value.sessionId)
+        ? { v: 1, type: 'remove', from, sessionId: value.sessionId }
+        : undefined;
+    case 'gone':
+      return { v: 1, type: 'gone', from };
+    default:
+      return undefined;
+  }
+}

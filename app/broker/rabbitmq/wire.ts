@@ -1,0 +1,116 @@
+/**
+ * How the service's messages look on RabbitMQ's STOMP plugin, in both directions.
+ *
+ * Names. `/topic/<name>` is the plugin's own `/topic/<name>` (amq.topic, routing key <name>; names
+ * cannot hold `*` or `#`, see destinations/destination.ts). `/queue/<name>` is the durable queue
+ * `stomp-relay.queue.<name>`: prefixed, so that no client queue name can be one of the queues the
+ * service uses internally (`stomp-relay.<instanceId>.…`; the instance id `queue` is refused for that
+ * reason). Client SENDs only ever reach amq.topic and these queues; the user exchange, the
+ * directory exchange and per-instance queues have no spelling a client can write.
+ *
+ * Headers. Application headers pass through, except those the plugin would act on (queue
+ * arguments such as `x-expires`, AMQP properties it validates such as `expiration`, `priority`,
+ * `user-id`, `reply-to`): one bad value there would make RabbitMQ close the shared pool connection
+ * under every other session, or (reply-to) create queues. Our own headers are `x-relay-*`, stripped
+ * from what clients send and from what they receive. The end-to-end message id travels as
+ * `x-relay-message-id`, because the plugin puts its own `message-id` on MESSAGE frames.
+ */
+import type { MessageTarget } from '../../destinations/destination';
+import { header, type Frame } from '../../stomp/frame';
+import type { OutgoingMessage } from '../broker';
+
+export const CLIENT_QUEUE_PREFIX = 'stomp-relay.queue.';
+export const MESSAGE_ID_HEADER = 'x-relay-message-id';
+const INTERNAL_PREFIX = 'x-relay-';
+
+/** STOMP control headers and headers the plugin adds or interprets. */
+const RESERVED = new Set([
+  'destination',
+  'receipt',
+  'receipt-id',
+  'transaction',
+  'content-length',
+  'message-id',
+  'subscription',
+  'ack',
+  'id',
+  'redelivered',
+  'prefetch-count',
+  'durable',
+  'auto-delete',
+  'exclusive',
+  'persistent',
+  'reply-to',
+  'expiration',
+  'expires',
+  'priority',
+  'user-id',
+  'amqp-message-id',
+  'timestamp',
+  'host',
+  'login',
+  'passcode',
+  'heart-beat',
+  'accept-version',
+  'version',
+  'session',
+  'server',
+]);
+
+/** `x-` headers RabbitMQ reads as queue arguments or consumer options. */
+const RABBIT_X_HEADER = /^x-(queue-|max-|dead-letter-|message-ttl|expires|overflow|single-active|stream-|priority|cancel-on|relay-)/;
+
+export function isPassThroughHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return !RESERVED.has(lower) && !RABBIT_X_HEADER.test(lower) && !lower.startsWith(INTERNAL_PREFIX);
+}
+
+export function applicationHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (isPassThroughHeader(name)) out[name] = value;
+  return out;
+}
+
+/** Broker destination for SEND and SUBSCRIBE of a topic or queue target. */
+export function brokerDestination(target: Extract<MessageTarget, { kind: 'topic' | 'queue' }>): string {
+  return target.kind === 'topic' ? `/topic/${target.name}` : `/queue/${CLIENT_QUEUE_PREFIX}${target.name}`;
+}
+
+/** Headers of a SEND carrying `message`, plus `extra` (our own, added last so nothing overrides them). */
+export function sendHeaders(message: OutgoingMessage, extra: Record<string, string>): Record<string, string> {
+  return { ...applicationHeaders(message.headers), [MESSAGE_ID_HEADER]: message.id, ...extra };
+}
+
+/** What a MESSAGE frame from the broker carries, in the service's terms. */
+export interface InboundMessage {
+  messageId: string;
+  /** Application headers only. */
+  headers: Record<string, string>;
+  body: Buffer;
+  redelivered: boolean;
+  /** The plugin's `ack` header: the delivery tag to settle with. */
+  brokerAckId: string | undefined;
+  /** Our own `x-relay-*` headers, for routing (e.g. the user destination). */
+  internal: Record<string, string>;
+}
+
+export function readMessage(message: Frame): InboundMessage {
+  const headers: Record<string, string> = {};
+  const internal: Record<string, string> = {};
+  for (const [name, value] of message.headers) {
+    const lower = name.toLowerCase();
+    if (lower.startsWith(INTERNAL_PREFIX)) {
+      if (!(lower in internal)) internal[lower] = value;
+    } else if (isPassThroughHeader(name) && !(name in headers)) {
+      headers[name] = value; // first occurrence wins (spec 1.2 §Repeated Header Entries)
+    }
+  }
+  return {
+    messageId: internal[MESSAGE_ID_HEADER] ?? header(message, 'message-id') ?? '',
+    headers,
+    body: message.body,
+    redelivered: header(message, 'redelivered') === 'true',
+    brokerAckId: header(message, 'ack'),
+    internal,
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Loads the typed Settings: defaults from config/settings.ts, then an optional JSON file named by
+ * CONFIG_FILE (keys as in Settings), then the environment. Every value is validated here, once; a bad
+ * one throws ConfigError naming the setting, which main.ts prints as one line before exiting.
+ */
+import { readFileSync } from 'node:fs';
+import { SETTINGS, type Kind, type Settings } from '../config/settings';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    reason: string,
+  ) {
+    super(`invalid setting ${setting}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Key = keyof typeof SETTINGS;
+
+function parseValue(name: string, kind: Kind, raw: unknown): unknown {
+  switch (kind.type) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isInteger(n)) throw new ConfigError(name, `'${String(raw)}' is not an integer`);
+      if (n < kind.min || n > kind.max) throw new ConfigError(name, `${n} is outside ${kind.min}..${kind.max}`);
+      return n;
+    }
+    case 'string': {
+      if (typeof raw !== 'string') throw new ConfigError(name, 'must be a string');
+      if (raw !== '' && kind.pattern && !kind.pattern.test(raw)) {
+        throw new ConfigError(name, `'${raw}' is not valid (${kind.hint ?? kind.pattern.source})`);
+      }
+      return raw;
+    }
+    case 'enum': {
+      if (typeof raw !== 'string' || !kind.values.includes(raw)) {
+        throw new ConfigError(name, `'${String(raw)}' is not one of ${kind.values.join(', ')}`);
+      }
+      return raw;
+    }
+    case 'list': {
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+      if (!items || items.some((i) => typeof i !== 'string')) throw new ConfigError(name, 'must be a comma-separated list');
+      return (items as string[]).map((i) => i.trim()).filter((i) => i.length > 0);
+    }
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err: unknown) {
+    throw new ConfigError('CONFIG_FILE', `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as Record<string, unknown>;
+  } catch (err: unknown) {
+    throw new ConfigError('CONFIG_FILE', `${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Cross-setting rules that a single value cannot express. */
+function checkTogether(s: Settings): void {
+  if (s.nodeEnv === 'production' && !s.jwtSecret && !s.jwtPublicKey) {
+    throw new ConfigError('JWT_SECRET', 'production needs JWT_SECRET or JWT_PUBLIC_KEY (instances of a cluster share it)');
+  }
+  if (s.jwtSecret && s.jwtSecret.length < 32 && s.nodeEnv === 'production') {
+    throw new ConfigError('JWT_SECRET', 'must be at least 32 characters in production');
+  }
+  if (s.jwtPublicKey && !s.jwtPublicKey.includes('-----BEGIN')) {
+    throw new ConfigError('JWT_PUBLIC_KEY', 'must be a PEM public key (-----BEGIN PUBLIC KEY-----)');
+  }
+  for (const origin of s.allowedOrigins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError('ALLOWED_ORIGINS', `'${origin}' is not an origin like https://app.example.com`);
+    }
+  }
+  if (s.brokerUrl && !s.brokerUrl.split(',').every((u) => /^stomp(\+ssl)?:\/\//.test(u.trim()))) {
+    throw new ConfigError('BROKER_URL', 'each address must start with stomp://');
+  }
+  if (s.amqpUrl && !/^amqps?:\/\//.test(s.amqpUrl)) throw new ConfigError('AMQP_URL', 'must start with amqp://');
+}
+
+/** AMQP_URL when set, else the first BROKER_URL's host and credentials on port 5672. */
+export function effectiveAmqpUrl(s: Settings): string {
+  if (s.amqpUrl) return s.amqpUrl;
+  const first = new URL(s.brokerUrl.split(',')[0].trim());
+  const auth = first.username ? `${first.username}:${first.password}@` : '';
+  return `amqp://${auth}${first.hostname}:5672${first.pathname && first.pathname !== '/' ? first.pathname : ''}`;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Settings> = {}): Settings {
+  const fromFile = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : {};
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(SETTINGS) as Key[]) {
+    const spec = SETTINGS[key];
+    const envValue = env[spec.env];
+    let raw: unknown = spec.default;
+    if (key in fromFile) raw = fromFile[key];
+    if (envValue !== undefined && envValue !== '') raw = envValue;
+    if (key in overrides) raw = overrides[key];
+    out[key] = parseValue(spec.env, spec.kind, raw);
+  }
+  for (const key of Object.keys(fromFile)) {
+    if (!(key in SETTINGS)) throw new ConfigError('CONFIG_FILE', `unknown setting '${key}'`);
+  }
+  const settings = out as Settings;
+  checkTogether(settings);
+  return settings;
+}

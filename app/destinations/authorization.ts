@@ -1,0 +1,93 @@
+/**
+ * Who may SUBSCRIBE or SEND where, from config/authorization.json (or AUTHORIZATION_FILE).
+ * Rules match the canonical destination string (destination.ts refuses every other spelling first):
+ * `*` matches one name word (no `.` or `/`), `**` matches anything, `{user}` matches exactly the
+ * session's user. The first rule whose pattern matches decides; no match means refused.
+ */
+import { readFileSync } from 'node:fs';
+import { ServiceError } from '../errors';
+
+export interface AuthorizationRule {
+  destination: string;
+  /** '*' for any authenticated user, or the user names allowed. */
+  users: '*' | string[];
+  /** false turns a matching destination down for these users (a deny rule placed before allows). */
+  allow?: boolean;
+}
+
+export interface AuthorizationRules {
+  subscribe: AuthorizationRule[];
+  send: AuthorizationRule[];
+}
+
+interface CompiledRule {
+  pattern: string;
+  users: '*' | Set<string>;
+  allow: boolean;
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function matches(pattern: string, destination: string, user: string): boolean {
+  const source = pattern
+    .split(/(\*\*|\*|\{user\})/)
+    .map((part) => {
+      if (part === '**') return '.*';
+      if (part === '*') return '[^./]+';
+      if (part === '{user}') return escapeRegExp(user);
+      return escapeRegExp(part);
+    })
+    .join('');
+  return new RegExp(`^${source}$`).test(destination);
+}
+
+function compile(rules: unknown, section: string, file: string): CompiledRule[] {
+  if (!Array.isArray(rules)) throw new ServiceError('bad_request', `${file}: '${section}' must be a list of rules`);
+  return rules.map((rule: unknown, i) => {
+    const r = rule as Partial<AuthorizationRule> | null;
+    if (!r || typeof r.destination !== 'string' || !r.destination.startsWith('/')) {
+      throw new ServiceError('bad_request', `${file}: ${section}[${i}].destination must be a pattern like /topic/**`);
+    }
+    if (r.users !== '*' && !(Array.isArray(r.users) && r.users.every((u) => typeof u === 'string'))) {
+      throw new ServiceError('bad_request', `${file}: ${section}[${i}].users must be "*" or a list of user names`);
+    }
+    return { pattern: r.destination, users: r.users === '*' ? '*' : new Set(r.users), allow: r.allow !== false };
+  });
+}
+
+export class Authorizer {
+  private readonly subscribeRules: CompiledRule[];
+  private readonly sendRules: CompiledRule[];
+
+  constructor(rules: AuthorizationRules, source = 'authorization rules') {
+    this.subscribeRules = compile(rules.subscribe, 'subscribe', source);
+    this.sendRules = compile(rules.send, 'send', source);
+  }
+
+  static fromFile(file: string): Authorizer {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err: unknown) {
+      throw new ServiceError('bad_request', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return new Authorizer(parsed as AuthorizationRules, file);
+  }
+
+  canSubscribe(user: string, destination: string): boolean {
+    return Authorizer.decide(this.subscribeRules, user, destination);
+  }
+
+  canSend(user: string, destination: string): boolean {
+    return Authorizer.decide(this.sendRules, user, destination);
+  }
+
+  private static decide(rules: CompiledRule[], user: string, destination: string): boolean {
+    for (const rule of rules) {
+      if (!matches(rule.pattern, destination, user)) continue;
+      if (rule.users !== '*' && !rule.users.has(user)) continue;
+      return rule.allow;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `/app/<route>` messages go to handlers registered in code, the way Spring's @MessageMapping does:
+ * a route pattern with `{param}` segments, and a context through which a handler can reply to the
+ * sending user (like @SendToUser) or publish anywhere (like @SendTo). A route no handler claims is
+ * left to the caller (later: the AMQP backend bridge) by returning false.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Broker, OutgoingMessage } from '../broker/broker';
+import { parseUserPushDestination, type MessageTarget } from '../destinations/destination';
+
+export interface AppMessage {
+  route: string;
+  params: Record<string, string>;
+  user: string;
+  sessionId: string;
+  messageId: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface AppContext {
+  /** Sends to every session of the sending user subscribed to `/user<path>` (path: `/queue/echo`). */
+  replyToUser(path: string, body: Buffer | string, headers?: Record<string, string>): Promise<void>;
+  publish(target: MessageTarget, body: Buffer | string, headers?: Record<string, string>): Promise<void>;
+}
+
+export type AppHandler = (message: AppMessage, context: AppContext) => Promise<void>;
+
+interface Route {
+  pattern: RegExp;
+  names: string[];
+  handler: AppHandler;
+}
+
+function message(body: Buffer | string, headers: Record<string, string>): OutgoingMessage {
+  return { id: randomUUID(), headers, body: Buffer.isBuffer(body) ? body : Buffer.from(body) };
+}
+
+export class AppRouter {
+  private readonly routes: Route[] = [];
+
+  constructor(private readonly broker: Broker) {}
+
+  /** `pattern` like `echo` or `chat/{room}`; a parameter matches one route segment. */
+  add(pattern: string, handler: AppHandler): this {
+    const names: string[] = [];
+    const source = pattern
+      .split('/')
+      .map((segment) => {
+        const param = /^\{(\w+)\}$/.exec(segment);
+        if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        names.push(param[1]);
+        return '([^/]+)';
+      })
+      .join('/');
+    this.routes.push({ pattern: new RegExp(`^${source}$`), names, handler });
+    return this;
+  }
+
+  /** Runs the first matching handler; false when no handler claims the route. */
+  async dispatch(request: Omit<AppMessage, 'params'>): Promise<boolean> {
+    for (const route of this.routes) {
+      const m = route.pattern.exec(request.route);
+      if (!m) continue;
+      const params = Object.fromEntries(route.names.map((name, i) => [name, m[i + 1]]));
+      await route.handler({ ...request, params }, this.context(request.user));
+      return true;
+    }
+    return false;
+  }
+
+  private context(user: string): AppContext {
+    return {
+      replyToUser: (path, body, headers = {}) =>
+        this.broker.publish(parseUserPushDestination(path, user), message(body, headers)),
+      publish: (target, body, headers = {}) => this.broker.publish(target, message(body, headers)),
+    };
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The service's Prometheus metrics, each created once here so that names and labels stay consistent
+ * between the session, the REST API and the broker side. A fresh Registry per service instance keeps
+ * tests that start several services in one process from colliding.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly sessions = new Gauge({
+    name: 'stomp_sessions',
+    help: 'Connected STOMP sessions by transport',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+  readonly subscriptions = new Gauge({
+    name: 'stomp_subscriptions',
+    help: 'Active client subscriptions',
+    registers: [this.registry],
+  });
+  readonly frames = new Counter({
+    name: 'stomp_frames_total',
+    help: 'STOMP frames by direction (in = from clients) and command',
+    labelNames: ['direction', 'command'] as const,
+    registers: [this.registry],
+  });
+  readonly bytes = new Counter({
+    name: 'stomp_bytes_total',
+    help: 'Bytes received from and sent to clients',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly pushes = new Counter({
+    name: 'stomp_pushes_total',
+    help: 'REST pushes and publishes by kind (user, destination) and outcome (accepted, rejected, unavailable)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly brokerReconnects = new Counter({
+    name: 'stomp_broker_reconnects_total',
+    help: 'Broker connections re-established after a loss',
+    registers: [this.registry],
+  });
+  readonly brokerUp = new Gauge({
+    name: 'stomp_broker_up',
+    help: '1 while the broker connection is up',
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'stomp_errors_total',
+    help: 'Errors reported to clients, by kind (the error code)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly limitsHit = new Counter({
+    name: 'stomp_limits_hit_total',
+    help: 'Requests refused because a configured limit was reached, by limit',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly publishLatency = new Histogram({
+    name: 'stomp_publish_latency_seconds',
+    help: 'Time from accepting a message (REST or SEND) until the broker has taken it',
+    labelNames: ['source'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly deliveryLatency = new Histogram({
+    name: 'stomp_delivery_latency_seconds',
+    help: 'Time from accepting a message until this instance wrote it to a client (same-clock messages only)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

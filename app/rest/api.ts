@@ -1,0 +1,203 @@
+/**
+ * The REST API a backend uses to push (mounted at /api). The rule that matters most: a push answers
+ * 202 only after Broker.publish() has resolved, i.e. after the broker has taken the message; any
+ * failure on the way is an error status, never a 202 for a message that may be lost.
+ *
+ * Authentication runs before the body is read, so an anonymous caller cannot make the service
+ * parse (or buffer up to the limit) a body it will refuse anyway.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import express, { type Request, type RequestHandler } from 'express';
+import type { Settings } from '../../config/settings';
+import type { TokenVerifier } from '../auth/token-verifier';
+import type { Broker, OutgoingMessage } from '../broker/broker';
+import {
+  formatTarget,
+  parseDestination,
+  parseUserPushDestination,
+  printable,
+  type MessageTarget,
+} from '../destinations/destination';
+import { isServiceError, ServiceError } from '../errors';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { errorMiddleware, notFound, sendError } from './errors';
+import { createAuthenticator, principalOf, requireScope, type Principal } from './passport';
+import { devTokenRequest, pushRequest, userName } from './validation';
+
+export interface ApiDeps {
+  settings: Settings;
+  broker: Broker;
+  verifier: TokenVerifier;
+  metrics: Metrics;
+  logger: Logger;
+  /** True once SIGTERM has started the drain: pushes are refused so the caller retries elsewhere. */
+  isDraining(): boolean;
+  /** Counts in-flight pushes so SIGTERM can wait for them. */
+  track<T>(work: Promise<T>): Promise<T>;
+}
+
+type PushKind = 'user' | 'destination';
+type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
+
+function outcomeOf(err: unknown): PushOutcome {
+  return isServiceError(err) && (err.code === 'broker_unavailable' || err.code === 'draining')
+    ? 'unavailable'
+    : 'rejected';
+}
+
+/** POST /api/messages publishes to shared destinations only; user pushes have their own URL. */
+function sharedTarget(destination: string, caller: Principal): MessageTarget {
+  if (destination.startsWith('/user/')) {
+    throw new ServiceError(
+      'bad_destination',
+      `destination '${printable(destination)}' is a user destination: push to a user with POST /api/users/{user}/messages`,
+    );
+  }
+  const parsed = parseDestination(destination, caller.user);
+  if (parsed.kind === 'app') {
+    throw new ServiceError(
+      'bad_destination',
+      `destination '${printable(destination)}' is an application destination for STOMP clients; ` +
+        'publish to /topic/<name> or /queue/<name>, or push to a user with POST /api/users/{user}/messages',
+    );
+  }
+  if (parsed.kind === 'user') {
+    throw new ServiceError('bad_destination', 'push to a user with POST /api/users/{user}/messages');
+  }
+  return parsed;
+}
+
+export function createApiRouter(deps: ApiDeps): express.Router {
+  const { settings, broker, metrics, logger } = deps;
+  const router = express.Router();
+  const authenticate = createAuthenticator(deps.verifier);
+  const json = express.json({ limit: settings.restBodyLimitBytes });
+  const push = requireScope('push');
+
+  /** Hands the message to the broker; resolves only once the broker has taken it. */
+  async function publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+    const readiness = broker.readiness();
+    if (!readiness.ready) {
+      throw new ServiceError('broker_unavailable', `the broker is unavailable: ${readiness.reason}`);
+    }
+    try {
+      await deps.track(broker.publish(target, message));
+    } catch (err: unknown) {
+      // The broker's own refusals (limits, unavailable) keep their code; anything else is an
+      // unexplained failure to take the message, which for the caller means "not delivered, retry".
+      if (isServiceError(err) && err.code !== 'internal') throw err;
+      throw new ServiceError('broker_unavailable', 'the broker did not take the message', { cause: err });
+    }
+  }
+
+  /** The shared body of both push routes: validate, publish, count, answer 202 {id}. */
+  function pushHandler(
+    kind: PushKind,
+    resolve: (req: Request, destination: string) => MessageTarget,
+  ): RequestHandler {
+    return async (req, res) => {
+      let outcome: PushOutcome = 'rejected';
+      try {
+        if (deps.isDraining()) {
+          throw new ServiceError(
+            'draining',
+            'this instance is shutting down; send the request to another instance',
+          );
+        }
+        const request = pushRequest(req.body);
+        const target = resolve(req, request.destination);
+        const id = randomUUID();
+        const started = performance.now();
+        await publish(target, { id, ...request.message });
+        metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
+        outcome = 'accepted';
+        logger.debug(
+          {
+            id,
+            caller: principalOf(req).user,
+            destination: formatTarget(target),
+            kind,
+            bytes: request.message.body.length,
+          },
+          'REST push accepted',
+        );
+        res.status(202).json({ id });
+      } catch (err: unknown) {
+        outcome = outcomeOf(err);
+        throw err;
+      } finally {
+        metrics.pushes.inc({ kind, outcome });
+      }
+    };
+  }
+
+  // POST /api/users/{user}/messages: like Spring's convertAndSendToUser.
+  router.post(
+    '/users/:user/messages',
+    authenticate,
+    push,
+    json,
+    pushHandler('user', (req, destination) =>
+      parseUserPushDestination(destination, userName(req.params.user, 'the user in the URL')),
+    ),
+  );
+
+  // POST /api/messages: like convertAndSend, to /topic/<name> or /queue/<name>.
+  router.post(
+    '/messages',
+    authenticate,
+    push,
+    json,
+    pushHandler('destination', (req, destination) => sharedTarget(destination, principalOf(req))),
+  );
+
+  // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
+  router.get('/users/:user/sessions', authenticate, async (req, res) => {
+    const user = userName(req.params.user, 'the user in the URL');
+    const caller = principalOf(req);
+    if (caller.user !== user && !caller.scopes.includes('push')) {
+      throw new ServiceError('forbidden', "listing another user's sessions needs a token with scope 'push'");
+    }
+    let sessions;
+    try {
+      sessions = await broker.sessions.list(user);
+    } catch (err: unknown) {
+      if (isServiceError(err) && err.code !== 'internal') throw err;
+      throw new ServiceError('broker_unavailable', 'the session list could not be read from the broker', {
+        cause: err,
+      });
+    }
+    res.json({ user, sessions });
+  });
+
+  // POST /api/dev/token: development only, so the demo page and curl examples work without an IdP.
+  if (settings.nodeEnv === 'production') {
+    router.post('/dev/token', () => {
+      throw new ServiceError('not_found', 'POST /api/dev/token is off when NODE_ENV=production');
+    });
+  } else {
+    router.post('/dev/token', json, (req, res) => {
+      const { user, scope } = devTokenRequest(req.body);
+      if (!deps.verifier.canIssue()) {
+        sendError(
+          res,
+          'not_implemented',
+          'dev tokens need a shared secret (JWT_SECRET, HS256); this instance verifies with JWT_PUBLIC_KEY',
+        );
+        return;
+      }
+      const token = deps.verifier.issue(user, scope, settings.devTokenTtlS, {
+        issuer: settings.jwtIssuer,
+        audience: settings.jwtAudience,
+      });
+      logger.info({ user, scope }, 'dev token issued');
+      res.set('Cache-Control', 'no-store').json({ token, user, expiresIn: settings.devTokenTtlS });
+    });
+  }
+
+  router.use(notFound);
+  router.use(errorMiddleware({ logger, metrics }));
+  return router;
+}

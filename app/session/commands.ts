@@ -1,0 +1,240 @@
+/**
+ * What the server does for each client command, one function per command, dispatched through a
+ * table (an unknown command is a protocol error in stomp-session.ts, never a crash). Each handler
+ * names its section of the STOMP 1.2 spec: https://stomp.github.io/stomp-specification-1.2.html
+ * A handler throws ServiceError for anything the client got wrong; the session turns that into an
+ * ERROR frame and closes, as the spec requires.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AckMode, TransactionOp } from '../broker/broker';
+import { bearerToken } from '../auth/token-verifier';
+import { parseDestination, printable } from '../destinations/destination';
+import { ServiceError } from '../errors';
+import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
+import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
+import { applicationHeaders } from './message-headers';
+import type { StompSession } from './stomp-session';
+import type { ClientSubscription } from './subscriptions';
+
+type CommandHandler = (session: StompSession, frame: Frame) => Promise<void> | void;
+
+const ALL_VERSIONS: readonly StompVersion[] = ['1.0', '1.1', '1.2'];
+const ACK_MODES: readonly AckMode[] = ['auto', 'client', 'client-individual'];
+
+function required(frame: Frame, name: string): string {
+  const value = header(frame, name);
+  if (value === undefined || value === '') {
+    throw new ServiceError('bad_frame', `${frame.command} needs a '${name}' header`);
+  }
+  return value;
+}
+
+/** §CONNECT or STOMP Frames, §Protocol Negotiation, §Heart-beating. */
+function connect(session: StompSession, frame: Frame): void {
+  const { settings, verifier, registry, broker, metrics, isDraining } = session.ctx;
+  const offered = session.socket.info.versions ?? ALL_VERSIONS;
+  const supported = ALL_VERSIONS.filter((v) => offered.includes(v));
+  const version = negotiateVersion(header(frame, 'accept-version'), supported);
+  if (!version) {
+    throw new ServiceError('unsupported_version', `no common STOMP version: this server speaks ${supported.join(', ')}`);
+  }
+  session.version = version;
+  const token =
+    bearerToken(header(frame, 'Authorization') ?? header(frame, 'authorization')) ??
+    header(frame, 'passcode') ??
+    session.socket.info.handshakeToken;
+  if (!token) {
+    throw new ServiceError(
+      'unauthenticated',
+      "no token: send 'Authorization: Bearer <jwt>' or 'passcode: <jwt>' in CONNECT, or access_token in the URL",
+    );
+  }
+  const identity = verifier.verify(token);
+  if (isDraining()) throw new ServiceError('draining', 'this instance is draining: connect to another instance');
+  const readiness = broker.readiness();
+  if (!readiness.ready) throw new ServiceError('broker_unavailable', `broker unavailable: ${readiness.reason}`);
+  if (registry.countForUser(identity.user) >= settings.maxSessionsPerUser) {
+    metrics.limitsHit.inc({ limit: 'sessions_per_user' });
+    throw new ServiceError('limit_exceeded', `user already has ${settings.maxSessionsPerUser} sessions on this instance`);
+  }
+  const heartbeat = negotiateHeartbeat(header(frame, 'heart-beat'), settings.heartbeatSendMs, settings.heartbeatReceiveMs);
+  session.user = identity.user;
+  session.sendFrame(
+    makeFrame('CONNECTED', {
+      version,
+      'heart-beat': heartbeat.header,
+      server: session.ctx.serverName,
+      session: session.id,
+      'user-name': identity.user,
+      instance: settings.instanceId,
+    }),
+  );
+  session.startConnected(heartbeat, identity.expiresAt);
+}
+
+/** §SEND. `/app` goes to handlers, `/topic` and `/queue` to the broker; `/user` only via /app or REST. */
+async function send(session: StompSession, frame: Frame): Promise<void> {
+  const { authorizer, broker, appRouter, metrics } = session.ctx;
+  const destination = required(frame, 'destination');
+  const target = parseDestination(destination, session.user);
+  if (target.kind === 'user') {
+    throw new ServiceError(
+      'forbidden',
+      `cannot send to '${printable(destination)}': user destinations are written by the service (use /app/... or the REST API)`,
+    );
+  }
+  if (!authorizer.canSend(session.user, destination)) {
+    throw new ServiceError('forbidden', `not allowed to send to '${printable(destination)}'`);
+  }
+  const message = { id: randomUUID(), headers: applicationHeaders(frame.headers), body: frame.body };
+  const transaction = header(frame, 'transaction');
+  if (target.kind === 'app') {
+    if (transaction !== undefined) throw new ServiceError('bad_frame', '/app messages cannot be part of a transaction');
+    const handled = await appRouter.dispatch({
+      route: target.route,
+      user: session.user,
+      sessionId: session.id,
+      messageId: message.id,
+      headers: message.headers,
+      body: message.body,
+    });
+    if (!handled) throw new ServiceError('no_route', `no handler for '${printable(destination)}'`);
+    return;
+  }
+  if (transaction !== undefined) {
+    openTransaction(session, transaction).push({ op: 'publish', target, message });
+    return;
+  }
+  const stop = metrics.publishLatency.startTimer({ source: 'stomp' });
+  await broker.publish(target, message);
+  stop();
+}
+
+/** §SUBSCRIBE. Every destination is checked against the user before the broker hears of it. */
+async function subscribe(session: StompSession, frame: Frame): Promise<void> {
+  const { authorizer, broker, settings, metrics, registry } = session.ctx;
+  const destination = required(frame, 'destination');
+  // STOMP 1.0 made `id` optional; the destination then names the subscription.
+  const id = session.version === '1.0' ? (header(frame, 'id') ?? destination) : required(frame, 'id');
+  if (session.subscriptions.get(id)) throw new ServiceError('duplicate_subscription', `subscription id '${printable(id)}' is already in use`);
+  if (session.subscriptions.size >= settings.maxSubscriptionsPerSession) {
+    metrics.limitsHit.inc({ limit: 'subscriptions_per_session' });
+    throw new ServiceError('limit_exceeded', `at most ${settings.maxSubscriptionsPerSession} subscriptions per session`);
+  }
+  const ack = header(frame, 'ack') ?? 'auto';
+  if (!ACK_MODES.includes(ack as AckMode)) throw new ServiceError('bad_frame', `ack must be one of ${ACK_MODES.join(', ')}`);
+  const target = parseDestination(destination, session.user);
+  if (target.kind === 'app') throw new ServiceError('bad_destination', `cannot subscribe to '${printable(destination)}': /app is for SEND`);
+  if (!authorizer.canSubscribe(session.user, destination)) {
+    throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
+  }
+  const sub: ClientSubscription = { id, destination, target, ackMode: ack as AckMode, closed: false };
+  session.subscriptions.add(sub);
+  try {
+    const brokerSub = await broker.subscribe({
+      sessionId: session.id,
+      user: session.user,
+      target,
+      ackMode: sub.ackMode,
+      prefetch: settings.brokerPrefetch,
+      deliver: (delivery) => session.deliver(sub, delivery),
+    });
+    if (sub.closed) {
+      // The session ended (or the client unsubscribed) while the broker was still subscribing.
+      await brokerSub.close();
+      return;
+    }
+    sub.broker = brokerSub;
+  } catch (err: unknown) {
+    session.subscriptions.remove(id);
+    throw err;
+  }
+  metrics.subscriptions.inc();
+  registry.update(session.info());
+}
+
+/** §UNSUBSCRIBE. Only this session's own subscription ids exist for it. */
+async function unsubscribe(session: StompSession, frame: Frame): Promise<void> {
+  const id = session.version === '1.0' ? (header(frame, 'id') ?? required(frame, 'destination')) : required(frame, 'id');
+  const sub = session.subscriptions.remove(id);
+  if (!sub) throw new ServiceError('unknown_subscription', `no subscription with id '${printable(id)}'`);
+  session.ctx.metrics.subscriptions.dec();
+  session.ctx.registry.update(session.info());
+  await sub.broker?.close();
+}
+
+/** §ACK and §NACK: 1.2 quotes the MESSAGE's `ack` header as `id`; 1.0/1.1 quote `message-id`. */
+function acknowledge(op: 'ack' | 'nack'): CommandHandler {
+  return async (session, frame) => {
+    const target =
+      session.version === '1.2'
+        ? session.subscriptions.resolveToken(required(frame, 'id'))
+        : session.subscriptions.resolveMessageId(required(frame, 'message-id'), header(frame, 'subscription'));
+    if (!target) throw new ServiceError('bad_frame', `${frame.command} for a message this session has no pending acknowledgement of`);
+    const brokerSub = target.subscription.broker;
+    if (!brokerSub) return;
+    const transaction = header(frame, 'transaction');
+    if (transaction !== undefined) {
+      openTransaction(session, transaction).push({ op, subscription: brokerSub, ackId: target.brokerAckId });
+      return;
+    }
+    await (op === 'ack' ? brokerSub.ack(target.brokerAckId) : brokerSub.nack(target.brokerAckId));
+  };
+}
+
+function openTransaction(session: StompSession, name: string): TransactionOp[] {
+  const ops = session.transactions.get(name);
+  if (!ops) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
+  if (ops.length >= session.ctx.settings.maxFramesInFlight) {
+    throw new ServiceError('limit_exceeded', `at most ${session.ctx.settings.maxFramesInFlight} frames per transaction`);
+  }
+  return ops;
+}
+
+/** §BEGIN. */
+function begin(session: StompSession, frame: Frame): void {
+  const name = required(frame, 'transaction');
+  if (session.transactions.has(name)) throw new ServiceError('bad_frame', `transaction '${printable(name)}' is already open`);
+  if (session.transactions.size >= session.transactionLimit) {
+    throw new ServiceError('limit_exceeded', `at most ${session.transactionLimit} open transactions per session`);
+  }
+  session.transactions.set(name, []);
+}
+
+/** §COMMIT: everything the transaction collected reaches the broker together. */
+async function commit(session: StompSession, frame: Frame): Promise<void> {
+  const name = required(frame, 'transaction');
+  const ops = session.transactions.get(name);
+  if (!ops) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
+  session.transactions.delete(name);
+  if (ops.length > 0) await session.ctx.broker.commit(ops);
+}
+
+/** §ABORT. */
+function abort(session: StompSession, frame: Frame): void {
+  const name = required(frame, 'transaction');
+  if (!session.transactions.delete(name)) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
+}
+
+/** §DISCONNECT: the receipt, if asked for, is the last frame; then the connection closes. */
+function disconnect(session: StompSession, frame: Frame): void {
+  const receipt = header(frame, 'receipt');
+  if (receipt !== undefined) session.sendFrame(makeFrame('RECEIPT', { 'receipt-id': receipt }));
+  session.close('client_disconnect');
+}
+
+export const COMMANDS: ReadonlyMap<string, CommandHandler> = new Map(
+  Object.entries({
+  CONNECT: connect,
+  STOMP: connect,
+  SEND: send,
+  SUBSCRIBE: subscribe,
+  UNSUBSCRIBE: unsubscribe,
+  ACK: acknowledge('ack'),
+  NACK: acknowledge('nack'),
+  BEGIN: begin,
+  COMMIT: commit,
+  ABORT: abort,
+  DISCONNECT: disconnect,
+  }),
+);

@@ -1,0 +1,40 @@
+/** What every session of an instance shares: built once in server.ts, passed to each session. */
+import type { Broker } from '../broker/broker';
+import type { Settings } from '../../config/settings';
+import type { TokenVerifier } from '../auth/token-verifier';
+import type { Authorizer } from '../destinations/authorization';
+import type { AppRouter } from '../messaging/app-router';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import type { SessionRegistry } from './session-registry';
+
+export interface SessionContext {
+  settings: Settings;
+  broker: Broker;
+  verifier: TokenVerifier;
+  authorizer: Authorizer;
+  appRouter: AppRouter;
+  metrics: Metrics;
+  logger: Logger;
+  registry: SessionRegistry;
+  /** `server` header of CONNECTED. */
+  serverName: string;
+  isDraining(): boolean;
+}
+
+/** Why a session ended: logged on the close line, one value per cause. */
+export type CloseReason =
+  | 'client_disconnect'
+  | 'transport_closed'
+  | 'protocol_error'
+  | 'auth_failed'
+  | 'forbidden'
+  | 'heartbeat_timeout'
+  | 'connect_timeout'
+  | 'slow_consumer'
+  | 'token_expired'
+  | 'rate_limited'
+  | 'limit_exceeded'
+  | 'broker_unavailable'
+  | 'draining'
+  | 'internal_error';

@@ -1,0 +1,318 @@
+/**
+ * One STOMP session per client connection, whatever the transport. It owns the connection's state
+ * (`connecting` → `connected` → `closing` → `closed`), its timers (CONNECT deadline, heart-beats both
+ * ways, slow-consumer watch, token expiry) and its broker subscriptions, and it sets all of them up
+ * and tears all of them down in one place (`start*` / `finish`).
+ *
+ * Client frames are handled strictly in arrival order through one promise chain, so a RECEIPT for a
+ * SEND that follows a SUBSCRIBE is only written once that subscription exists. The number of frames
+ * waiting in that chain is bounded (MAX_FRAMES_IN_FLIGHT): a client cannot queue unbounded work.
+ * What each command does is in commands.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Delivery, SessionInfo, TransactionOp } from '../broker/broker';
+import { ServiceError, toServiceError, type ErrorCode } from '../errors';
+import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
+import { StompParser } from '../stomp/parser';
+import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
+import type { ClientSocket } from '../transport/transport';
+import { COMMANDS } from './commands';
+import type { CloseReason, SessionContext } from './session-context';
+import type { RegisteredSession } from './session-registry';
+import { SubscriptionTable, type ClientSubscription } from './subscriptions';
+
+export type SessionState = 'connecting' | 'connected' | 'closing' | 'closed';
+
+const CLOSE_REASON: Partial<Record<ErrorCode, CloseReason>> = {
+  unauthenticated: 'auth_failed',
+  token_expired: 'token_expired',
+  forbidden: 'forbidden',
+  heartbeat_timeout: 'heartbeat_timeout',
+  connect_timeout: 'connect_timeout',
+  slow_consumer: 'slow_consumer',
+  rate_limited: 'rate_limited',
+  limit_exceeded: 'limit_exceeded',
+  broker_unavailable: 'broker_unavailable',
+  draining: 'draining',
+  internal: 'internal_error',
+};
+
+/** Heart-beats arriving this much later than agreed still count: networks and timers jitter. */
+const HEARTBEAT_GRACE = 2;
+const MAX_OPEN_TRANSACTIONS = 16;
+
+export class StompSession implements RegisteredSession {
+  /** Unguessable: it ends up in broker queue names and in the session list. */
+  readonly id = randomBytes(12).toString('base64url');
+  state: SessionState = 'connecting';
+  user = '';
+  version: StompVersion = '1.2';
+  readonly subscriptions = new SubscriptionTable();
+  readonly transactions = new Map<string, TransactionOp[]>();
+  connectedAt = new Date();
+
+  private readonly parser: StompParser;
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private lastReceivedAt = Date.now();
+  private lastSentAt = Date.now();
+  private behindSince = 0;
+  private rateTokens: number;
+  private rateRefilledAt = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly socket: ClientSocket,
+    readonly ctx: SessionContext,
+  ) {
+    const s = ctx.settings;
+    this.rateTokens = s.maxFramesPerSecond * 2;
+    this.parser = new StompParser(
+      { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes },
+      (f) => this.enqueue(f),
+    );
+    socket.onData((chunk) => this.onData(chunk));
+    socket.onClose(() => this.finish('transport_closed'));
+    this.timers.push(
+      setTimeout(() => {
+        if (this.state === 'connecting') {
+          this.fail(new ServiceError('connect_timeout', `no CONNECT frame within ${s.connectTimeoutMs} ms`));
+        }
+      }, s.connectTimeoutMs),
+    );
+  }
+
+  get transactionLimit(): number {
+    return MAX_OPEN_TRANSACTIONS;
+  }
+
+  info(): SessionInfo {
+    return {
+      sessionId: this.id,
+      user: this.user,
+      instance: this.ctx.settings.instanceId,
+      transport: this.socket.info.transport === 'sockjs' ? `sockjs/${this.socket.info.protocol}` : this.socket.info.transport,
+      connectedAt: this.connectedAt.toISOString(),
+      subscriptions: this.subscriptions.all().map((s) => ({ id: s.id, destination: s.destination })),
+    };
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.lastReceivedAt = Date.now();
+    this.ctx.metrics.bytes.inc({ direction: 'in' }, chunk.length);
+    try {
+      this.parser.push(chunk);
+    } catch (err: unknown) {
+      this.fail(toServiceError(err));
+    }
+  }
+
+  private enqueue(frame: Frame): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (!this.takeRateToken()) {
+      this.ctx.metrics.limitsHit.inc({ limit: 'frames_per_second' });
+      this.fail(new ServiceError('rate_limited', `more than ${this.ctx.settings.maxFramesPerSecond} frames per second`));
+      return;
+    }
+    if (this.inFlight >= this.ctx.settings.maxFramesInFlight) {
+      this.ctx.metrics.limitsHit.inc({ limit: 'frames_in_flight' });
+      this.fail(new ServiceError('limit_exceeded', `more than ${this.ctx.settings.maxFramesInFlight} frames waiting`));
+      return;
+    }
+    this.inFlight++;
+    this.chain = this.chain.then(() => this.handle(frame)).finally(() => this.inFlight--);
+  }
+
+  private takeRateToken(): boolean {
+    const perSecond = this.ctx.settings.maxFramesPerSecond;
+    const now = Date.now();
+    this.rateTokens = Math.min(perSecond * 2, this.rateTokens + ((now - this.rateRefilledAt) / 1000) * perSecond);
+    this.rateRefilledAt = now;
+    if (this.rateTokens < 1) return false;
+    this.rateTokens -= 1;
+    return true;
+  }
+
+  private async handle(frame: Frame): Promise<void> {
+    if (this.state !== 'connecting' && this.state !== 'connected') return;
+    this.ctx.metrics.frames.inc({ direction: 'in', command: COMMANDS.has(frame.command) ? frame.command : 'unknown' });
+    const receipt = header(frame, 'receipt');
+    try {
+      const handler = COMMANDS.get(frame.command);
+      if (!handler) throw new ServiceError('unknown_command', `unknown command '${frame.command}'`);
+      const connecting = frame.command === 'CONNECT' || frame.command === 'STOMP';
+      if (this.state === 'connecting' && !connecting) {
+        throw new ServiceError('not_connected', `${frame.command} before CONNECT: send CONNECT first`);
+      }
+      if (this.state === 'connected' && connecting) throw new ServiceError('bad_frame', 'already connected');
+      await handler(this, frame);
+      if (receipt !== undefined && frame.command !== 'DISCONNECT' && this.state === 'connected') {
+        this.sendFrame(makeFrame('RECEIPT', { 'receipt-id': receipt }));
+      }
+    } catch (err: unknown) {
+      this.fail(toServiceError(err), receipt);
+    }
+  }
+
+  /** CONNECT succeeded: from here on heart-beats, token expiry and slow-consumer checks run. */
+  startConnected(heartbeat: { sendEveryMs: number; expectEveryMs: number }, expiresAt?: number): void {
+    this.state = 'connected';
+    this.parser.version = this.version;
+    this.connectedAt = new Date();
+    if (heartbeat.sendEveryMs > 0) {
+      this.timers.push(
+        setInterval(() => {
+          if (Date.now() - this.lastSentAt >= heartbeat.sendEveryMs * 0.8) this.write(HEARTBEAT_FRAME);
+        }, heartbeat.sendEveryMs),
+      );
+    }
+    if (heartbeat.expectEveryMs > 0) {
+      const limit = heartbeat.expectEveryMs * HEARTBEAT_GRACE;
+      this.timers.push(
+        setInterval(() => {
+          if (Date.now() - this.lastReceivedAt > limit) {
+            this.fail(new ServiceError('heartbeat_timeout', `no heart-beat from the client for ${limit} ms`));
+          }
+        }, heartbeat.expectEveryMs),
+      );
+    }
+    if (expiresAt !== undefined) {
+      // setTimeout overflows past ~24.8 days; such tokens simply get no expiry timer here.
+      const wait = expiresAt - Date.now();
+      if (wait < 2 ** 31 - 1) {
+        this.timers.push(
+          setTimeout(() => this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token')), wait),
+        );
+      }
+    }
+    this.timers.push(setInterval(() => this.checkSlowConsumer(), Math.min(1000, this.ctx.settings.sendTimeLimitMs)));
+    this.ctx.registry.add(this, this.info());
+    this.ctx.logger.info(
+      { session: this.id, user: this.user, transport: this.socket.info.transport, protocol: this.socket.info.protocol, version: this.version },
+      'session opened',
+    );
+  }
+
+  deliver(sub: ClientSubscription, delivery: Delivery): void {
+    if (this.state !== 'connected' || sub.closed) return;
+    const headers: Record<string, string> = {
+      subscription: sub.id,
+      'message-id': delivery.messageId,
+      destination: sub.destination,
+    };
+    if (delivery.ackId !== undefined) {
+      const token = this.subscriptions.mintAck(sub, delivery.ackId, delivery.messageId);
+      if (this.version === '1.2') headers.ack = token;
+    }
+    if (delivery.redelivered) headers.redelivered = 'true';
+    // Control headers first: a parser keeps the first of repeated headers, so no application header
+    // can stand in for `destination` or `subscription`.
+    const f = makeFrame('MESSAGE', headers, delivery.body);
+    for (const [k, v] of Object.entries(delivery.headers)) if (!(k in headers)) f.headers.push([k, v]);
+    this.sendFrame(f);
+    this.checkSlowConsumer();
+  }
+
+  sendFrame(f: Frame): void {
+    if (this.state === 'closed') return;
+    let bytes: Buffer;
+    try {
+      bytes = serializeFrame(f, this.version);
+    } catch (err: unknown) {
+      // A header this client's STOMP version cannot carry (a line break for a 1.0 client, say):
+      // this one frame is skipped, the session and everyone else's deliveries carry on.
+      this.ctx.metrics.errors.inc({ kind: 'unserializable_frame' });
+      this.ctx.logger.warn({ session: this.id, command: f.command, err }, 'frame cannot be written in this STOMP version');
+      return;
+    }
+    this.ctx.metrics.frames.inc({ direction: 'out', command: f.command });
+    this.write(bytes);
+  }
+
+  private write(bytes: Buffer): void {
+    this.lastSentAt = Date.now();
+    this.ctx.metrics.bytes.inc({ direction: 'out' }, bytes.length);
+    this.socket.send(bytes);
+  }
+
+  /** Spring's rule: a client that cannot keep up is cut off rather than buffered without bound. */
+  private checkSlowConsumer(): void {
+    if (this.state !== 'connected') return;
+    const buffered = this.socket.bufferedAmount();
+    const s = this.ctx.settings;
+    if (buffered === 0) {
+      this.behindSince = 0;
+      return;
+    }
+    if (this.behindSince === 0) this.behindSince = Date.now();
+    const behindFor = Date.now() - this.behindSince;
+    if (buffered > s.sendBufferLimitBytes || behindFor > s.sendTimeLimitMs) {
+      this.ctx.metrics.limitsHit.inc({ limit: 'send_buffer' });
+      this.fail(
+        new ServiceError(
+          'slow_consumer',
+          `client too slow: ${buffered} bytes waiting for ${behindFor} ms (limits ${s.sendBufferLimitBytes} bytes, ${s.sendTimeLimitMs} ms)`,
+        ),
+      );
+    }
+  }
+
+  /** Sends ERROR (with receipt-id when the failing frame asked for a receipt), then closes. */
+  fail(error: ServiceError, receiptId?: string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.ctx.metrics.errors.inc({ kind: error.code });
+    if (error.code === 'internal') this.ctx.logger.error({ session: this.id, err: error.cause }, 'internal error');
+    const headers: Record<string, string | undefined> = {
+      message: error.message.replace(/[\r\n]/g, ' '),
+      'receipt-id': receiptId,
+      'content-type': 'text/plain;charset=utf-8',
+    };
+    if (error.code === 'unsupported_version') headers.version = '1.0,1.1,1.2';
+    this.sendFrame(makeFrame('ERROR', headers, error.message));
+    this.close(CLOSE_REASON[error.code] ?? 'protocol_error');
+  }
+
+  terminate(code: 'draining', message: string): void {
+    this.fail(new ServiceError(code, message));
+  }
+
+  close(reason: CloseReason): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.state = 'closing';
+    this.socket.close();
+    this.finish(reason);
+  }
+
+  /** The one place everything a session holds is released. Idempotent. */
+  private finish(reason: CloseReason): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected' || this.user !== '';
+    this.state = 'closed';
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.length = 0;
+    this.transactions.clear();
+    for (const sub of this.subscriptions.all()) {
+      this.subscriptions.remove(sub.id);
+      this.ctx.metrics.subscriptions.dec();
+      sub.broker?.close().catch((err: unknown) => {
+        this.ctx.logger.warn({ session: this.id, err }, 'closing a broker subscription failed');
+      });
+    }
+    this.ctx.registry.remove(this.id);
+    if (wasConnected) {
+      this.ctx.logger.info(
+        {
+          session: this.id,
+          user: this.user,
+          transport: this.socket.info.transport,
+          reason,
+          durationMs: Date.now() - this.connectedAt.getTime(),
+        },
+        'session closed',
+      );
+    } else {
+      this.ctx.logger.debug({ session: this.id, transport: this.socket.info.transport, reason }, 'connection closed before CONNECT');
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Origin policy for WebSocket and SockJS handshakes. Browsers always send Origin on WebSocket
+ * upgrades and cross-origin XHR; a request without one is not from a browser page (or is a
+ * same-origin GET), so it cannot be a cross-site attack and is let through, as Spring does.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined || allowed.includes('*')) return true;
+  if (allowed.includes(origin)) return true;
+  // Same origin: the page was served by this host (through whatever proxy kept the Host header).
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/** The `access_token` query parameter, if the URL carries one. */
+export function queryToken(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  return new URLSearchParams(url.slice(q + 1)).get('access_token') ?? undefined;
+}

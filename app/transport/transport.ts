@@ -1,0 +1,29 @@
+/**
+ * The one interface every client transport (plain WebSocket, SockJS, raw TCP) adapts to. The STOMP
+ * session reads bytes from it and writes frames to it and never asks which transport it has; the
+ * transport knows nothing of destinations, users or brokers.
+ */
+export type TransportName = 'websocket' | 'sockjs' | 'tcp';
+
+export interface ConnectionInfo {
+  transport: TransportName;
+  /** SockJS sub-transport (websocket, xhr-streaming, ...) or the transport name again. */
+  protocol: string;
+  remoteAddress: string;
+  /** Token found during the handshake (`access_token` query parameter or WebSocket subprotocol). */
+  handshakeToken?: string;
+  /** STOMP versions the handshake limited the session to (from the negotiated subprotocol). */
+  versions?: string[];
+}
+
+export interface ClientSocket {
+  readonly info: ConnectionInfo;
+  /** Sends one serialized frame. Text transports (SockJS) get frames as UTF-8 strings. */
+  send(data: Buffer): void;
+  /** Bytes queued in the transport and not yet handed to the kernel: slow-consumer detection. */
+  bufferedAmount(): number;
+  /** Closes after flushing what was sent; `close` fires once. */
+  close(): void;
+  onData(listener: (chunk: Buffer) => void): void;
+  onClose(listener: () => void): void;
+}

@@ -1,0 +1,101 @@
+/**
+ * Plain WebSocket endpoint (/stomp) with STOMP subprotocol negotiation. A JWT may ride in
+ * Sec-WebSocket-Protocol after the STOMP subprotocol (`v12.stomp, <jwt>`), because browsers cannot
+ * set an Authorization header on a WebSocket; it is never echoed back as the chosen protocol.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { ClientSocket, ConnectionInfo } from './transport';
+import { originAllowed, queryToken } from './origin';
+
+const SUBPROTOCOL_VERSIONS: Record<string, string[]> = {
+  'v12.stomp': ['1.2'],
+  'v11.stomp': ['1.1'],
+  'v10.stomp': ['1.0'],
+};
+
+export interface WebSocketEndpointOptions {
+  allowedOrigins: readonly string[];
+  maxPayloadBytes: number;
+  onConnection(socket: ClientSocket): void;
+}
+
+class WebSocketClient implements ClientSocket {
+  constructor(
+    private readonly ws: WebSocket,
+    readonly info: ConnectionInfo,
+  ) {}
+
+  send(data: Buffer): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    // STOMP is text-framed unless the body is binary; stompjs accepts both, text is cheaper for it.
+    this.ws.send(data, { binary: !isUtf8(data) });
+  }
+
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  close(): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
+    // A peer that never answers the close handshake must not hold the socket.
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  onData(listener: (chunk: Buffer) => void): void {
+    this.ws.on('message', (data: RawData) => {
+      listener(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    });
+  }
+
+  onClose(listener: () => void): void {
+    this.ws.on('close', listener);
+  }
+}
+
+export class WebSocketEndpoint {
+  private readonly server: WebSocketServer;
+
+  constructor(private readonly options: WebSocketEndpointOptions) {
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxPayloadBytes,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => {
+        for (const p of protocols) if (p in SUBPROTOCOL_VERSIONS) return p;
+        return false;
+      },
+    });
+    this.server.on('connection', (ws: WebSocket, req: IncomingMessage) => this.accept(ws, req));
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!originAllowed(req, this.options.allowedOrigins)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n');
+      return;
+    }
+    this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const stompIndex = offered.findIndex((p) => p in SUBPROTOCOL_VERSIONS);
+    // The token is the first offered value after the STOMP subprotocols that is not one itself.
+    const protocolToken = stompIndex >= 0 ? offered.slice(stompIndex).find((p) => p && !(p in SUBPROTOCOL_VERSIONS)) : undefined;
+    const info: ConnectionInfo = {
+      transport: 'websocket',
+      protocol: ws.protocol || 'websocket',
+      remoteAddress: req.socket.remoteAddress ?? '',
+      handshakeToken: queryToken(req.url) ?? protocolToken,
+      versions: ws.protocol ? SUBPROTOCOL_VERSIONS[ws.protocol] : undefined,
+    };
+    this.options.onConnection(new WebSocketClient(ws, info));
+  }
+
+  close(): void {
+    for (const ws of this.server.clients) ws.terminate();
+    this.server.close();
+  }
+}

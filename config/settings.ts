@@ -1,0 +1,104 @@
+/**
+ * Every setting of the service: its environment variable, its default and what it does, in one
+ * place. app/config.ts reads this table, applies config files and the environment, and refuses to
+ * start with one line naming the setting when a value is bad.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+
+export type Kind =
+  | { type: 'int'; min: number; max: number }
+  | { type: 'string'; pattern?: RegExp; hint?: string }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'list' };
+
+export interface SettingSpec<T> {
+  env: string;
+  default: T;
+  kind: Kind;
+  doc: string;
+}
+
+const int = (env: string, def: number, min: number, max: number, doc: string): SettingSpec<number> => ({
+  env,
+  default: def,
+  kind: { type: 'int', min, max },
+  doc,
+});
+const str = (env: string, def: string, doc: string, pattern?: RegExp, hint?: string): SettingSpec<string> => ({
+  env,
+  default: def,
+  kind: { type: 'string', pattern, hint },
+  doc,
+});
+
+export const SETTINGS = {
+  port: int('PORT', 8080, 0, 65535, 'HTTP port: REST API, demo page, /ws (SockJS) and /stomp (WebSocket).'),
+  host: str('HOST', '0.0.0.0', 'Address the HTTP and TCP listeners bind to.'),
+  instanceId: str(
+    'INSTANCE_ID',
+    `${hostname()}-${randomBytes(3).toString('hex')}`,
+    'Name of this instance in logs, CONNECTED frames, session lists and broker queue names.',
+    /^[A-Za-z0-9_\-.]{1,64}$/,
+    'letters, digits, _ - . (at most 64)',
+  ),
+  nodeEnv: str('NODE_ENV', 'development', '`production` turns the dev token endpoint off and requires a JWT key.'),
+  logLevel: {
+    env: 'LOG_LEVEL',
+    default: 'info',
+    kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    doc: 'pino log level.',
+  } as SettingSpec<string>,
+
+  brokerUrl: str(
+    'BROKER_URL',
+    '',
+    'RabbitMQ STOMP plugin address(es), comma-separated, e.g. stomp://guest:guest@127.0.0.1:61613/%2F. Unset: embedded broker (one instance only).',
+  ),
+  amqpUrl: str('AMQP_URL', '', 'RabbitMQ AMQP address. Default: BROKER_URL host and credentials on port 5672.'),
+  brokerPoolSize: int('BROKER_POOL_SIZE', 2, 1, 64, 'STOMP connections per instance to RabbitMQ, shared by all sessions.'),
+  brokerHeartbeatMs: int('BROKER_HEARTBEAT_MS', 10000, 0, 600000, 'Heart-beat interval on broker connections, both ways.'),
+  brokerPrefetch: int('BROKER_PREFETCH', 100, 1, 65535, 'Unacknowledged messages per broker subscription (prefetch-count).'),
+  brokerReconnectMaxMs: int('BROKER_RECONNECT_MAX_MS', 10000, 100, 600000, 'Longest wait between broker reconnect attempts.'),
+  directoryAnnounceMs: int(
+    'DIRECTORY_ANNOUNCE_MS',
+    5000,
+    100,
+    600000,
+    'How often an instance re-announces its sessions; a dead instance leaves the list after 3 intervals.',
+  ),
+
+  jwtSecret: str('JWT_SECRET', '', 'HS256 secret shared by all instances. Unset in development: a random one.'),
+  jwtPublicKey: str('JWT_PUBLIC_KEY', '', 'PEM public key (RS256 or ES256); takes precedence over JWT_SECRET.'),
+  jwtIssuer: str('JWT_ISSUER', '', 'Required `iss` claim, when set.'),
+  jwtAudience: str('JWT_AUDIENCE', '', 'Required `aud` claim, when set.'),
+  devTokenTtlS: int('DEV_TOKEN_TTL_S', 3600, 1, 86400, 'Lifetime of tokens from POST /api/dev/token.'),
+  allowedOrigins: {
+    env: 'ALLOWED_ORIGINS',
+    default: [],
+    kind: { type: 'list' },
+    doc: 'Origins allowed to open /ws and /stomp (comma-separated; `*` for any). Empty: same origin only.',
+  } as SettingSpec<string[]>,
+
+  stompTcpPort: int('STOMP_TCP_PORT', -1, -1, 65535, 'Raw STOMP over TCP port; -1 (default) turns it off.'),
+  connectTimeoutMs: int('CONNECT_TIMEOUT_MS', 10000, 100, 600000, 'Time a client has to complete CONNECT.'),
+  heartbeatSendMs: int('HEARTBEAT_SEND_MS', 10000, 0, 600000, 'Server heart-beat offer: how often it can send.'),
+  heartbeatReceiveMs: int('HEARTBEAT_RECEIVE_MS', 10000, 0, 600000, 'Server heart-beat offer: how often it wants to hear.'),
+  maxFrameBytes: int('MAX_FRAME_BYTES', 65536, 1024, 16777216, 'Largest frame (headers and body) a client may send.'),
+  maxHeaders: int('MAX_HEADERS', 64, 4, 1024, 'Most headers in one client frame.'),
+  maxHeaderBytes: int('MAX_HEADER_BYTES', 8192, 256, 1048576, 'Longest command or header line.'),
+  maxFramesInFlight: int('MAX_FRAMES_IN_FLIGHT', 256, 1, 65536, 'Client frames received and not yet handled (waiting on the broker).'),
+  maxSessionsPerUser: int('MAX_SESSIONS_PER_USER', 50, 1, 100000, 'Live sessions one user may hold on one instance.'),
+  maxSubscriptionsPerSession: int('MAX_SUBSCRIPTIONS_PER_SESSION', 100, 1, 100000, 'Subscriptions per session.'),
+  maxFramesPerSecond: int('MAX_FRAMES_PER_SECOND', 500, 1, 1000000, 'Client frames per second per session (burst: 2 s worth).'),
+  sendBufferLimitBytes: int('SEND_BUFFER_LIMIT_BYTES', 524288, 1024, 1073741824, 'Outgoing bytes queued for a slow client before it is dropped.'),
+  sendTimeLimitMs: int('SEND_TIME_LIMIT_MS', 10000, 100, 600000, 'How long a client may stay behind before it is dropped.'),
+  restBodyLimitBytes: int('REST_BODY_LIMIT_BYTES', 65536, 256, 16777216, 'Largest REST request body.'),
+  shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000, 'Longest SIGTERM drain before exit.'),
+  authorizationFile: str('AUTHORIZATION_FILE', '', 'JSON file with subscribe/send rules; default config/authorization.json.'),
+} as const;
+
+type ValueOf<S> = S extends SettingSpec<infer T> ? T : never;
+
+/** The typed configuration the service runs with. */
+export type Settings = { -readonly [K in keyof typeof SETTINGS]: ValueOf<(typeof SETTINGS)[K]> };

@@ -1,0 +1,69 @@
+import { expect } from 'chai';
+
+import { call, errorOf, startRestApp, tokenFor, type RestApp } from './harness';
+
+describe('ops endpoints and the /api fallbacks', () => {
+  let app: RestApp;
+
+  beforeEach(async () => {
+    app = await startRestApp();
+  });
+  afterEach(async () => {
+    await app.close();
+  });
+
+  it('GET /healthz answers 200 ok', async () => {
+    const answer = await call(app, 'GET', '/healthz');
+    expect(answer.status).to.equal(200);
+    expect(answer.body).to.deep.equal({ status: 'ok' });
+  });
+
+  it('GET /readyz answers 200 while the broker is up', async () => {
+    const answer = await call(app, 'GET', '/readyz');
+    expect(answer.status).to.equal(200);
+    expect(answer.body).to.deep.equal({ status: 'ready', broker: 'embedded' });
+  });
+
+  it('GET /readyz answers 503 with the reason when the broker is down', async () => {
+    await app.broker.stop();
+    const answer = await call(app, 'GET', '/readyz');
+    expect(answer.status).to.equal(503);
+    expect(errorOf(answer)).to.deep.equal({ error: 'not_ready', detail: 'the embedded broker is stopped' });
+  });
+
+  it('GET /readyz answers 503 while draining', async () => {
+    app.draining = true;
+    const answer = await call(app, 'GET', '/readyz');
+    expect(answer.status).to.equal(503);
+    expect(errorOf(answer).detail).to.include('draining');
+  });
+
+  it('GET /metrics answers Prometheus text with the push counters', async () => {
+    await call(app, 'POST', '/api/messages', {
+      token: tokenFor(app, 'backend', 'push'),
+      body: { destination: '/topic/t', body: 'x' },
+    });
+    await call(app, 'POST', '/api/messages', { body: { destination: '/topic/t', body: 'x' } });
+    const answer = await call(app, 'GET', '/metrics');
+    expect(answer.status).to.equal(200);
+    expect(answer.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+    const text = answer.body as string;
+    expect(text).to.include('# TYPE stomp_pushes_total counter');
+    expect(text).to.include('stomp_pushes_total{kind="destination",outcome="accepted"} 1');
+    expect(text).to.include('stomp_errors_total{kind="unauthenticated"} 1');
+    expect(text).to.include('stomp_publish_latency_seconds_bucket');
+  });
+
+  it('answers unknown /api routes with 404 JSON', async () => {
+    for (const [method, path] of [
+      ['GET', '/api/nope'],
+      ['GET', '/api/messages'],
+      ['DELETE', '/api/users/alice/messages'],
+    ]) {
+      const answer = await call(app, method, path);
+      expect(answer.status, `${method} ${path}`).to.equal(404);
+      expect(errorOf(answer).error).to.equal('not_found');
+      expect(errorOf(answer).detail).to.equal(`no such endpoint: ${method} ${path}`);
+    }
+  });
+});

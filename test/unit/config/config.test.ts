@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, effectiveAmqpUrl, loadConfig } from '../../../app/config';
+
+describe('config loader', () => {
+  it('applies defaults when nothing is set', () => {
+    const s = loadConfig({});
+    expect(s.port).to.equal(8080);
+    expect(s.brokerUrl).to.equal('');
+    expect(s.maxFrameBytes).to.equal(65536);
+    expect(s.allowedOrigins).to.deep.equal([]);
+    expect(s.stompTcpPort).to.equal(-1);
+  });
+
+  it('reads the environment by the spec names', () => {
+    const s = loadConfig({
+      PORT: '9090',
+      BROKER_URL: 'stomp://guest:guest@127.0.0.1:61613',
+      ALLOWED_ORIGINS: 'http://a.example, https://b.example',
+      STOMP_TCP_PORT: '61614',
+      INSTANCE_ID: 'node-1',
+    });
+    expect(s.port).to.equal(9090);
+    expect(s.brokerUrl).to.equal('stomp://guest:guest@127.0.0.1:61613');
+    expect(s.allowedOrigins).to.deep.equal(['http://a.example', 'https://b.example']);
+    expect(s.stompTcpPort).to.equal(61614);
+    expect(s.instanceId).to.equal('node-1');
+  });
+
+  for (const [env, value, words] of [
+    ['PORT', 'eighty', /PORT.*not an integer/],
+    ['PORT', '70000', /PORT.*outside/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL.*not one of/],
+    ['BROKER_URL', 'http://x', /BROKER_URL/],
+    ['ALLOWED_ORIGINS', 'not an origin', /ALLOWED_ORIGINS/],
+    ['INSTANCE_ID', 'a b', /INSTANCE_ID/],
+    ['JWT_PUBLIC_KEY', 'abc', /JWT_PUBLIC_KEY.*PEM/],
+  ] as const) {
+    it(`refuses ${env}=${value} with one line naming the setting`, () => {
+      expect(() => loadConfig({ [env]: value })).to.throw(ConfigError, words);
+      try {
+        loadConfig({ [env]: value });
+      } catch (err: unknown) {
+        expect((err as Error).message).to.not.include('\n');
+      }
+    });
+  }
+
+  it('refuses to start in production without a JWT key', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /JWT_SECRET/);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).nodeEnv).to.equal('production');
+  });
+
+  it('reads a CONFIG_FILE, with the environment winning over it, and refuses unknown keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ port: 7000, maxFrameBytes: 2048 }));
+    const s = loadConfig({ CONFIG_FILE: file, PORT: '7001' });
+    expect(s.port).to.equal(7001);
+    expect(s.maxFrameBytes).to.equal(2048);
+    writeFileSync(file, JSON.stringify({ prot: 1 }));
+    expect(() => loadConfig({ CONFIG_FILE: file })).to.throw(ConfigError, /unknown setting 'prot'/);
+  });
+
+  it('derives AMQP_URL from the first BROKER_URL when unset', () => {
+    const s = loadConfig({ BROKER_URL: 'stomp://u:p@rabbit:61613/%2F,stomp://u:p@rabbit2:61613' });
+    expect(effectiveAmqpUrl(s)).to.equal('amqp://u:p@rabbit:5672/%2F');
+    expect(effectiveAmqpUrl(loadConfig({ BROKER_URL: 'stomp://h:61613', AMQP_URL: 'amqp://x:5673' }))).to.equal(
+      'amqp://x:5673',
+    );
+  });
+});
