@@ -64,7 +64,7 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
       body: message.body,
       redelivered: entry.redelivered,
     };
-    if (true) {
+    if (this.request.ackMode !== 'auto') {
       delivery.ackId = newAckId();
       this.outstanding.set(delivery.ackId, entry);
     }
@@ -110,7 +110,6 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
       }
     } else {
       const entry = this.outstanding.get(ackId);
-      this.outstanding.delete(ackId);
       if (entry) settled.push(entry);
     }
     if (outcome === 'nack') {

@@ -9,7 +9,11 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
-export function reconnectDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
+export function reconnectDelay(
+  attempt: number,
+  options: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const exponent = Math.min(Math.max(0, Math.floor(attempt)), 30);
   const cap = Math.min(options.maxMs, options.baseMs * 2 ** exponent);
   return Math.floor(random() * cap);

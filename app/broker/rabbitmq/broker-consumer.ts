@@ -132,7 +132,9 @@ export class BrokerConsumer implements SlotSubscription {
         'prefetch-count': '1',
       });
       await this.slot.send(park, { receipt: true, generation });
-      await Promise.all(tags.map((tag) => this.slot.send(frame('NACK', { id: tag }), { receipt: true, generation })));
+      await Promise.all(
+        tags.map((tag) => this.slot.send(frame('NACK', { id: tag }), { receipt: true, generation })),
+      );
       await this.slot.send(frame('UNSUBSCRIBE', { id: this.id }), { receipt: true, generation });
     } catch {
       // The connection went away meanwhile, and with it the unacknowledged messages: requeued.

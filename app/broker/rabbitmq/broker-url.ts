@@ -46,7 +46,8 @@ export function parseBrokerAddress(entry: string): StompAddress {
   }
   if (url.protocol !== 'stomp:') throw invalid(trimmed, `the scheme must be stomp://, not ${url.protocol}//`);
   if (url.hostname === '') throw invalid(trimmed, 'it has no host');
-  if (url.search !== '' || url.hash !== '') throw invalid(trimmed, 'query strings and fragments mean nothing here');
+  if (url.search !== '' || url.hash !== '')
+    throw invalid(trimmed, 'query strings and fragments mean nothing here');
   const port = url.port === '' ? DEFAULT_STOMP_PORT : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(trimmed, 'the port must be 1-65535');
   const path = url.pathname;

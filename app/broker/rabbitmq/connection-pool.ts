@@ -151,7 +151,7 @@ export class PoolSlot {
       this.retry();
       throw err;
     }
-    if (this.state === 'stopped') {
+    if (this.isStopped()) {
       void connection.close();
       return;
     }
@@ -159,16 +159,12 @@ export class PoolSlot {
     this.connection = connection;
     connection.onMessage = (message) => this.route(message);
     connection.onClose((reason) => this.lost(connection, reason));
-    try {
-      // Re-establish everything that lived here, before anyone may use the slot again.
-      await Promise.all(
-        [...this.subscriptions.values()].map((s) => connection.send(s.subscribeFrame(), { receipt: true })),
-      );
-    } catch (err: unknown) {
-      // lost() has already scheduled the retry.
-      throw err;
-    }
-    if (connection.closed || this.state === 'stopped') return;
+    // Re-establish everything that lived here before anyone may use the slot again. If this fails
+    // the connection is closed, and lost() has already scheduled the next attempt.
+    await Promise.all(
+      [...this.subscriptions.values()].map((s) => connection.send(s.subscribeFrame(), { receipt: true })),
+    );
+    if (connection.closed || this.isStopped()) return;
     this.attempt = 0;
     this.lastError = undefined;
     this.state = 'up';
@@ -181,6 +177,11 @@ export class PoolSlot {
     }
     this.everUp = true;
     this.options.onChange();
+  }
+
+  /** A method, not a comparison, so that TypeScript does not narrow state across awaits. */
+  private isStopped(): boolean {
+    return this.state === 'stopped';
   }
 
   private lost(connection: StompConnection, reason: ServiceError): void {
@@ -200,7 +201,6 @@ export class PoolSlot {
 
   private retry(): void {
     if (this.state === 'stopped') return;
-    if (this.state === 'up') this.options.onChange();
     this.state = 'down';
     this.addressIndex = (this.addressIndex + 1) % this.options.addresses.length;
     const delay = reconnectDelay(
@@ -226,7 +226,7 @@ export class ConnectionPool {
   readonly slots: PoolSlot[];
   private nextSlot = 0;
 
-  constructor(private readonly options: PoolOptions) {
+  constructor(options: PoolOptions) {
     if (options.addresses.length === 0) throw new RangeError('the pool needs at least one broker address');
     if (!Number.isInteger(options.size) || options.size < 1) throw new RangeError('pool size must be >= 1');
     this.slots = Array.from({ length: options.size }, (_, i) => new PoolSlot(i, options));

@@ -158,7 +158,10 @@ export class RabbitRelayBroker implements Broker {
       throw err;
     }
     this.state = 'running';
-    this.logger.info({ brokers: this.pool.slots.map((s) => s.address.label), pool: this.pool.slots.length }, 'RabbitMQ relay started');
+    this.logger.info(
+      { brokers: this.pool.slots.map((s) => s.address.label), pool: this.pool.slots.length },
+      'RabbitMQ relay started',
+    );
     this.readinessChanged();
   }
 
@@ -188,7 +191,10 @@ export class RabbitRelayBroker implements Broker {
   async subscribe(request: SubscribeRequest): Promise<BrokerSubscription> {
     this.assertRunning();
     const { target } = request;
-    const prefetch = Math.min(request.prefetch > 0 ? request.prefetch : this.options.prefetch, this.options.prefetch);
+    const prefetch = Math.min(
+      request.prefetch > 0 ? request.prefetch : this.options.prefetch,
+      this.options.prefetch,
+    );
     const instanceId = this.options.instanceId;
     if (target.kind !== 'queue' && request.ackMode === 'auto') {
       const route =
@@ -263,7 +269,10 @@ export class RabbitRelayBroker implements Broker {
     for (const op of ops) {
       if (op.op === 'publish') continue;
       if (!(op.subscription instanceof DirectSubscription)) {
-        throw new ServiceError('bad_request', `cannot ${op.op} in a transaction: that subscription needs no acknowledgement`);
+        throw new ServiceError(
+          'bad_request',
+          `cannot ${op.op} in a transaction: that subscription needs no acknowledgement`,
+        );
       }
       op.subscription.tagsFor(op.ackId);
       const slot = op.subscription.consumer.slot;
@@ -285,11 +294,18 @@ export class RabbitRelayBroker implements Broker {
     for (const op of ops) {
       if (op.op === 'publish') {
         const { destination, headers } = this.route(op.target);
-        const send = frame('SEND', { ...sendHeaders(op.message, headers), destination, transaction }, op.message.body);
+        const send = frame(
+          'SEND',
+          { ...sendHeaders(op.message, headers), destination, transaction },
+          op.message.body,
+        );
         // The plugin answers a transactional SEND's receipt after COMMIT, once confirmed.
         sent.push(slot.send(send, { receipt: true, generation }));
       } else if (op.subscription instanceof DirectSubscription) {
-        const tags = op.subscription.consumer.tagState(op.ackId) === 'outstanding' ? op.subscription.tagsFor(op.ackId) : [];
+        const tags =
+          op.subscription.consumer.tagState(op.ackId) === 'outstanding'
+            ? op.subscription.tagsFor(op.ackId)
+            : [];
         sent.push(op.subscription.consumer.settle(tags, op.op === 'ack' ? 'ACK' : 'NACK', transaction));
       }
     }
@@ -314,7 +330,10 @@ export class RabbitRelayBroker implements Broker {
   }
 
   private async declareTopology(): Promise<void> {
-    const connection = new Connection({ url: this.options.amqpUrl, connectionName: `stomp-relay ${this.options.instanceId} (topology)` });
+    const connection = new Connection({
+      url: this.options.amqpUrl,
+      connectionName: `stomp-relay ${this.options.instanceId} (topology)`,
+    });
     connection.on('error', () => undefined); // reported through onConnect below
     try {
       await connection.onConnect(TOPOLOGY_TIMEOUT_MS);

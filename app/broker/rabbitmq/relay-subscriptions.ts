@@ -106,7 +106,9 @@ export class DirectSubscription implements BrokerSubscription {
     const state = this.consumer.tagState(ackId);
     if (state === 'voided') return [];
     if (state === 'unknown') {
-      const why = this.closed ? 'the subscription is closed' : 'it was never issued to this subscription or is already settled';
+      const why = this.closed
+        ? 'the subscription is closed'
+        : 'it was never issued to this subscription or is already settled';
       throw new ServiceError('bad_request', `unknown ack id '${printable(ackId)}': ${why}`);
     }
     return this.request.ackMode === 'client' ? this.consumer.tagsUpTo(ackId) : [ackId];

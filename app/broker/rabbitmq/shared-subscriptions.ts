@@ -57,7 +57,12 @@ export class SharedSubscriptions {
       return;
     }
     const previousClose = existing?.closed ?? Promise.resolve();
-    const group: Group = { members: new Set([member]), consumer: undefined, opened: Promise.resolve(), closed: undefined };
+    const group: Group = {
+      members: new Set([member]),
+      consumer: undefined,
+      opened: Promise.resolve(),
+      closed: undefined,
+    };
     this.groups.set(key, group);
     group.opened = previousClose.then(async () => {
       const slot = this.pool.slotFor(key);

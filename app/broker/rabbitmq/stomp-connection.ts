@@ -32,7 +32,11 @@ export interface StompConnectionOptions {
 }
 
 /** Frames from the broker can be much larger than client frames (AMQP publishers, backends). */
-const BROKER_FRAME_LIMITS = { maxFrameBytes: 64 * 1024 * 1024, maxHeaders: 1024, maxHeaderBytes: 1024 * 1024 };
+const BROKER_FRAME_LIMITS = {
+  maxFrameBytes: 64 * 1024 * 1024,
+  maxHeaders: 1024,
+  maxHeaderBytes: 1024 * 1024,
+};
 /** A peer is dead after this many agreed intervals of silence (spec suggests some tolerance). */
 const HEARTBEAT_GRACE_FACTOR = 2;
 /** How long close() waits for the DISCONNECT receipt before cutting the socket. */
@@ -237,7 +241,8 @@ export class StompConnection {
       const timer = setInterval(
         () => {
           const silentMs = Date.now() - this.lastHeardAt;
-          if (silentMs > limit) this.destroy(this.error(`no heart-beat for ${silentMs} ms (agreed ${agreed.expectEveryMs} ms)`));
+          if (silentMs > limit)
+            this.destroy(this.error(`no heart-beat for ${silentMs} ms (agreed ${agreed.expectEveryMs} ms)`));
         },
         Math.max(50, Math.floor(agreed.expectEveryMs / 2)),
       );

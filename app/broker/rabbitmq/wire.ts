@@ -58,7 +58,8 @@ const RESERVED = new Set([
 ]);
 
 /** `x-` headers RabbitMQ reads as queue arguments or consumer options. */
-const RABBIT_X_HEADER = /^x-(queue-|max-|dead-letter-|message-ttl|expires|overflow|single-active|stream-|priority|cancel-on|relay-)/;
+const RABBIT_X_HEADER =
+  /^x-(queue-|max-|dead-letter-|message-ttl|expires|overflow|single-active|stream-|priority|cancel-on|relay-)/;
 
 export function isPassThroughHeader(name: string): boolean {
   const lower = name.toLowerCase();

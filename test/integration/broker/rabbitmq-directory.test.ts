@@ -16,6 +16,7 @@ import {
   AMQP_URL,
   cutConnectionsNamed,
   listBindings,
+  listExchanges,
   listQueues,
   ownConnectionsTo,
 } from '../../support/rabbitmq';
