@@ -39,8 +39,9 @@ export const SETTINGS = {
     'INSTANCE_ID',
     `${hostname()}-${randomBytes(3).toString('hex')}`,
     'Name of this instance in logs, CONNECTED frames, session lists and broker queue names.',
-    /^[A-Za-z0-9_\-.]{1,64}$/,
-    'letters, digits, _ - . (at most 64)',
+    // No '.': it separates the parts of broker queue names (stomp-relay.<instance>.<role>.<name>).
+    /^[A-Za-z0-9_-]{1,64}$/,
+    'letters, digits, _ and - (at most 64)',
   ),
   nodeEnv: str('NODE_ENV', 'development', '`production` turns the dev token endpoint off and requires a JWT key.'),
   logLevel: {

@@ -110,6 +110,7 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
       }
     } else {
       const entry = this.outstanding.get(ackId);
+      this.outstanding.delete(ackId);
       if (entry) settled.push(entry);
     }
     if (outcome === 'nack') {
