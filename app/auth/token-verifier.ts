@@ -8,6 +8,9 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import jwt, { type Algorithm, type JwtPayload, type VerifyOptions } from 'jsonwebtoken';
 import { ServiceError } from '../errors';
 
+/** Characters a user name may not contain (shared with REST's user name check). */
+export const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Z}\s]/u;
+
 export interface TokenSettings {
   jwtSecret: string;
   jwtPublicKey: string;
@@ -60,7 +63,7 @@ export class TokenVerifier {
     try {
       payload = jwt.verify(token, this.key, this.options);
     } catch (err: unknown) {
-      throw this.explain(err);
+      throw TokenVerifier.explain(err);
     }
     return TokenVerifier.claims(payload);
   }
@@ -71,6 +74,10 @@ export class TokenVerifier {
       throw new ServiceError('unauthenticated', 'token has no subject (sub claim)');
     }
     if (payload.sub.length > 200) throw new ServiceError('unauthenticated', 'token subject is longer than 200 characters');
+    // The user name ends up in logs, headers and broker names, and REST paths must be able to name it.
+    if (UNPRINTABLE.test(payload.sub)) {
+      throw new ServiceError('unauthenticated', 'token subject must not contain spaces or control characters');
+    }
     const scope: unknown = payload.scope;
     const scopes = typeof scope === 'string' ? scope.split(' ').filter(Boolean) : Array.isArray(scope) ? scope.map(String) : [];
     return { user: payload.sub, scopes, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined };
@@ -92,7 +99,8 @@ export class TokenVerifier {
     });
   }
 
-  private explain(err: unknown): ServiceError {
+  /** Why jsonwebtoken refused a token, in words a user can act on; passport-jwt failures too. */
+  static explain(err: unknown): ServiceError {
     if (err instanceof jwt.TokenExpiredError) {
       return new ServiceError('token_expired', `token expired at ${err.expiredAt.toISOString()}`, { cause: err });
     }

@@ -55,19 +55,7 @@ function isPrincipal(value: unknown): value is Principal {
 /** Why passport-jwt failed, in the wording TokenVerifier uses for STOMP. */
 function explainFailure(req: Request, info: unknown): ServiceError {
   if (info instanceof ServiceError) return info;
-  if (info instanceof jwt.TokenExpiredError) {
-    return new ServiceError('token_expired', `token expired at ${info.expiredAt.toISOString()}`, {
-      cause: info,
-    });
-  }
-  if (info instanceof jwt.NotBeforeError) {
-    return new ServiceError('unauthenticated', `token not valid before ${info.date.toISOString()}`, {
-      cause: info,
-    });
-  }
-  if (info instanceof jwt.JsonWebTokenError) {
-    return new ServiceError('unauthenticated', `invalid token: ${info.message}`, { cause: info });
-  }
+  if (info instanceof jwt.JsonWebTokenError) return TokenVerifier.explain(info);
   const authorization = req.get('authorization');
   if (authorization === undefined) {
     return new ServiceError(

@@ -4,6 +4,7 @@
  * spelling here, once, and anything not understood (unknown fields included) is refused with a
  * reason naming it rather than ignored.
  */
+import { UNPRINTABLE } from '../auth/token-verifier';
 import type { OutgoingMessage } from '../broker/broker';
 import { printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
@@ -54,7 +55,6 @@ const RESERVED = new Set([
 const RESERVED_PREFIXES = ['x-stomp-relay', 'x-queue-', 'x-max-', 'x-dead-letter-', 'x-stream-'];
 
 /** Control, format (bidi overrides, zero-width), lone surrogate and whitespace characters. */
-const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Z}\s]/u;
 
 function bad(message: string): ServiceError {
   return new ServiceError('bad_request', message);

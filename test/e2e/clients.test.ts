@@ -9,11 +9,24 @@ import { startTestService, tokenFor, type RunningService } from '../support/serv
 import { StompClients, type ConnectOptions, type ConnectedStomp, type MessageLog } from '../support/stomp-clients';
 import { sleep } from '../support/wait';
 
-const TRANSPORTS: { name: string; options: ConnectOptions }[] = [
-  { name: 'stompjs over /stomp', options: { transport: 'websocket' } },
-  { name: 'sockjs websocket', options: { transport: 'sockjs', sockjsTransports: ['websocket'] } },
-  { name: 'sockjs xhr-streaming', options: { transport: 'sockjs', sockjsTransports: ['xhr-streaming'] } },
-  { name: 'sockjs xhr-polling', options: { transport: 'sockjs', sockjsTransports: ['xhr-polling'] } },
+/** `server` is how the service names the transport in its session list. */
+const TRANSPORTS: { name: string; server: string; options: ConnectOptions }[] = [
+  { name: 'stompjs over /stomp', server: 'websocket', options: { transport: 'websocket' } },
+  {
+    name: 'sockjs websocket',
+    server: 'sockjs/websocket',
+    options: { transport: 'sockjs', sockjsTransports: ['websocket'] },
+  },
+  {
+    name: 'sockjs xhr-streaming',
+    server: 'sockjs/xhr-streaming',
+    options: { transport: 'sockjs', sockjsTransports: ['xhr-streaming'] },
+  },
+  {
+    name: 'sockjs xhr-polling',
+    server: 'sockjs/xhr-polling',
+    options: { transport: 'sockjs', sockjsTransports: ['xhr-polling'] },
+  },
 ];
 
 async function pushToUser(service: RunningService, user: string, body: unknown): Promise<Response> {
@@ -42,10 +55,14 @@ describe('e2e: stompjs and sockjs-client', function () {
     await service.stop();
   });
 
-  for (const { name, options } of TRANSPORTS) {
+  for (const { name, server, options } of TRANSPORTS) {
     it(`${name}: connects, and a REST push reaches the user's subscription`, async () => {
       const alice = await clients.connect(service, 'alice', options);
       expect(alice.connected.headers['user-name']).to.equal('alice');
+      // The transport really was the one forced, not a silent fallback.
+      const listed = await service.broker.sessions.list('alice');
+      const mine = listed.find((s) => s.sessionId === alice.connected.headers.session);
+      expect(mine?.transport).to.equal(server);
       const greetings = await alice.subscribe('/user/queue/greetings');
       const res = await pushToUser(service, 'alice', { destination: '/queue/greetings', body: 'hi' });
       expect(res.status).to.equal(202);

@@ -80,7 +80,7 @@ function routeKey(target: MessageTarget): string {
 }
 
 function snapshot(message: OutgoingMessage): StoredMessage {
-  return { id: message.id, headers: { ...message.headers, extra: 'x' }, body: Buffer.from(message.body) };
+  return { id: message.id, headers: { ...message.headers }, body: Buffer.from(message.body) };
 }
 
 export class EmbeddedBroker implements Broker {
