@@ -16,6 +16,9 @@ const SUBPROTOCOL_VERSIONS: Record<string, string[]> = {
   'v10.stomp': ['1.0'],
 };
 
+/** Own keys only: `p in SUBPROTOCOL_VERSIONS` would also accept 'constructor' or 'toString'. */
+const isStompProtocol = (p: string): boolean => Object.hasOwn(SUBPROTOCOL_VERSIONS, p);
+
 export interface WebSocketEndpointOptions {
   allowedOrigins: readonly string[];
   maxPayloadBytes: number;
@@ -64,7 +67,7 @@ export class WebSocketEndpoint {
       maxPayload: options.maxPayloadBytes,
       perMessageDeflate: false,
       handleProtocols: (protocols) => {
-        for (const p of protocols) if (p in SUBPROTOCOL_VERSIONS) return p;
+        for (const p of protocols) if (isStompProtocol(p)) return p;
         return false;
       },
     });
@@ -81,15 +84,17 @@ export class WebSocketEndpoint {
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    const stompIndex = offered.findIndex((p) => p in SUBPROTOCOL_VERSIONS);
+    const stompIndex = offered.findIndex(isStompProtocol);
     // The token is the first offered value after the STOMP subprotocols that is not one itself.
-    const protocolToken = stompIndex >= 0 ? offered.slice(stompIndex).find((p) => p && !(p in SUBPROTOCOL_VERSIONS)) : undefined;
+    const protocolToken = stompIndex >= 0 ? offered.slice(stompIndex).find((p) => p && !isStompProtocol(p)) : undefined;
     const info: ConnectionInfo = {
       transport: 'websocket',
       protocol: ws.protocol || 'websocket',
       remoteAddress: req.socket.remoteAddress ?? '',
       handshakeToken: queryToken(req.url) ?? protocolToken,
-      versions: ws.protocol ? SUBPROTOCOL_VERSIONS[ws.protocol] : undefined,
+      // Every STOMP subprotocol the client offered says it speaks that version; the one chosen for
+      // the handshake is only the first of them, so it must not narrow what CONNECT may negotiate.
+      versions: stompIndex >= 0 ? offered.flatMap((p) => (isStompProtocol(p) ? SUBPROTOCOL_VERSIONS[p] : [])) : undefined,
     };
     this.options.onConnection(new WebSocketClient(ws, info));
   }

@@ -7,7 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 
-import type { AckMode, Broker, BrokerSubscription, Delivery, OutgoingMessage, SessionInfo } from '../../app/broker/broker';
+import type {
+  AckMode,
+  Broker,
+  BrokerSubscription,
+  Delivery,
+  OutgoingMessage,
+  SessionInfo,
+} from '../../app/broker/broker';
 import type { MessageTarget } from '../../app/destinations/destination';
 import { isServiceError, type ErrorCode } from '../../app/errors';
 
@@ -30,11 +37,20 @@ export const userTarget = (user: string, name: string, type: 'queue' | 'topic' =
   name,
 });
 
-export function message(id: string, body: Buffer | string = id, headers: Record<string, string> = {}): OutgoingMessage {
+export function message(
+  id: string,
+  body: Buffer | string = id,
+  headers: Record<string, string> = {},
+): OutgoingMessage {
   return { id, headers, body: Buffer.isBuffer(body) ? body : Buffer.from(body) };
 }
 
-export function sessionInfo(sessionId: string, user: string, connectedAt: string, instance: string): SessionInfo {
+export function sessionInfo(
+  sessionId: string,
+  user: string,
+  connectedAt: string,
+  instance: string,
+): SessionInfo {
   return {
     sessionId,
     user,

@@ -61,7 +61,9 @@ export function deliverySuite(h: BrokerHarness): void {
       for (const [i, target] of targets.entries()) await h.publish(target, `push-${i}`);
       await waitFor(() => subscribers.every((s) => s.got.length >= 1), DELIVERY_TIMEOUT_MS, 'every push');
       await sleep(QUIET_MS);
-      subscribers.forEach((subscriber, i) => expect(subscriber.ids(), `target ${i}`).to.deep.equal([`push-${i}`]));
+      subscribers.forEach((subscriber, i) =>
+        expect(subscriber.ids(), `target ${i}`).to.deep.equal([`push-${i}`]),
+      );
     });
 
     it('cannot confuse users whose names hold separators, wildcards, slashes, spaces or unicode', async function () {
@@ -70,17 +72,43 @@ export function deliverySuite(h: BrokerHarness): void {
       // wildcard users that would match anyone as a routing pattern, percent- and underscore-style
       // escapes of another user's name, case.
       const cases: [user: string, name: string][] = [
-        ['a.b', `c.${r}`], ['a', `b.c.${r}`], ['a', `c.${r}`], ['a.b.c', r],
-        ['a-b', `c-${r}`], ['a', `b-c-${r}`], ['a_b', `c_${r}`], ['a', `b_c_${r}`],
-        ['a:b', `c:${r}`], ['a', `b:c:${r}`], ['a@b', `c@${r}`], ['a', `b@c@${r}`],
-        ['*', `c.${r}`], ['#', `c.${r}`], ['a.*', `c.${r}`], ['a.#', `c.${r}`], ['*.b', `c.${r}`],
-        ['a/b', `c.${r}`], ['a/queue/b', `c.${r}`], ['a b', `c.${r}`], ['a\\.b', `c.${r}`],
-        ['a%2Eb', `c.${r}`], ['a%2eb', `c.${r}`], ['a_2eb', `c.${r}`], ['a_2Eb', `c.${r}`],
-        ['zoë', `n.${r}`], ['zoe', `n.${r}`], ['zo%C3%AB', `n.${r}`], ['日本', `n.${r}`],
-        ['alice', `n.${r}`], ['Alice', `n.${r}`], ['alice ', `n.${r}`],
+        ['a.b', `c.${r}`],
+        ['a', `b.c.${r}`],
+        ['a', `c.${r}`],
+        ['a.b.c', r],
+        ['a-b', `c-${r}`],
+        ['a', `b-c-${r}`],
+        ['a_b', `c_${r}`],
+        ['a', `b_c_${r}`],
+        ['a:b', `c:${r}`],
+        ['a', `b:c:${r}`],
+        ['a@b', `c@${r}`],
+        ['a', `b@c@${r}`],
+        ['*', `c.${r}`],
+        ['#', `c.${r}`],
+        ['a.*', `c.${r}`],
+        ['a.#', `c.${r}`],
+        ['*.b', `c.${r}`],
+        ['a/b', `c.${r}`],
+        ['a/queue/b', `c.${r}`],
+        ['a b', `c.${r}`],
+        ['a\\.b', `c.${r}`],
+        ['a%2Eb', `c.${r}`],
+        ['a%2eb', `c.${r}`],
+        ['a_2eb', `c.${r}`],
+        ['a_2Eb', `c.${r}`],
+        ['zoë', `n.${r}`],
+        ['zoe', `n.${r}`],
+        ['zo%C3%AB', `n.${r}`],
+        ['日本', `n.${r}`],
+        ['alice', `n.${r}`],
+        ['Alice', `n.${r}`],
+        ['alice ', `n.${r}`],
       ];
       const subscribers: Subscriber[] = [];
-      for (const [i, [user, name]] of cases.entries()) subscribers.push(await h.subscribe(i, userTarget(user, name)));
+      for (const [i, [user, name]] of cases.entries()) {
+        subscribers.push(await h.subscribe(i, userTarget(user, name)));
+      }
       for (const [i, [user, name]] of cases.entries()) {
         await h.at(i + 1).publish(userTarget(user, name), message(`push-${i}`));
       }
@@ -117,7 +145,11 @@ export function deliverySuite(h: BrokerHarness): void {
         message(unique('id-empty'), Buffer.alloc(0)),
         message(unique('id-large'), randomBytes(256 * 1024), { 'content-type': 'text/plain; charset=utf-8' }),
       ];
-      const targets = [topic(unique('bytes')), queue(unique('bytes')), userTarget(unique('dora'), unique('bytes'))];
+      const targets = [
+        topic(unique('bytes')),
+        queue(unique('bytes')),
+        userTarget(unique('dora'), unique('bytes')),
+      ];
       const subscribers: Subscriber[] = [];
       for (const [i, target] of targets.entries()) subscribers.push(await h.subscribe(i, target));
       for (const target of targets) await h.publish(target, ...sent);
@@ -137,7 +169,9 @@ export function deliverySuite(h: BrokerHarness): void {
     it('commit() applies its publishes in order', async function () {
       const target = topic(unique('tx'));
       const subscriber = await h.subscribe(0, target);
-      await h.publisher.commit(['m1', 'm2', 'm3'].map((id) => ({ op: 'publish', target, message: message(id) })));
+      await h.publisher.commit(
+        ['m1', 'm2', 'm3'].map((id) => ({ op: 'publish', target, message: message(id) })),
+      );
       await waitFor(has(subscriber, 3), DELIVERY_TIMEOUT_MS, 'the three committed messages');
       expect(subscriber.ids()).to.deep.equal(['m1', 'm2', 'm3']);
     });
@@ -211,7 +245,10 @@ export function deliverySuite(h: BrokerHarness): void {
       const info = sessionInfo(unique('s'), user, '2024-05-01T10:00:00.000Z', 'instance-a');
       const broker = h.at(0);
       broker.sessions.upsert(info);
-      const updated = { ...info, subscriptions: [...info.subscriptions, { id: 'sub-1', destination: '/topic/x' }] };
+      const updated = {
+        ...info,
+        subscriptions: [...info.subscriptions, { id: 'sub-1', destination: '/topic/x' }],
+      };
       broker.sessions.upsert(updated);
       info.subscriptions.push({ id: 'mutated', destination: '/topic/after-upsert' });
       await waitFor(
@@ -221,7 +258,11 @@ export function deliverySuite(h: BrokerHarness): void {
       );
       expect(await h.publisher.sessions.list(user)).to.deep.equal([updated]);
       broker.sessions.remove(info.sessionId);
-      await waitFor(async () => (await h.publisher.sessions.list(user)).length === 0, DELIVERY_TIMEOUT_MS, 'removal');
+      await waitFor(
+        async () => (await h.publisher.sessions.list(user)).length === 0,
+        DELIVERY_TIMEOUT_MS,
+        'removal',
+      );
     });
   });
 

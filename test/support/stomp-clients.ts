@@ -21,6 +21,8 @@ export interface ConnectOptions {
   transport?: ClientTransport;
   /** With transport 'sockjs': the transports sockjs-client may use (forces one when given one). */
   sockjsTransports?: SockJsTransport[];
+  /** Appended to the endpoint URL, e.g. `?access_token=...`. */
+  query?: string;
   /** Default: a valid token for the user, sent as `Authorization: Bearer`. */
   connectHeaders?: StompHeaders;
   heartbeatIncoming?: number;
@@ -77,11 +79,11 @@ let receiptCounter = 0;
 
 function socketFactory(service: RunningService, options: ConnectOptions): () => IStompSocket {
   if ((options.transport ?? 'websocket') === 'websocket') {
-    const url = `${service.url.replace(/^http/, 'ws')}/stomp`;
+    const url = `${service.url.replace(/^http/, 'ws')}/stomp${options.query ?? ''}`;
     return () => new WebSocket(url, ['v12.stomp', 'v11.stomp', 'v10.stomp']) as unknown as IStompSocket;
   }
   const transports = options.sockjsTransports ?? ['websocket', 'xhr-streaming', 'xhr-polling'];
-  return () => new SockJS(`${service.url}/ws`, null, { transports, timeout: 5000 }) as unknown as IStompSocket;
+  return () => new SockJS(`${service.url}/ws${options.query ?? ''}`, null, { transports, timeout: 5000 }) as unknown as IStompSocket;
 }
 
 /** An @stomp/stompjs client connected as `user`; rejects with the server's reason if refused. */

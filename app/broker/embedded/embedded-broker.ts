@@ -247,7 +247,8 @@ export class EmbeddedBroker implements Broker {
   }
 
   private own(subscription: BrokerSubscription): EmbeddedSubscription {
-    if (subscription instanceof EmbeddedSubscription && this.subscriptions.has(subscription)) return subscription;
+    if (subscription instanceof EmbeddedSubscription && this.subscriptions.has(subscription))
+      return subscription;
     throw new ServiceError('bad_request', 'the subscription is closed or does not belong to this broker');
   }
 

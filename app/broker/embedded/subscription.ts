@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { ServiceError } from '../../errors';
 import { printable } from '../../destinations/destination';
 import type { MessageTarget } from '../../destinations/destination';
-import type { AckMode, BrokerSubscription, Delivery, SubscribeRequest } from '../broker';
+import type { BrokerSubscription, Delivery, SubscribeRequest } from '../broker';
 import type { MessageQueue, QueueConsumer, QueuedMessage } from './queue';
 
 export type Settlement = 'ack' | 'nack';
@@ -36,16 +36,8 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     private readonly onDeliveryError: DeliveryErrorHandler,
   ) {}
 
-  get ackMode(): AckMode {
-    return this.request.ackMode;
-  }
-
   get target(): MessageTarget {
     return this.request.target;
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   hasCapacity(): boolean {

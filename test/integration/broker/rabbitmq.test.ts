@@ -24,7 +24,7 @@ import {
   rabbitmqctl,
   waitForRabbit,
 } from '../../support/rabbitmq';
-import { waitFor } from '../../support/wait';
+import { sleep, waitFor } from '../../support/wait';
 
 const MANAGEMENT = 'http://127.0.0.1:15672/api';
 const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
@@ -60,8 +60,15 @@ describe('RabbitMQ relay', function () {
   });
 
   after(async () => {
-    // The suite's /queue names are unique per run: delete the durable queues it made.
-    for (const name of await queueNames('stomp-relay.queue.')) if (!existing.has(name)) await deleteQueue(name);
+    // The suite's /queue names are unique per run: delete the durable queues it made. A few passes,
+    // because right after the restart test the management API may not list every queue yet.
+    await waitForRabbit();
+    for (let pass = 0; pass < 5; pass++) {
+      const left = (await queueNames('stomp-relay.queue.')).filter((name) => !existing.has(name));
+      if (left.length === 0 && pass > 0) break;
+      for (const name of left) await deleteQueue(name);
+      await sleep(500);
+    }
   });
 
   brokerSuite('RabbitRelayBroker (two instances)', async () => [relay(), relay()]);
@@ -199,6 +206,19 @@ describe('RabbitMQ relay', function () {
       expect((error as Error).message).to.match(/127\.0\.0\.1:1/);
       expect((error as Error).message).not.to.match(/secret/);
       expect(broker.readiness().ready).to.equal(false);
+    });
+
+    it('fails over to the next BROKER_URL address when one is unreachable', async function () {
+      const broker = await started({
+        brokerUrl: `stomp://guest:guest@127.0.0.1:1/%2F,${STOMP_URL}/%2F`,
+        poolSize: 2,
+      });
+      await waitFor(
+        () => broker.readiness().ready,
+        10_000,
+        'both pool connections up via the second address',
+      );
+      expect(broker.connectionCount).to.equal(2);
     });
 
     it('survives a broker restart: readiness goes and comes back, subscriptions keep receiving', async function () {

@@ -12,7 +12,9 @@ describe('embedded broker, beyond the shared suite', function () {
   let broker: EmbeddedBroker;
   afterEach(async () => broker.stop());
 
-  function subscriber(options: { ackMode?: 'auto' | 'client' | 'client-individual'; prefetch?: number } = {}) {
+  function subscriber(
+    options: { ackMode?: 'auto' | 'client' | 'client-individual'; prefetch?: number } = {},
+  ) {
     const got: Delivery[] = [];
     return {
       got,
@@ -48,7 +50,9 @@ describe('embedded broker, beyond the shared suite', function () {
       () => 'resolved',
       (error: unknown) => String(error),
     );
-    expect(refusal, 'the reason names the queue and the limit').to.include('/queue/jobs').and.include('limit 3');
+    expect(refusal, 'the reason names the queue and the limit')
+      .to.include('/queue/jobs')
+      .and.include('limit 3');
     const consumer = subscriber();
     await broker.subscribe(consumer.request(queue('jobs')));
     await waitFor(() => consumer.got.length === 3, 1000, 'the backlog');
@@ -59,7 +63,11 @@ describe('embedded broker, beyond the shared suite', function () {
   it('counts a whole transaction against the limit and applies none of it when over', async function () {
     broker = new EmbeddedBroker({ instanceId: 'i1', maxQueueLength: 2 });
     await broker.publish(queue('jobs'), message('m1'));
-    const ops = ['m2', 'm3'].map((id) => ({ op: 'publish' as const, target: queue('jobs'), message: message(id) }));
+    const ops = ['m2', 'm3'].map((id) => ({
+      op: 'publish' as const,
+      target: queue('jobs'),
+      message: message(id),
+    }));
     await expectServiceError(broker.commit(ops), 'limit_exceeded');
     const consumer = subscriber();
     await broker.subscribe(consumer.request(queue('jobs')));
@@ -77,6 +85,15 @@ describe('embedded broker, beyond the shared suite', function () {
     for (const id of ['m1', 'm2', 'm3']) await broker.publish(topic('t'), message(id)); // 1 out, 2 waiting
     await expectServiceError(broker.publish(topic('t'), message('m4')), 'limit_exceeded');
     expect(fast.got.map((delivery) => delivery.messageId)).to.deep.equal(['m1', 'm2', 'm3']);
+  });
+
+  it('forgets a closed client-ack topic subscription: its backlog cannot block later publishes', async function () {
+    broker = new EmbeddedBroker({ instanceId: 'i1', maxQueueLength: 2 });
+    const closing = subscriber({ ackMode: 'client', prefetch: 1 });
+    const subscription = await broker.subscribe(closing.request(topic('t')));
+    await subscription.close();
+    for (let i = 0; i < 5; i += 1) await broker.publish(topic('t'), message(`m${i}`));
+    expect(closing.got).to.have.length(0);
   });
 
   it('rotates queue deliveries round-robin among consumers with capacity', async function () {
