@@ -65,6 +65,9 @@ function readConfigFile(path: string): Record<string, unknown> {
 
 /** Cross-setting rules that a single value cannot express. */
 function checkTogether(s: Settings): void {
+  if (s.instanceId === 'queue') {
+    throw new ConfigError('INSTANCE_ID', "'queue' is reserved (broker queues of /queue destinations are stomp-relay.queue.<name>)");
+  }
   if (s.nodeEnv === 'production' && !s.jwtSecret && !s.jwtPublicKey) {
     throw new ConfigError('JWT_SECRET', 'production needs JWT_SECRET or JWT_PUBLIC_KEY (instances of a cluster share it)');
   }

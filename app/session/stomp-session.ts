@@ -214,11 +214,11 @@ export class StompSession implements RegisteredSession {
     this.checkSlowConsumer();
   }
 
-  sendFrame(f: Frame): void {
+  sendFrame(f: Frame, version: StompVersion = this.version): void {
     if (this.state === 'closed') return;
     let bytes: Buffer;
     try {
-      bytes = serializeFrame(f, this.version);
+      bytes = serializeFrame(f, version);
     } catch (err: unknown) {
       // A header this client's STOMP version cannot carry (a line break for a 1.0 client, say):
       // this one frame is skipped, the session and everyone else's deliveries carry on.
@@ -263,13 +263,18 @@ export class StompSession implements RegisteredSession {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.ctx.metrics.errors.inc({ kind: error.code });
     if (error.code === 'internal') this.ctx.logger.error({ session: this.id, err: error.cause }, 'internal error');
+    const unescaped = this.state === 'connecting';
     const headers: Record<string, string | undefined> = {
       message: error.message.replace(/[\r\n]/g, ' '),
-      'receipt-id': receiptId,
+      // Unescaped, a line break cannot be written: the receipt-id keeps every other character.
+      'receipt-id': unescaped ? receiptId?.replace(/[\r\n]/g, ' ') : receiptId,
       'content-type': 'text/plain;charset=utf-8',
     };
     if (error.code === 'unsupported_version') headers.version = '1.0,1.1,1.2';
-    this.sendFrame(makeFrame('ERROR', headers, error.message));
+    // Before CONNECTED the client does not know the version yet (stompjs unescapes nothing until
+    // then), so an ERROR answering CONNECT is written unescaped, like CONNECT and CONNECTED: a
+    // message like "invalid token: ..." must not reach it as "invalid token\c ...".
+    this.sendFrame(makeFrame('ERROR', headers, error.message), unescaped ? '1.0' : this.version);
     this.close(CLOSE_REASON[error.code] ?? 'protocol_error');
   }
 

@@ -25,6 +25,8 @@ interface RawSocket {
 export class RawStompClient {
   /** Every frame received, in order. */
   readonly frames: Frame[] = [];
+  /** Every chunk received, unparsed: for checks on the exact bytes. */
+  readonly bytesIn: Buffer[] = [];
   /** Arrival times (Date.now()) of heart-beat EOLs from the server. */
   readonly heartbeats: number[] = [];
   closed = false;
@@ -62,6 +64,7 @@ export class RawStompClient {
 
   /** @internal */
   received(chunk: Buffer): void {
+    this.bytesIn.push(chunk);
     if (this.parseError !== undefined) return;
     try {
       this.parser.push(chunk);

@@ -155,20 +155,18 @@ export class StompConnection {
    */
   send(out: Frame, options: { receipt?: boolean } = {}): Promise<void> {
     if (this.closedWith) return Promise.reject(this.closedWith);
-    let toWrite = out;
-    let done: Promise<void> = Promise.resolve();
-    if (options.receipt) {
-      const id = `r${++this.receiptSeq}`;
-      toWrite = { ...out, headers: [...out.headers, ['receipt', id]] };
-      done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    }
+    const id = options.receipt ? `r${++this.receiptSeq}` : undefined;
+    const toWrite: Frame = id === undefined ? out : { ...out, headers: [...out.headers, ['receipt', id]] };
     let bytes: Buffer;
     try {
       bytes = serializeFrame(toWrite, '1.2');
     } catch (err: unknown) {
-      this.pending.delete(`r${this.receiptSeq}`);
       return Promise.reject(err);
     }
+    const done =
+      id === undefined
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.socket.write(bytes);
     return done;
   }

@@ -161,6 +161,13 @@ describe('session: authentication', () => {
       });
     }
 
+    it('an ERROR answering CONNECT is not escaped: the client cannot know the version yet', async () => {
+      const client = raw.add(await openTcp(service));
+      client.send('CONNECT', { 'accept-version': '1.2', host: 'h', passcode: 'not-a-jwt' });
+      await client.expectErrorAndClose();
+      expect(Buffer.concat(client.bytesIn).toString('utf8')).to.include('message:invalid token: jwt malformed\n');
+    });
+
     it('a bad access_token in the URL is refused the same way', async () => {
       const client = raw.add(await openWebSocket(service, { path: '/stomp?access_token=not-a-jwt' }));
       client.send('CONNECT', { 'accept-version': '1.2', host: 'h' });
