@@ -12,6 +12,7 @@ import type { Broker } from './broker/broker';
 import { createBroker } from './broker/create-broker';
 import { Authorizer } from './destinations/authorization';
 import { AppRouter } from './messaging/app-router';
+import { createBackendBridge, type BackendBridge } from './messaging/backend-bridge';
 import { registerBuiltInHandlers } from './messaging/handlers';
 import { createLogger, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
@@ -76,6 +77,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const authorizer = Authorizer.fromFile(settings.authorizationFile || projectPath('config', 'authorization.json'));
   const appRouter = new AppRouter(broker);
   registerBuiltInHandlers(appRouter);
+  // With RabbitMQ, /app routes no handler claims go to backend services over AMQP.
+  let bridge: BackendBridge | undefined;
+  try {
+    bridge = createBackendBridge(settings, logger);
+    await bridge?.start();
+  } catch (err: unknown) {
+    await broker.stop();
+    throw err;
+  }
+  if (bridge) appRouter.fallback((message) => bridge.forward(message));
   const registry = new SessionRegistry(broker.sessions, metrics);
   let draining = false;
   const inFlight = new Set<Promise<unknown>>();
@@ -178,6 +189,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       sockJs.close();
       await tcp?.close();
       server.closeAllConnections();
+      await bridge?.stop();
       await broker.stop();
     })();
     return stopped;

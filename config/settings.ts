@@ -97,6 +97,11 @@ export const SETTINGS = {
   restBodyLimitBytes: int('REST_BODY_LIMIT_BYTES', 65536, 256, 16777216, 'Largest REST request body.'),
   shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000, 'Longest SIGTERM drain before exit.'),
   authorizationFile: str('AUTHORIZATION_FILE', '', 'JSON file with subscribe/send rules; default config/authorization.json.'),
+  backendsFile: str(
+    'BACKENDS_FILE',
+    '',
+    'JSON file naming the backend services /app/<service>/... reaches over AMQP, and who may; default config/backends.json.',
+  ),
 } as const;
 
 type ValueOf<S> = S extends SettingSpec<infer T> ? T : never;

@@ -1,8 +1,9 @@
 /**
  * `/app/<route>` messages go to handlers registered in code, the way Spring's @MessageMapping does:
  * a route pattern with `{param}` segments, and a context through which a handler can reply to the
- * sending user (like @SendToUser) or publish anywhere (like @SendTo). A route no handler claims is
- * left to the caller (later: the AMQP backend bridge) by returning false.
+ * sending user (like @SendToUser) or publish anywhere (like @SendTo). A route no handler claims
+ * goes to the fallback, if one is set (server.ts sets the AMQP backend bridge there when it relays
+ * to RabbitMQ); without one, dispatch() returns false and the caller answers `no_route`.
  */
 import { randomUUID } from 'node:crypto';
 import type { Broker, OutgoingMessage } from '../broker/broker';
@@ -38,6 +39,7 @@ function message(body: Buffer | string, headers: Record<string, string>): Outgoi
 
 export class AppRouter {
   private readonly routes: Route[] = [];
+  private fallbackHandler: AppHandler | undefined;
 
   constructor(private readonly broker: Broker) {}
 
@@ -57,7 +59,13 @@ export class AppRouter {
     return this;
   }
 
-  /** Runs the first matching handler; false when no handler claims the route. */
+  /** Handles every route no pattern claims (with empty `params`). One at most: a second replaces it. */
+  fallback(handler: AppHandler): this {
+    this.fallbackHandler = handler;
+    return this;
+  }
+
+  /** Runs the first matching handler, else the fallback; false when neither exists. */
   async dispatch(request: Omit<AppMessage, 'params'>): Promise<boolean> {
     for (const route of this.routes) {
       const m = route.pattern.exec(request.route);
@@ -66,7 +74,9 @@ export class AppRouter {
       await route.handler({ ...request, params }, this.context(request.user));
       return true;
     }
-    return false;
+    if (!this.fallbackHandler) return false;
+    await this.fallbackHandler({ ...request, params: {} }, this.context(request.user));
+    return true;
   }
 
   private context(user: string): AppContext {

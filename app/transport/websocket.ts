@@ -29,7 +29,13 @@ class WebSocketClient implements ClientSocket {
   constructor(
     private readonly ws: WebSocket,
     readonly info: ConnectionInfo,
-  ) {}
+  ) {
+    // ws reports a peer's protocol violation (a message over maxPayload, invalid UTF-8 in a text
+    // message, a bad opcode) as an 'error' after it has already started the close with the fitting
+    // status (1009, 1007, 1002); the session ends through 'close'. Unlistened, that 'error' would be
+    // thrown and take the whole instance down with it.
+    ws.on('error', () => undefined);
+  }
 
   send(data: Buffer): void {
     if (this.ws.readyState !== this.ws.OPEN) return;

@@ -6,7 +6,12 @@
  */
 import { expect } from 'chai';
 import { startTestService, tokenFor, type RunningService } from '../support/service';
-import { StompClients, type ConnectOptions, type ConnectedStomp, type MessageLog } from '../support/stomp-clients';
+import {
+  StompClients,
+  type ConnectOptions,
+  type ConnectedStomp,
+  type MessageLog,
+} from '../support/stomp-clients';
 import { sleep } from '../support/wait';
 
 /** `server` is how the service names the transport in its session list. */
@@ -76,7 +81,10 @@ describe('e2e: stompjs and sockjs-client', function () {
     const sessions: ConnectedStomp[] = [];
     for (const { options } of TRANSPORTS) sessions.push(await clients.connect(service, 'alice', options));
     const logs = await Promise.all(sessions.map((s) => s.subscribe('/user/queue/greetings')));
-    const bob = await clients.connect(service, 'bob', { transport: 'sockjs', sockjsTransports: ['xhr-streaming'] });
+    const bob = await clients.connect(service, 'bob', {
+      transport: 'sockjs',
+      sockjsTransports: ['xhr-streaming'],
+    });
     const bobLog = await bob.subscribe('/user/queue/greetings');
 
     const res = await pushToUser(service, 'alice', { destination: '/queue/greetings', body: 'hi' });
@@ -94,7 +102,8 @@ describe('e2e: stompjs and sockjs-client', function () {
   it('/app/chat/x reaches the topic subscribers on every transport exactly once, with the sender', async () => {
     const users = ['alice', 'bob', 'carol', 'dave'];
     const sessions: ConnectedStomp[] = [];
-    for (const [i, { options }] of TRANSPORTS.entries()) sessions.push(await clients.connect(service, users[i], options));
+    for (const [i, { options }] of TRANSPORTS.entries())
+      sessions.push(await clients.connect(service, users[i], options));
     const logs: MessageLog[] = await Promise.all(sessions.map((s) => s.subscribe('/topic/chat.x')));
 
     // Sent from the xhr-polling client: the slowest way in still fans out to everyone.

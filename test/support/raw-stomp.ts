@@ -20,6 +20,9 @@ import { waitFor } from './wait';
 interface RawSocket {
   write(bytes: Buffer): void;
   end(): void;
+  /** Stops reading from the socket: the server's writes back up (slow-consumer tests). */
+  pause(): void;
+  resume(): void;
 }
 
 export class RawStompClient {
@@ -108,13 +111,18 @@ export class RawStompClient {
   }
 
   /** Sends a frame with a fresh `receipt` header and waits for its RECEIPT. */
-  async sendWithReceipt(command: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<void> {
+  async sendWithReceipt(
+    command: string,
+    headers: Record<string, string> = {},
+    body?: Buffer | string,
+  ): Promise<void> {
     const receipt = `r-${Math.random().toString(36).slice(2)}`;
     this.send(command, { ...headers, receipt }, body);
     const answer = await this.waitForFrame(
       (f) => (f.command === 'RECEIPT' && header(f, 'receipt-id') === receipt) || f.command === 'ERROR',
     );
-    if (answer.command === 'ERROR') throw new Error(`${command} refused: ${header(answer, 'message') ?? '?'}`);
+    if (answer.command === 'ERROR')
+      throw new Error(`${command} refused: ${header(answer, 'message') ?? '?'}`);
   }
 
   /**
@@ -149,7 +157,9 @@ export class RawStompClient {
       );
     } catch (err: unknown) {
       const seen = this.frames.map((f) => `${f.command}${describe(f)}`).join(', ') || 'nothing';
-      throw new Error(`${err instanceof Error ? err.message : String(err)}; received: ${seen}`);
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; received: ${seen}`, {
+        cause: err,
+      });
     }
     this.taken.add(found!);
     return found!;
@@ -169,6 +179,15 @@ export class RawStompClient {
     const error = await this.waitForFrame('ERROR', timeoutMs);
     await this.waitForClose(timeoutMs);
     return error;
+  }
+
+  /** Stops reading: whatever the server sends stays in kernel and server buffers. */
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
   }
 
   close(): void {
@@ -198,6 +217,8 @@ export async function openTcp(service: RunningService): Promise<RawStompClient> 
       if (!socket.destroyed) socket.write(bytes);
     },
     end: () => socket.destroy(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
   });
   return client;
 }
@@ -213,7 +234,10 @@ export interface WebSocketOptions {
 }
 
 /** The WebSocket after the handshake, or the reason it failed (e.g. "Unexpected server response: 403"). */
-export function openWebSocketRaw(service: RunningService, options: WebSocketOptions = {}): Promise<WebSocket> {
+export function openWebSocketRaw(
+  service: RunningService,
+  options: WebSocketOptions = {},
+): Promise<WebSocket> {
   const url = service.url.replace(/^http/, 'ws') + (options.path ?? '/stomp');
   const ws = new WebSocket(url, options.protocols ?? ['v12.stomp', 'v11.stomp', 'v10.stomp'], {
     headers: options.headers,
@@ -225,7 +249,10 @@ export function openWebSocketRaw(service: RunningService, options: WebSocketOpti
 }
 
 /** Raw STOMP over a plain WebSocket at `/stomp` (or `options.path`). */
-export async function openWebSocket(service: RunningService, options: WebSocketOptions = {}): Promise<RawStompClient> {
+export async function openWebSocket(
+  service: RunningService,
+  options: WebSocketOptions = {},
+): Promise<RawStompClient> {
   const ws = await openWebSocketRaw(service, options);
   return wrapWebSocket(ws, options.text === true);
 }
@@ -233,7 +260,9 @@ export async function openWebSocket(service: RunningService, options: WebSocketO
 export function wrapWebSocket(ws: WebSocket, text = false): RawStompClient {
   const client = new RawStompClient();
   ws.on('message', (data: WebSocket.RawData) => {
-    client.received(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    client.received(
+      Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data),
+    );
   });
   ws.on('close', () => client.markClosed());
   ws.on('error', () => ws.terminate());
@@ -242,6 +271,8 @@ export function wrapWebSocket(ws: WebSocket, text = false): RawStompClient {
       if (ws.readyState === WebSocket.OPEN) ws.send(text ? bytes.toString('utf8') : bytes, { binary: !text });
     },
     end: () => ws.terminate(),
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
   });
   return client;
 }

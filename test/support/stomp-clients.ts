@@ -83,7 +83,11 @@ function socketFactory(service: RunningService, options: ConnectOptions): () => 
     return () => new WebSocket(url, ['v12.stomp', 'v11.stomp', 'v10.stomp']) as unknown as IStompSocket;
   }
   const transports = options.sockjsTransports ?? ['websocket', 'xhr-streaming', 'xhr-polling'];
-  return () => new SockJS(`${service.url}/ws${options.query ?? ''}`, null, { transports, timeout: 5000 }) as unknown as IStompSocket;
+  return () =>
+    new SockJS(`${service.url}/ws${options.query ?? ''}`, null, {
+      transports,
+      timeout: 5000,
+    }) as unknown as IStompSocket;
 }
 
 /** An @stomp/stompjs client connected as `user`; rejects with the server's reason if refused. */
@@ -169,7 +173,9 @@ export async function connectStomp(
       client.publish({ destination, body, headers });
     },
     publishWithReceipt(destination, body, headers = {}) {
-      return withReceipt((receipt) => client.publish({ destination, body, headers: { ...headers, receipt } }));
+      return withReceipt((receipt) =>
+        client.publish({ destination, body, headers: { ...headers, receipt } }),
+      );
     },
     async close() {
       await Promise.race([client.deactivate(), sleep(2000)]);
@@ -182,7 +188,11 @@ export async function connectStomp(
 export class StompClients {
   private readonly open: ConnectedStomp[] = [];
 
-  async connect(service: RunningService, user: string, options: ConnectOptions = {}): Promise<ConnectedStomp> {
+  async connect(
+    service: RunningService,
+    user: string,
+    options: ConnectOptions = {},
+  ): Promise<ConnectedStomp> {
     const client = await connectStomp(service, user, options);
     this.open.push(client);
     return client;

@@ -38,12 +38,17 @@ function badTokens(): { name: string; token: string | undefined; why: RegExp }[]
     },
     {
       name: 'not yet valid',
-      token: jwt.sign({ sub: 'alice', nbf: now() + 3600, exp: now() + 7200 }, TEST_SECRET, { algorithm: 'HS256' }),
+      token: jwt.sign({ sub: 'alice', nbf: now() + 3600, exp: now() + 7200 }, TEST_SECRET, {
+        algorithm: 'HS256',
+      }),
       why: /not valid before/,
     },
     {
       name: 'signed with another key',
-      token: jwt.sign({ sub: 'alice' }, 'some-other-secret-of-enough-length!!', { algorithm: 'HS256', expiresIn: 600 }),
+      token: jwt.sign({ sub: 'alice' }, 'some-other-secret-of-enough-length!!', {
+        algorithm: 'HS256',
+        expiresIn: 600,
+      }),
       why: /invalid token: invalid signature/,
     },
     {
@@ -92,7 +97,9 @@ describe('session: authentication', () => {
     });
 
     it('access_token query parameter on /stomp', async () => {
-      const client = raw.add(await openWebSocket(service, { path: `/stomp?access_token=${tokenFor(service, 'carol')}` }));
+      const client = raw.add(
+        await openWebSocket(service, { path: `/stomp?access_token=${tokenFor(service, 'carol')}` }),
+      );
       await expectUser(client, 'carol');
     });
 
@@ -165,7 +172,9 @@ describe('session: authentication', () => {
       const client = raw.add(await openTcp(service));
       client.send('CONNECT', { 'accept-version': '1.2', host: 'h', passcode: 'not-a-jwt' });
       await client.expectErrorAndClose();
-      expect(Buffer.concat(client.bytesIn).toString('utf8')).to.include('message:invalid token: jwt malformed\n');
+      expect(Buffer.concat(client.bytesIn).toString('utf8')).to.include(
+        'message:invalid token: jwt malformed\n',
+      );
     });
 
     it('a bad access_token in the URL is refused the same way', async () => {
@@ -198,10 +207,14 @@ describe('session: authentication', () => {
       expect(await attempt(tokenFor(service, 'alice'))).to.equal('CONNECTED');
     });
     it('a wrong issuer is refused', async () => {
-      expect(await attempt(sign({ iss: 'https://evil.test', aud: 'stomp-relay' }))).to.match(/ERROR .*issuer invalid/);
+      expect(await attempt(sign({ iss: 'https://evil.test', aud: 'stomp-relay' }))).to.match(
+        /ERROR .*issuer invalid/,
+      );
     });
     it('a wrong audience is refused', async () => {
-      expect(await attempt(sign({ iss: 'https://issuer.test', aud: 'other' }))).to.match(/ERROR .*audience invalid/);
+      expect(await attempt(sign({ iss: 'https://issuer.test', aud: 'other' }))).to.match(
+        /ERROR .*audience invalid/,
+      );
     });
     it('a token without iss and aud is refused', async () => {
       expect(await attempt(sign({}))).to.match(/ERROR .*invalid/);
@@ -223,7 +236,9 @@ describe('session: authentication', () => {
       const client = raw.add(await openWebSocket(service));
       client.send('CONNECT', { 'accept-version': '1.2', host: 'h', Authorization: `Bearer ${token}` });
       const answer = await client.waitForFrame((f) => f.command === 'CONNECTED' || f.command === 'ERROR');
-      return answer.command === 'ERROR' ? `ERROR ${header(answer, 'message')}` : `CONNECTED ${header(answer, 'user-name')}`;
+      return answer.command === 'ERROR'
+        ? `ERROR ${header(answer, 'message')}`
+        : `CONNECTED ${header(answer, 'user-name')}`;
     };
 
     it('an RS256 token signed with the private key connects', async () => {
@@ -231,7 +246,9 @@ describe('session: authentication', () => {
       expect(await attempt(token)).to.equal('CONNECTED alice');
     });
     it('an HS256 token keyed with the public key (key confusion) is refused', async () => {
-      expect(await attempt(hs256({ sub: 'alice', exp: now() + 600 }, publicPem))).to.match(/ERROR invalid token/);
+      expect(await attempt(hs256({ sub: 'alice', exp: now() + 600 }, publicPem))).to.match(
+        /ERROR invalid token/,
+      );
     });
   });
 });

@@ -162,7 +162,9 @@ describe('session: receipts and errors', () => {
 
       it('a frame split into single bytes is read like a whole one', async () => {
         const client = await connect();
-        const bytes = Buffer.from('SUBSCRIBE\r\nid:s1\r\ndestination:/topic/split\r\nreceipt:r-split\r\n\r\n\0');
+        const bytes = Buffer.from(
+          'SUBSCRIBE\r\nid:s1\r\ndestination:/topic/split\r\nreceipt:r-split\r\n\r\n\0',
+        );
         for (const byte of bytes) client.sendRaw(Buffer.from([byte]));
         const receipt = await client.waitForFrame('RECEIPT');
         expect(header(receipt, 'receipt-id')).to.equal('r-split');
@@ -172,9 +174,7 @@ describe('session: receipts and errors', () => {
         const witness = await connect('bob');
         await witness.sendWithReceipt('SUBSCRIBE', { id: 'x', destination: '/topic/after' });
         const client = await connect();
-        client.sendRaw(
-          'DISCONNECT\nreceipt:bye\n\n\0SEND\ndestination:/topic/after\nreceipt:r2\n\nlate\0',
-        );
+        client.sendRaw('DISCONNECT\nreceipt:bye\n\n\0SEND\ndestination:/topic/after\nreceipt:r2\n\nlate\0');
         await client.waitForClose();
         await sleep(100);
         expect(client.all('RECEIPT').map((f) => header(f, 'receipt-id'))).to.deep.equal(['bye']);

@@ -39,7 +39,11 @@ after(() => {
 });
 
 /** The value of one sample in the service's /metrics text, 0 when absent. */
-export async function metricValue(service: RunningService, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  service: RunningService,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`${service.url}/metrics`)).text();
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
@@ -50,8 +54,17 @@ export async function metricValue(service: RunningService, name: string, labels:
 }
 
 /** What a backend push does, minus HTTP: straight to the broker the service uses. */
-export async function publish(service: RunningService, target: MessageTarget, body: string | Buffer, headers: Record<string, string> = {}): Promise<void> {
-  await service.broker.publish(target, { id: randomUUID(), headers, body: Buffer.isBuffer(body) ? body : Buffer.from(body) });
+export async function publish(
+  service: RunningService,
+  target: MessageTarget,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<void> {
+  await service.broker.publish(target, {
+    id: randomUUID(),
+    headers,
+    body: Buffer.isBuffer(body) ? body : Buffer.from(body),
+  });
 }
 
 export function userQueue(user: string, name: string): MessageTarget {

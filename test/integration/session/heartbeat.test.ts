@@ -20,7 +20,10 @@ describe('session: heart-beating', () => {
     await service.stop();
   });
 
-  const connect = async (heartBeat: string | undefined, transport: RawTransport = 'websocket'): Promise<RawStompClient> => {
+  const connect = async (
+    heartBeat: string | undefined,
+    transport: RawTransport = 'websocket',
+  ): Promise<RawStompClient> => {
     const client = clients.add(await openRaw(service, transport));
     const connected = await client.connect(tokenFor(service, 'alice'), { 'heart-beat': heartBeat });
     expect(header(connected, 'heart-beat')).to.equal('100,100');

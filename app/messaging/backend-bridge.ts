@@ -1,0 +1,224 @@
+/**
+ * The backend bridge: a client SEND to `/app/<service>/<path>` that no in-process handler claims is
+ * published over AMQP to the topic exchange `stomp-relay.app`, so that a backend in any language
+ * consumes it with a plain AMQP client (contract: README, "For backend developers").
+ *
+ * Routing key: the route's segments, each escaped, joined by `.`: `/app/orders/create` →
+ * `orders.create`. destination.ts already limits segments to `[A-Za-z0-9_-.:@]`; a `.` inside a
+ * segment is escaped to `%2E` (and anything else outside `[A-Za-z0-9_-:@]`, as UTF-8 `%XX`), so a
+ * client can neither add words (`/app/orders.admin/x` is `orders%2Eadmin.x`, not `orders.admin.x`)
+ * nor write a wildcard. `%` never appears raw in a segment, so the escaping cannot be forged.
+ *
+ * Delivery: the publish is `mandatory` with publisher confirms. RabbitMQ sends basic.return before
+ * basic.ack on the same channel, so once the confirm is in (and the return event had its turn) we
+ * know whether any queue took the message: unroutable → `no_route` ("no backend service 'orders' is
+ * listening"), correlated by message id; nacked,
+ * timed out or connection down → `broker_unavailable`. The sender gets an ERROR, never silence.
+ *
+ * Identity: the backend learns who sent the message from `x-relay-*` headers set here. Client
+ * headers pass through, but never under those names (a client could otherwise claim to be anyone)
+ * nor as `CC`/`BCC`, which RabbitMQ reads as extra routing keys.
+ */
+import { Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
+import type { Settings } from '../../config/settings';
+import { EXCHANGES, EXCHANGE_DECLARATIONS, userRoutingKey } from '../broker/rabbitmq/topology';
+import { effectiveAmqpUrl } from '../config';
+import { ServiceError } from '../errors';
+import { projectPath } from '../paths';
+import type { AppMessage } from './app-router';
+import { BackendServices } from './backend-services';
+
+/** AMQP headers the bridge puts on every message for a backend. */
+export const BACKEND_HEADERS = {
+  /** The sender's user name (the JWT `sub`). */
+  user: 'x-relay-user',
+  /** Routing key on `stomp-relay.user` that reaches every session of the sender. */
+  userKey: 'x-relay-user-key',
+  session: 'x-relay-session',
+  instance: 'x-relay-instance',
+  messageId: 'x-relay-message-id',
+  /** The destination as the client wrote it: `/app/orders/create`. */
+  destination: 'x-relay-destination',
+  /** First route segment, unescaped: `orders`. */
+  service: 'x-relay-service',
+  /** The rest of the route, unescaped: `create` (empty for `/app/orders`). */
+  path: 'x-relay-path',
+} as const;
+
+export interface BridgeLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface BackendBridgeOptions {
+  /** amqp://user:pass@host:port/vhost; never logged. */
+  amqpUrl: string;
+  instanceId: string;
+  services: BackendServices;
+  logger: BridgeLogger;
+  /** Longest wait for RabbitMQ's confirm of one publish. Default 10 s. */
+  publishTimeoutMs?: number;
+}
+
+/** AMQP short strings (routing keys) hold at most 255 bytes. */
+const MAX_ROUTING_KEY_BYTES = 255;
+const KEEP = /^[A-Za-z0-9_\-:@]$/;
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 3_000;
+const RETRY_HIGH_MS = 5_000;
+
+function escapeWord(segment: string): string {
+  let out = '';
+  for (const ch of segment) {
+    if (KEEP.test(ch)) out += ch;
+    else for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** `orders/create` → `orders.create`; `orders/v1.2` → `orders.v1%2E2`. */
+export function backendRoutingKey(route: string): string {
+  const key = route.split('/').map(escapeWord).join('.');
+  if (Buffer.byteLength(key, 'utf8') > MAX_ROUTING_KEY_BYTES) {
+    throw new ServiceError('bad_destination', `app route '${route.slice(0, 60)}...' is too long for a backend routing key`);
+  }
+  return key;
+}
+
+/** Client headers a backend may see: not ours, not RabbitMQ's sender-selected routing. */
+function clientHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (lower.startsWith('x-relay-') || lower === 'cc' || lower === 'bcc' || lower === 'content-type') continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export class BackendBridge {
+  private readonly connection: Connection;
+  private readonly publisher: Publisher;
+  private readonly publishTimeoutMs: number;
+  /** Message ids of publishes awaiting their confirm → whether RabbitMQ returned them. */
+  private readonly pending = new Map<string, { returned: boolean }>();
+
+  constructor(private readonly options: BackendBridgeOptions) {
+    this.publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
+    this.connection = new Connection({
+      url: options.amqpUrl,
+      connectionName: `stomp-relay ${options.instanceId} (backend bridge)`,
+      retryHigh: RETRY_HIGH_MS,
+    });
+    this.connection.on('error', (err: unknown) => options.logger.warn({ err }, 'backend bridge: AMQP connection error'));
+    this.publisher = this.connection.createPublisher({ confirm: true, exchanges: [EXCHANGE_DECLARATIONS.app] });
+    this.publisher.on('basic.return', (msg) => this.returned(msg));
+  }
+
+  /** Waits for the first AMQP connection; rejects with broker_unavailable (and closes) if none comes. */
+  async start(): Promise<void> {
+    try {
+      await this.connection.onConnect(START_TIMEOUT_MS);
+    } catch (err: unknown) {
+      await this.stop();
+      throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP did not answer in time', { cause: err });
+    }
+    this.options.logger.info({ exchange: EXCHANGES.app }, 'backend bridge: /app routes without a handler go to backends over AMQP');
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await withTimeout(
+        (async () => {
+          await this.publisher.close();
+          await this.connection.close();
+        })(),
+        STOP_TIMEOUT_MS,
+        'backend bridge close',
+      );
+    } catch (err: unknown) {
+      this.options.logger.warn({ err }, 'backend bridge: AMQP close did not finish; closing the socket');
+      this.connection.unsafeDestroy();
+    }
+  }
+
+  /** An AppRouter fallback: resolves once a backend's queue holds the message. */
+  async forward(message: AppMessage): Promise<void> {
+    const [service, ...path] = message.route.split('/');
+    if (!this.options.services.canReach(message.user, service)) {
+      throw new ServiceError('forbidden', `not allowed to reach backend service '${service}'`);
+    }
+    const routingKey = backendRoutingKey(message.route);
+    // rabbitmq-client would hold the publish until it reconnects; the client is better told now.
+    if (!this.connection.ready) throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP connection is down');
+    const contentType = message.headers['content-type'];
+    const state = { returned: false };
+    this.pending.set(message.messageId, state);
+    try {
+      await withTimeout(
+        this.publisher.send(
+          {
+            exchange: EXCHANGES.app,
+            routingKey,
+            mandatory: true,
+            durable: true,
+            messageId: message.messageId,
+            timestamp: Math.floor(Date.now() / 1000),
+            appId: 'stomp-relay',
+            ...(contentType ? { contentType } : {}),
+            headers: {
+              ...clientHeaders(message.headers),
+              [BACKEND_HEADERS.user]: message.user,
+              [BACKEND_HEADERS.userKey]: userRoutingKey(message.user),
+              [BACKEND_HEADERS.session]: message.sessionId,
+              [BACKEND_HEADERS.instance]: this.options.instanceId,
+              [BACKEND_HEADERS.messageId]: message.messageId,
+              [BACKEND_HEADERS.destination]: `/app/${message.route}`,
+              [BACKEND_HEADERS.service]: service,
+              [BACKEND_HEADERS.path]: path.join('/'),
+            },
+          },
+          message.body,
+        ),
+        this.publishTimeoutMs,
+        'backend publish confirm',
+      );
+      // rabbitmq-client emits basic.return from a setImmediate queued while reading the frames that
+      // came before the ack, but resolves the confirm at once; one turn later the return is known.
+      await new Promise((resolve) => setImmediate(resolve));
+    } catch (err: unknown) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ServiceError('broker_unavailable', `the broker did not take the message for '${service}': ${why}`, { cause: err });
+    } finally {
+      this.pending.delete(message.messageId);
+    }
+    if (state.returned) {
+      throw new ServiceError('no_route', `no backend service '${service}' is listening (routing key '${routingKey}')`);
+    }
+  }
+
+  private returned(msg: ReturnedMessage): void {
+    const state = msg.messageId === undefined ? undefined : this.pending.get(msg.messageId);
+    if (state) state.returned = true;
+    else this.options.logger.warn({ routingKey: msg.routingKey }, 'backend bridge: a returned message matched no pending publish');
+  }
+}
+
+/** The bridge when the service relays to RabbitMQ (BROKER_URL set); none with the embedded broker. */
+export function createBackendBridge(settings: Settings, logger: BridgeLogger): BackendBridge | undefined {
+  if (!settings.brokerUrl) return undefined;
+  return new BackendBridge({
+    amqpUrl: effectiveAmqpUrl(settings),
+    instanceId: settings.instanceId,
+    services: BackendServices.fromFile(settings.backendsFile || projectPath('config', 'backends.json')),
+    logger,
+  });
+}

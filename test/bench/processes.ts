@@ -1,0 +1,152 @@
+/**
+ * The measured servers, each in its own process: the service (relaying to RabbitMQ) and the bare-ws
+ * ceiling server. Plus what we read about a process from outside: RSS from /proc/<pid>/status and
+ * its TCP connections to RabbitMQ from `ss`.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { quote, raisedFdLimit } from './workers';
+
+const execFileAsync = promisify(execFile);
+
+export interface ServiceOptions {
+  root: string;
+  secret: string;
+  instanceId: string;
+  brokerUrl: string;
+  /** Run dist/app/main.js (after `npm run build`) instead of app/main.ts through tsx. */
+  dist: boolean;
+  /** Write a V8 CPU profile (node --cpu-prof) into this directory when the service exits. */
+  cpuProfDir?: string;
+  env?: Record<string, string>;
+}
+
+export interface Spawned {
+  readonly pid: number;
+  readonly port: number;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function stopper(child: ChildProcess, graceMs: number): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+export async function startService(options: ServiceOptions): Promise<Spawned> {
+  const port = await freePort();
+  const prof = options.cpuProfDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfDir)} ` : '';
+  const entry = options.dist
+    ? quote(join(options.root, 'dist/app/main.js'))
+    : `--require tsx/cjs ${quote(join(options.root, 'app/main.ts'))}`;
+  const stderr: string[] = [];
+  const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} ${prof}${entry}`), {
+    cwd: options.root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '0.0.0.0',
+      INSTANCE_ID: options.instanceId,
+      BROKER_URL: options.brokerUrl,
+      JWT_SECRET: options.secret,
+      LOG_LEVEL: 'warn',
+      AUTHORIZATION_FILE: join(__dirname, 'authorization.json'),
+      // A load generator is one client sending far more than a browser would.
+      MAX_FRAMES_PER_SECOND: '1000000',
+      MAX_FRAMES_IN_FLIGHT: '4096',
+      ...options.env,
+    },
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 50) stderr.push(chunk.toString());
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}): ${stderr.join('').slice(0, 2000)}`);
+    try {
+      const res = await fetch(`${url}/readyz`);
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the service was not ready within 30 s: ${stderr.join('').slice(0, 2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { pid: child.pid!, port, url, stop: stopper(child, 15_000) };
+}
+
+export async function startBareWs(root: string): Promise<Spawned> {
+  const script = join(__dirname, 'bare-ws-server.ts');
+  const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`), {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bare-ws server did not start within 20 s')), 20_000);
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`bare-ws server exited (${code})`)));
+  });
+  return { pid: child.pid!, port, url: `ws://127.0.0.1:${port}`, stop: stopper(child, 5000) };
+}
+
+/** Resident set size of `pid`, in KiB (VmRSS). */
+export function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Established TCP connections of process `pid` to each of `ports` (as `ss -tnp` shows them). */
+export async function tcpConnections(pid: number, ports: number[]): Promise<Record<number, number>> {
+  const { stdout } = await execFileAsync('ss', ['-tnpH', 'state', 'established'], { maxBuffer: 64 * 1024 * 1024 });
+  const counts: Record<number, number> = Object.fromEntries(ports.map((p) => [p, 0]));
+  for (const line of stdout.split('\n')) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const peer = line.trim().split(/\s+/)[3] ?? '';
+    const port = Number(peer.slice(peer.lastIndexOf(':') + 1));
+    if (port in counts) counts[port]++;
+  }
+  return counts;
+}
+
+/** CPU seconds (user + system) used so far by `pid`. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

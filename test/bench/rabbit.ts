@@ -1,0 +1,65 @@
+/**
+ * What the harness needs from the local RabbitMQ: whether its ports answer, how many sockets it
+ * can still take (Web-STOMP peers count against its file-descriptor limit), and deleting the
+ * queues the direct peer runs leave behind (`/queue/<name>` in the STOMP plugin is durable).
+ */
+import { connect } from 'node:net';
+
+const MANAGEMENT = 'http://127.0.0.1:15672/api';
+const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
+
+export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function management<T>(path: string, method = 'GET'): Promise<T | undefined> {
+  try {
+    const res = await fetch(`${MANAGEMENT}${path}`, { method, headers: { authorization: AUTH } });
+    if (!res.ok) return undefined;
+    return method === 'GET' ? ((await res.json()) as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface BrokerNode {
+  version?: string;
+  socketsUsed?: number;
+  socketsTotal?: number;
+  fdTotal?: number;
+}
+
+export async function brokerNode(): Promise<BrokerNode> {
+  const overview = await management<{ rabbitmq_version?: string }>('/overview');
+  const nodes = await management<{ sockets_used?: number; sockets_total?: number; fd_total?: number }[]>('/nodes');
+  const node = nodes?.[0];
+  return {
+    version: overview?.rabbitmq_version,
+    socketsUsed: node?.sockets_used,
+    socketsTotal: node?.sockets_total,
+    fdTotal: node?.fd_total,
+  };
+}
+
+/** Names of queues of vhost `/` starting with `prefix`. */
+export async function queuesStartingWith(prefix: string): Promise<string[]> {
+  const queues = await management<{ name: string }[]>('/queues/%2F?columns=name');
+  return (queues ?? []).map((q) => q.name).filter((n) => n.startsWith(prefix));
+}
+
+export async function deleteQueues(names: string[]): Promise<void> {
+  for (let i = 0; i < names.length; i += 20) {
+    await Promise.all(
+      names.slice(i, i + 20).map((n) => management(`/queues/%2F/${encodeURIComponent(n)}`, 'DELETE')),
+    );
+  }
+}

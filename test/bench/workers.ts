@@ -1,0 +1,112 @@
+/**
+ * The harness's side of the load processes: spawns them (each through bash so that it gets its own
+ * raised file-descriptor limit), sends commands, awaits answers with a time limit.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { StatsData } from './clients';
+import type { PumpResult } from './pump';
+import type { ClientSendArgs, OpenArgs, OpenResult, PublishArgs } from './worker';
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** `ulimit -n` as high as this machine lets an unprivileged process go, then exec. */
+export function raisedFdLimit(command: string): string[] {
+  return ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${command}`];
+}
+
+export function quote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export class LoadWorker {
+  private seq = 0;
+  private readonly pending = new Map<number, Pending>();
+
+  private constructor(
+    readonly index: number,
+    readonly localAddress: string,
+    private readonly child: ChildProcess,
+  ) {
+    child.on('message', (reply: Reply) => {
+      const p = this.pending.get(reply.id);
+      if (!p) return;
+      this.pending.delete(reply.id);
+      clearTimeout(p.timer);
+      if (reply.ok) p.resolve(reply.result);
+      else p.reject(new Error(`worker ${index}: ${reply.error}`));
+    });
+    child.on('exit', (code) => {
+      for (const p of this.pending.values()) p.reject(new Error(`worker ${index} exited (${code})`));
+      this.pending.clear();
+    });
+  }
+
+  static async start(index: number, cwd: string): Promise<LoadWorker> {
+    const script = join(__dirname, 'worker.ts');
+    const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`), {
+      cwd,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    // Source addresses 127.0.0.2.., one per worker: ports are per (source, destination) pair.
+    const worker = new LoadWorker(index, `127.0.0.${2 + index}`, child);
+    await worker.call({ cmd: 'reset' }, 30_000);
+    return worker;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  open(args: OpenArgs, timeoutMs: number): Promise<OpenResult> {
+    return this.call({ cmd: 'open', args }, timeoutMs) as Promise<OpenResult>;
+  }
+
+  reset(): Promise<unknown> {
+    return this.call({ cmd: 'reset' }, 10_000);
+  }
+
+  stats(): Promise<StatsData> {
+    return this.call({ cmd: 'stats' }, 10_000) as Promise<StatsData>;
+  }
+
+  clientSend(args: ClientSendArgs): Promise<PumpResult> {
+    return this.call({ cmd: 'clientSend', args }, args.maxMs + (args.graceMs ?? 5000) + 10_000) as Promise<PumpResult>;
+  }
+
+  publish(args: PublishArgs): Promise<PumpResult> {
+    return this.call({ cmd: 'publish', args }, args.maxMs + (args.graceMs ?? 5000) + 30_000) as Promise<PumpResult>;
+  }
+
+  close(): Promise<{ closed: number }> {
+    return this.call({ cmd: 'close' }, 60_000) as Promise<{ closed: number }>;
+  }
+
+  stop(): void {
+    if (this.child.connected) this.child.disconnect();
+    setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
+  }
+
+  private call(message: object, timeoutMs: number): Promise<unknown> {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`worker ${this.index}: no answer within ${timeoutMs} ms to ${JSON.stringify(message).slice(0, 80)}`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.child.send({ ...message, id });
+    });
+  }
+}

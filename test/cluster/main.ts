@@ -1,0 +1,173 @@
+/**
+ * `npm run cluster`: the load-balanced setup of docker/compose.yml without Docker, for development.
+ * RabbitMQ's plugins checked (test/support/ensure-rabbitmq.cjs), dist/ rebuilt if app/ changed,
+ * three instances on 8081-8083 and nginx on 8080 with docker/nginx/nginx.conf; Ctrl-C stops it all.
+ *
+ *   npm run cluster -- [--instances 3] [--base-port 8081] [--lb-port 8080] [--log-level info]
+ *                      [--quiet] [--source]
+ *
+ * --quiet shows warnings and errors only (no nginx access lines); --source runs app/*.ts through
+ * tsx instead of building dist/ (handy while the build is broken). Killing one instance (its pid is
+ * printed) is allowed: its clients reconnect through nginx to the others.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PROJECT_ROOT, startCluster, type Cluster } from '../support/cluster';
+
+const { values: args } = parseArgs({
+  options: {
+    instances: { type: 'string', default: '3' },
+    'base-port': { type: 'string', default: '8081' },
+    'lb-port': { type: 'string', default: '8080' },
+    'log-level': { type: 'string', default: 'info' },
+    quiet: { type: 'boolean', default: false },
+    source: { type: 'boolean', default: false },
+  },
+});
+
+function intArg(name: string, raw: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    console.error(`cluster: --${name} must be an integer in ${min}..${max}, not '${raw}'`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** Newest modification time under `path` (a file or a directory tree). */
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = stat.mtimeMs;
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
+  return newest;
+}
+
+/** Runs `npm run build` when dist/ is missing or older than the sources it is built from. */
+function buildIfNeeded(): void {
+  const main = join(PROJECT_ROOT, 'dist/app/main.js');
+  const sources = ['app', 'config', 'tsconfig.json', 'tsconfig.build.json'].map((p) => join(PROJECT_ROOT, p));
+  const built = existsSync(main) ? statSync(main).mtimeMs : 0;
+  if (built >= Math.max(...sources.map(newestMtime))) return;
+  console.log('cluster: dist/ is missing or older than app/; npm run build');
+  const result = spawnSync('npm', ['run', 'build'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error('cluster: the build failed; fix it, or run the sources with: npm run cluster -- --source');
+    process.exit(1);
+  }
+}
+
+function ensureRabbitMq(): void {
+  const script = join(PROJECT_ROOT, 'test/support/ensure-rabbitmq.cjs');
+  const result = spawnSync(process.execPath, [script], { stdio: 'inherit' });
+  if (result.status !== 0) process.exit(1);
+}
+
+const LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/** pino's JSON lines made readable: `time LEVEL [node-1] msg key=value ...`; anything else as is. */
+function printLine(source: string, line: string, quiet: boolean): void {
+  let record: Record<string, unknown> | undefined;
+  try {
+    const parsed: unknown = JSON.parse(line);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      record = parsed as Record<string, unknown>;
+  } catch {
+    // not JSON: nginx, or a line written before the logger existed
+  }
+  if (!record) {
+    if (!quiet || source !== 'nginx') console.log(`[${source}] ${line}`);
+    return;
+  }
+  const { level, time, msg } = record;
+  const rest = Object.entries(record).filter(([key]) => !['level', 'time', 'msg', 'instance'].includes(key));
+  const when = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : '';
+  const extra = rest
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+  const label = typeof level === 'number' ? (LEVELS[level] ?? String(level)) : '?';
+  console.log(`${when} ${label.padEnd(5)} [${source}] ${String(msg ?? '')}${extra ? ` ${extra}` : ''}`);
+}
+
+function printSummary(cluster: Cluster): void {
+  const page = `http://localhost:${cluster.lbPort}`;
+  const lines = [
+    '',
+    'stomp-relay cluster is up',
+    `  demo page      ${page}  (e.g. ${page}/?user=alice&autoconnect=1)`,
+    `  load balancer  nginx pid ${cluster.nginxPid}, docker/nginx/nginx.conf, prefix ${cluster.nginxDir}`,
+    ...cluster.instances.map(
+      (instance, i) =>
+        `  ${i === 0 ? 'instances    ' : '             '}  ${instance.id}  ${instance.url}  pid ${instance.pid}`,
+    ),
+    '  RabbitMQ       management UI http://localhost:15672 (guest/guest), STOMP 127.0.0.1:61613',
+    `  JWT_SECRET     ${cluster.secret}  (shared by the instances)`,
+    '  push to alice  TOKEN=$(curl -s -X POST ' +
+      `${page}/api/dev/token -H 'content-type: application/json' -d '{"user":"backend","scope":"push"}' | ` +
+      'node -pe \'JSON.parse(require("fs").readFileSync(0)).token\')',
+    `                 curl -X POST ${page}/api/users/alice/messages -H "authorization: Bearer $TOKEN" ` +
+      `-H 'content-type: application/json' -d '{"destination":"/queue/greetings","body":"hello"}'`,
+    'Ctrl-C stops everything.',
+    '',
+  ];
+  console.log(lines.join('\n'));
+}
+
+async function main(): Promise<void> {
+  const instances = intArg('instances', args.instances, 1, 32);
+  const basePort = intArg('base-port', args['base-port'], 1, 65535);
+  const lbPort = intArg('lb-port', args['lb-port'], 1, 65535);
+  const quiet = args.quiet;
+
+  ensureRabbitMq();
+  if (!args.source) buildIfNeeded();
+
+  let shuttingDown = false;
+  let cluster: Cluster | undefined = undefined;
+  async function shutdown(code: number): Promise<void> {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    console.log('cluster: stopping nginx and the instances');
+    await cluster?.stop();
+    process.exit(code);
+  }
+
+  cluster = await startCluster({
+    instances,
+    basePort,
+    lbPort,
+    runtime: args.source ? 'source' : 'dist',
+    logLevel: quiet ? 'warn' : args['log-level'],
+    onLog: (source, line) => printLine(source, line, quiet),
+    onAccessLog: quiet ? undefined : (line) => console.log(`[nginx] ${line}`),
+    onExit: (source, code, signal) => {
+      if (shuttingDown) return;
+      console.error(`cluster: ${source} exited (${code ?? signal})`);
+      // Without nginx there is no cluster to use; a lost instance is survivable (and maybe intended).
+      if (source === 'nginx' && cluster) void shutdown(1);
+    },
+  });
+  printSummary(cluster);
+  let signals = 0;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      // A second Ctrl-C does not wait for the drain; the exit hook kills what is left.
+      if (++signals > 1) process.exit(130);
+      void shutdown(0);
+    });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`cluster: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

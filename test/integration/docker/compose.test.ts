@@ -1,0 +1,261 @@
+/**
+ * docker/ without a Docker engine: what can be checked is. `docker compose config` where a compose
+ * plugin exists; everywhere, the compose file parsed and held to what the README promises (services,
+ * ports, the plugin file, shared JWT_SECRET, mounts that exist), the Dockerfile's shape, its
+ * HEALTHCHECK one-liner run for real against an instance, and the shared nginx config through
+ * `nginx -t` in its local rendering.
+ */
+import { expect } from 'chai';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { PROJECT_ROOT, findNginx, freePort, nginxArgs, writeNginxConfig } from '../../support/cluster';
+import { startTestService, type RunningService } from '../../support/service';
+
+const execFileAsync = promisify(execFile);
+const DOCKER_DIR = join(PROJECT_ROOT, 'docker');
+const COMPOSE_FILE = join(DOCKER_DIR, 'compose.yml');
+const INSTANCES = ['app1', 'app2', 'app3'];
+
+interface ComposeService {
+  image?: string;
+  build?: { context?: string; dockerfile?: string };
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, { condition?: string }>;
+  healthcheck?: { test?: string[] };
+}
+
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+}
+
+function loadCompose(): ComposeFile {
+  // merge: the instances share one definition through a YAML merge key (<<), as compose reads it.
+  return parse(readFileSync(COMPOSE_FILE, 'utf8'), { merge: true }) as ComposeFile;
+}
+
+function service(compose: ComposeFile, name: string): ComposeService {
+  const found = compose.services[name];
+  if (!found) throw new Error(`compose.yml has no service ${name}`);
+  return found;
+}
+
+/** `host:container[:mode]` volume strings, host side resolved against docker/ as compose does. */
+function mounts(svc: ComposeService): { host: string; container: string }[] {
+  return (svc.volumes ?? []).map((volume) => {
+    const [host, container] = volume.split(':');
+    return { host: resolve(DOCKER_DIR, host!), container: container! };
+  });
+}
+
+/** `${VAR:-default}` as compose interpolates it with VAR unset. */
+function interpolated(value: string): string {
+  return value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
+}
+
+function dockerComposeWorks(): boolean {
+  return spawnSync('docker', ['compose', 'version'], { timeout: 10_000 }).status === 0;
+}
+
+/** Dockerfile instructions (continuations joined), split into stages at each FROM. */
+function dockerfileStages(): { from: string; lines: string[] }[] {
+  const text = readFileSync(join(DOCKER_DIR, 'Dockerfile'), 'utf8').replace(/\\\n\s*/g, ' ');
+  const stages: { from: string; lines: string[] }[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (/^FROM\s/i.test(line)) stages.push({ from: line, lines: [] });
+    else stages.at(-1)?.lines.push(line);
+  }
+  return stages;
+}
+
+describe('docker/compose.yml', () => {
+  it('passes `docker compose config` where a compose plugin exists', function () {
+    if (!dockerComposeWorks()) this.skip();
+    execFileSync('docker', ['compose', '-f', COMPOSE_FILE, 'config', '--quiet'], { stdio: 'pipe' });
+  });
+
+  it('defines RabbitMQ, three instances and nginx', () => {
+    expect(Object.keys(loadCompose().services)).to.include.members(['rabbitmq', ...INSTANCES, 'nginx']);
+  });
+
+  it('publishes the page on 8080 and RabbitMQ on its usual ports', () => {
+    const compose = loadCompose();
+    expect(service(compose, 'nginx').ports).to.include('8080:8080');
+    expect(service(compose, 'rabbitmq').ports).to.include.members([
+      '5672:5672',
+      '15672:15672',
+      '61613:61613',
+    ]);
+    expect(service(compose, 'rabbitmq').image).to.match(/^rabbitmq:3[^:]*-management/);
+  });
+
+  it('enables the STOMP and management plugins by a mounted enabled_plugins file', () => {
+    const rabbit = service(loadCompose(), 'rabbitmq');
+    const plugins = mounts(rabbit).find((m) => m.container === '/etc/rabbitmq/enabled_plugins');
+    expect(plugins, 'a volume onto /etc/rabbitmq/enabled_plugins').to.not.equal(undefined);
+    expect(existsSync(plugins!.host), plugins!.host).to.equal(true);
+    // An Erlang term: a list of atoms followed by a full stop.
+    const term = readFileSync(plugins!.host, 'utf8').trim();
+    const match = /^\[([a-z_,\s]*)\]\.$/.exec(term);
+    expect(match, `enabled_plugins is not [plugin,...].: ${term}`).to.not.equal(null);
+    const listed = match![1]!.split(',').map((p) => p.trim());
+    expect(listed).to.include.members(['rabbitmq_stomp', 'rabbitmq_management']);
+    expect(rabbit.healthcheck?.test?.join(' ')).to.match(/rabbitmq-diagnostics/);
+  });
+
+  it('points every instance at rabbitmq, with one JWT_SECRET and its own INSTANCE_ID', () => {
+    const compose = loadCompose();
+    const envs = INSTANCES.map((name) => service(compose, name).environment ?? {});
+    for (const [i, env] of envs.entries()) {
+      const broker = new URL(env.BROKER_URL ?? '');
+      expect(broker.protocol, INSTANCES[i]).to.equal('stomp:');
+      expect(broker.hostname, INSTANCES[i]).to.equal('rabbitmq');
+      expect(broker.port, INSTANCES[i]).to.equal('61613');
+      expect(interpolated(env.JWT_SECRET ?? ''), `${INSTANCES[i]} JWT_SECRET`).to.have.length.of.at.least(32);
+      expect(env.JWT_SECRET).to.equal(envs[0]!.JWT_SECRET);
+      expect(env.PORT).to.equal('8080');
+    }
+    expect(new Set(envs.map((env) => env.INSTANCE_ID)).size).to.equal(INSTANCES.length);
+  });
+
+  it('starts instances after RabbitMQ is healthy, and nginx after the instances are', () => {
+    const compose = loadCompose();
+    for (const name of INSTANCES) {
+      expect(service(compose, name).depends_on?.rabbitmq?.condition, name).to.equal('service_healthy');
+      expect(service(compose, 'nginx').depends_on?.[name]?.condition).to.equal('service_healthy');
+    }
+  });
+
+  it('builds the instances from docker/Dockerfile with the repository as context', () => {
+    const compose = loadCompose();
+    for (const name of INSTANCES) {
+      const build = service(compose, name).build;
+      const context = resolve(DOCKER_DIR, build?.context ?? '.');
+      expect(context, name).to.equal(PROJECT_ROOT);
+      expect(existsSync(join(context, build?.dockerfile ?? 'Dockerfile')), name).to.equal(true);
+    }
+  });
+
+  it('mounts the shared nginx.conf and the compose half of the per-cluster files, which exist', () => {
+    const nginx = service(loadCompose(), 'nginx');
+    expect(nginx.image).to.match(/^nginx:/);
+    const byTarget = new Map(mounts(nginx).map((m) => [m.container, m.host]));
+    expect(byTarget.get('/etc/nginx/nginx.conf')).to.equal(join(DOCKER_DIR, 'nginx/nginx.conf'));
+    const cluster = byTarget.get('/etc/nginx/cluster');
+    expect(cluster, 'a volume onto /etc/nginx/cluster').to.not.equal(undefined);
+    const servers = readFileSync(join(cluster!, 'upstream-servers.conf'), 'utf8');
+    for (const name of INSTANCES) expect(servers).to.match(new RegExp(`^server ${name}:8080\\b`, 'm'));
+    expect(readFileSync(join(cluster!, 'server.conf'), 'utf8')).to.match(/^listen 8080;/m);
+  });
+});
+
+describe('docker/Dockerfile', () => {
+  it('builds with dev dependencies, then runs with production ones only', () => {
+    const stages = dockerfileStages();
+    expect(stages.length, 'stages').to.be.at.least(2);
+    const [build, runtime] = [stages[0]!, stages.at(-1)!];
+    expect(build.lines.join('\n')).to.match(/^RUN npm ci\b(?!.*--omit=dev)/m);
+    expect(build.lines.join('\n')).to.match(/^RUN npm run build/m);
+    expect(runtime.lines.join('\n')).to.match(/^RUN npm ci --omit=dev\b/m);
+    expect(runtime.lines.join('\n')).to.match(/^COPY --from=\S+ \/app\/dist \.\/dist$/m);
+  });
+
+  it('runs as a non-root user, exposes 8080 and starts dist/app/main.js', () => {
+    const runtime = dockerfileStages().at(-1)!.lines;
+    const user = runtime.filter((line) => /^USER\s/i.test(line)).at(-1);
+    expect(user, 'a USER instruction').to.not.equal(undefined);
+    expect(user!.split(/\s+/)[1]).to.not.match(/^(root|0)(:|$)/);
+    expect(runtime).to.include('EXPOSE 8080');
+    expect(runtime).to.include('CMD ["node", "dist/app/main.js"]');
+    // The same entry point as `npm start`, so the image runs what the build produced.
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+      scripts: { start: string };
+    };
+    expect(pkg.scripts.start).to.equal('node dist/app/main.js');
+  });
+
+  it('copies only paths that exist, and its ignore file keeps the context small', () => {
+    for (const line of dockerfileStages().flatMap((stage) => stage.lines)) {
+      const copy = /^COPY (?!--from)(.+) \S+$/.exec(line);
+      if (!copy) continue;
+      for (const source of copy[1]!.split(/\s+/))
+        expect(existsSync(join(PROJECT_ROOT, source)), source).to.equal(true);
+    }
+    const ignore = readFileSync(join(DOCKER_DIR, 'Dockerfile.dockerignore'), 'utf8').split('\n');
+    expect(ignore[ignore.findIndex((l) => !l.startsWith('#'))]).to.equal('**');
+    expect(ignore).to.include.members(['!app', '!config', '!public', '!package-lock.json']);
+  });
+
+  describe('HEALTHCHECK', () => {
+    let service: RunningService | undefined;
+    after(async () => service?.stop());
+
+    function healthcheck(): string[] {
+      const line = dockerfileStages()
+        .at(-1)!
+        .lines.find((l) => l.startsWith('HEALTHCHECK '));
+      expect(line, 'a HEALTHCHECK').to.not.equal(undefined);
+      const json = /\bCMD (\[.*\])$/.exec(line!);
+      expect(json, 'HEALTHCHECK CMD in exec form').to.not.equal(null);
+      return JSON.parse(json![1]!) as string[];
+    }
+
+    it('asks /readyz, with node (no curl in slim images)', () => {
+      const [command, ...args] = healthcheck();
+      expect(command).to.equal('node');
+      expect(args.join(' ')).to.include('/readyz');
+    });
+
+    it('passes against a ready instance and fails where nothing answers', async () => {
+      const [command, ...args] = healthcheck();
+      service = await startTestService();
+      const port = String(service.port);
+      await execFileAsync(command === 'node' ? process.execPath : command!, args, {
+        env: { ...process.env, PORT: port },
+        timeout: 10_000,
+      });
+      const closed = String(await freePort());
+      const failed = await execFileAsync(process.execPath, args, {
+        env: { ...process.env, PORT: closed },
+      }).then(
+        () => false,
+        () => true,
+      );
+      expect(failed, 'healthcheck against a closed port fails').to.equal(true);
+    });
+  });
+});
+
+describe('docker/nginx/nginx.conf', () => {
+  it('passes nginx -t in its local rendering (unprivileged, from a scratch prefix)', async function () {
+    const nginx = findNginx();
+    if (!nginx) this.skip();
+    const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-t-'));
+    try {
+      const layout = writeNginxConfig(dir, await freePort(), [8081, 8082, 8083]);
+      const result = spawnSync(nginx!, ['-t', ...nginxArgs(layout)], { encoding: 'utf8', timeout: 10_000 });
+      expect(result.status, result.stderr).to.equal(0);
+      expect(result.stderr).to.include('test is successful');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the routing in the shared file: hash on the SockJS session, WebSocket upgrades, no buffering', () => {
+    const conf = readFileSync(join(DOCKER_DIR, 'nginx/nginx.conf'), 'utf8');
+    expect(conf).to.match(/hash \$sockjs_session consistent;/);
+    expect(conf).to.match(/map \$uri \$sockjs_session/);
+    expect(conf).to.match(/map \$http_upgrade \$connection_upgrade/);
+    expect(conf).to.match(/proxy_buffering off;/);
+    expect(conf).to.match(/include cluster\/upstream-servers\.conf;/);
+    expect(conf).to.match(/include cluster\/server\.conf;/);
+  });
+});
