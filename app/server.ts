@@ -57,7 +57,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const logger = options.logger ?? createLogger(settings.logLevel, settings.instanceId);
   const metrics = new Metrics();
   const verifier = new TokenVerifier(settings);
-  const broker = options.broker ?? (await createBroker(settings, logger, metrics));
+  const broker = options.broker ?? createBroker(settings, logger, metrics);
   if (broker.kind === 'embedded') {
     logger.info({ broker: 'embedded' }, 'embedded broker: single instance only (set BROKER_URL to relay to RabbitMQ)');
   } else {
@@ -137,6 +137,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     prefix: '/ws',
     allowedOrigins: settings.allowedOrigins,
     clientScriptUrl: '/vendor/sockjs.min.js',
+    // One SockJS message is a JSON array of frames (escaping can double a character, a client may
+    // batch a few frames): room for several full frames, but not for an attacker's 64 MiB.
+    maxMessageBytes: 16 * (settings.maxFrameBytes + settings.maxHeaderBytes),
     logger,
     onConnection,
   });

@@ -5,11 +5,13 @@ import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { Broker } from './broker';
 import { EmbeddedBroker } from './embedded';
+import { RabbitRelayBroker } from './rabbitmq/rabbit-relay-broker';
 
-export async function createBroker(settings: Settings, logger: Logger, metrics: Metrics): Promise<Broker> {
+export function createBroker(settings: Settings, logger: Logger, metrics: Metrics): Broker {
   if (!settings.brokerUrl) return new EmbeddedBroker({ instanceId: settings.instanceId });
-  // Loaded only when asked for: a single embedded instance never opens AMQP code paths.
-  const { RabbitRelayBroker } = await import('./rabbitmq/rabbit-relay-broker');
+  // A static import: a dynamic import() is left to Node's ESM loader by tsx's CommonJS hook (tests
+  // under mocha -r tsx/cjs), which cannot resolve an extensionless .ts path. Loading the relay code
+  // costs nothing until a RabbitRelayBroker is made; the embedded broker never opens a connection.
   return new RabbitRelayBroker({
     brokerUrl: settings.brokerUrl,
     amqpUrl: effectiveAmqpUrl(settings),

@@ -71,7 +71,9 @@ function escapeWord(segment: string): string {
   let out = '';
   for (const ch of segment) {
     if (KEEP.test(ch)) out += ch;
-    else for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    else
+      for (const byte of Buffer.from(ch, 'utf8'))
+        out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }
@@ -80,7 +82,10 @@ function escapeWord(segment: string): string {
 export function backendRoutingKey(route: string): string {
   const key = route.split('/').map(escapeWord).join('.');
   if (Buffer.byteLength(key, 'utf8') > MAX_ROUTING_KEY_BYTES) {
-    throw new ServiceError('bad_destination', `app route '${route.slice(0, 60)}...' is too long for a backend routing key`);
+    throw new ServiceError(
+      'bad_destination',
+      `app route '${route.slice(0, 60)}...' is too long for a backend routing key`,
+    );
   }
   return key;
 }
@@ -90,7 +95,8 @@ function clientHeaders(headers: Record<string, string>): Record<string, string> 
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (lower.startsWith('x-relay-') || lower === 'cc' || lower === 'bcc' || lower === 'content-type') continue;
+    if (lower.startsWith('x-relay-') || lower === 'cc' || lower === 'bcc' || lower === 'content-type')
+      continue;
     out[name] = value;
   }
   return out;
@@ -118,8 +124,13 @@ export class BackendBridge {
       connectionName: `stomp-relay ${options.instanceId} (backend bridge)`,
       retryHigh: RETRY_HIGH_MS,
     });
-    this.connection.on('error', (err: unknown) => options.logger.warn({ err }, 'backend bridge: AMQP connection error'));
-    this.publisher = this.connection.createPublisher({ confirm: true, exchanges: [EXCHANGE_DECLARATIONS.app] });
+    this.connection.on('error', (err: unknown) =>
+      options.logger.warn({ err }, 'backend bridge: AMQP connection error'),
+    );
+    this.publisher = this.connection.createPublisher({
+      confirm: true,
+      exchanges: [EXCHANGE_DECLARATIONS.app],
+    });
     this.publisher.on('basic.return', (msg) => this.returned(msg));
   }
 
@@ -129,9 +140,14 @@ export class BackendBridge {
       await this.connection.onConnect(START_TIMEOUT_MS);
     } catch (err: unknown) {
       await this.stop();
-      throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP did not answer in time', { cause: err });
+      throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP did not answer in time', {
+        cause: err,
+      });
     }
-    this.options.logger.info({ exchange: EXCHANGES.app }, 'backend bridge: /app routes without a handler go to backends over AMQP');
+    this.options.logger.info(
+      { exchange: EXCHANGES.app },
+      'backend bridge: /app routes without a handler go to backends over AMQP',
+    );
   }
 
   async stop(): Promise<void> {
@@ -158,7 +174,8 @@ export class BackendBridge {
     }
     const routingKey = backendRoutingKey(message.route);
     // rabbitmq-client would hold the publish until it reconnects; the client is better told now.
-    if (!this.connection.ready) throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP connection is down');
+    if (!this.connection.ready)
+      throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP connection is down');
     const contentType = message.headers['content-type'];
     const state = { returned: false };
     this.pending.set(message.messageId, state);
@@ -196,19 +213,30 @@ export class BackendBridge {
       await new Promise((resolve) => setImmediate(resolve));
     } catch (err: unknown) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new ServiceError('broker_unavailable', `the broker did not take the message for '${service}': ${why}`, { cause: err });
+      throw new ServiceError(
+        'broker_unavailable',
+        `the broker did not take the message for '${service}': ${why}`,
+        { cause: err },
+      );
     } finally {
       this.pending.delete(message.messageId);
     }
     if (state.returned) {
-      throw new ServiceError('no_route', `no backend service '${service}' is listening (routing key '${routingKey}')`);
+      throw new ServiceError(
+        'no_route',
+        `no backend service '${service}' is listening (routing key '${routingKey}')`,
+      );
     }
   }
 
   private returned(msg: ReturnedMessage): void {
     const state = msg.messageId === undefined ? undefined : this.pending.get(msg.messageId);
     if (state) state.returned = true;
-    else this.options.logger.warn({ routingKey: msg.routingKey }, 'backend bridge: a returned message matched no pending publish');
+    else
+      this.options.logger.warn(
+        { routingKey: msg.routingKey },
+        'backend bridge: a returned message matched no pending publish',
+      );
   }
 }
 

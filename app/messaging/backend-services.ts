@@ -33,7 +33,10 @@ export class BackendServices {
     this.rules = services.map((entry: unknown, i) => {
       const r = entry as Partial<BackendServiceRule> | null;
       if (!r || typeof r.name !== 'string' || !SERVICE_NAME.test(r.name)) {
-        throw new ConfigError(SETTING, `${source}: services[${i}].name must be a route segment like "orders" (or "*")`);
+        throw new ConfigError(
+          SETTING,
+          `${source}: services[${i}].name must be a route segment like "orders" (or "*")`,
+        );
       }
       if (r.users !== '*' && !(Array.isArray(r.users) && r.users.every((u) => typeof u === 'string'))) {
         throw new ConfigError(SETTING, `${source}: services[${i}].users must be "*" or a list of user names`);
@@ -47,9 +50,13 @@ export class BackendServices {
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8'));
     } catch (err: unknown) {
-      throw new ConfigError(SETTING, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ConfigError(
+        SETTING,
+        `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
-    if (typeof parsed !== 'object' || parsed === null) throw new ConfigError(SETTING, `${file}: not a JSON object`);
+    if (typeof parsed !== 'object' || parsed === null)
+      throw new ConfigError(SETTING, `${file}: not a JSON object`);
     return new BackendServices((parsed as { services?: unknown }).services, file);
   }
 

@@ -139,6 +139,8 @@ export function errorMiddleware(deps: { logger: Logger; metrics: Metrics }): Err
       );
     }
     deps.metrics.errors.inc({ kind: error.code });
+    // Limits are counted where they are hit; for the REST body that is body-parser, ahead of any route.
+    if (error.code === 'payload_too_large') deps.metrics.limitsHit.inc({ limit: 'rest_body' });
     sendError(res, error.code, detailOf(error));
   };
 }

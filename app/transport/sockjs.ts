@@ -18,6 +18,12 @@ export interface SockJsEndpointOptions {
   allowedOrigins: readonly string[];
   /** URL of sockjs-client for the iframe transports; served by this service, never a CDN. */
   clientScriptUrl: string;
+  /**
+   * Largest SockJS message: an xhr_send/jsonp_send body or one WebSocket message. sockjs-node
+   * itself buffers send bodies without a limit (re-concatenating on every chunk) and lets
+   * faye-websocket take 64 MiB messages, before the session's frame limits ever see them.
+   */
+  maxMessageBytes: number;
   logger: Logger;
   onConnection(socket: ClientSocket): void;
 }
@@ -66,16 +72,19 @@ export class SockJsEndpoint {
   private readonly connections = new Set<Connection>();
 
   constructor(private readonly options: SockJsEndpointOptions) {
-    const server = sockjs.createServer({
+    // sockjs hands faye_server_options to faye-websocket; @types/sockjs does not know the option.
+    const serverOptions: sockjs.ServerOptions & { faye_server_options: { maxLength: number } } = {
       prefix: options.prefix,
       sockjs_url: options.clientScriptUrl,
       disconnect_delay: 5000,
       heartbeat_delay: 25000,
+      faye_server_options: { maxLength: options.maxMessageBytes },
       log: (severity: string, message: string) => {
         if (severity === 'error') options.logger.error({ component: 'sockjs' }, message);
         else options.logger.debug({ component: 'sockjs' }, message);
       },
-    });
+    };
+    const server = sockjs.createServer(serverOptions);
     server.on('connection', (conn: Connection | null) => {
       if (!conn) return; // sockjs emits null for a session closed before it opened
       this.connections.add(conn);
@@ -102,7 +111,28 @@ export class SockJsEndpoint {
       res.end(JSON.stringify({ error: 'forbidden', detail: 'origin not allowed' }));
       return;
     }
+    if (req.method === 'POST' && !this.limitBody(req, res)) return;
     this.handler(req, res);
+  }
+
+  /**
+   * Holds a POST body (xhr_send, jsonp_send) to maxMessageBytes: a declared larger one is answered
+   * 413 before it is read, an undeclared (chunked) one is cut off once it passes the limit.
+   */
+  private limitBody(req: IncomingMessage, res: ServerResponse): boolean {
+    const max = this.options.maxMessageBytes;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ error: 'payload_too_large', detail: `SockJS message larger than ${max} bytes` }));
+      return false;
+    }
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > max) req.destroy();
+    });
+    return true;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -25,7 +25,9 @@ rabbit.on('error', (err) => console.error('orders-backend: connection error:', e
 
 // mandatory: a reply to a user with no live session anywhere comes back instead of vanishing.
 const replies = rabbit.createPublisher({ confirm: true });
-replies.on('basic.return', (msg) => console.log(`orders-backend: reply ${msg.messageId} not delivered: user offline`));
+replies.on('basic.return', (msg) =>
+  console.log(`orders-backend: reply ${msg.messageId} not delivered: user offline`),
+);
 
 const consumer = rabbit.createConsumer(
   {
@@ -45,7 +47,9 @@ const consumer = rabbit.createConsumer(
     } catch {
       payload = request;
     }
-    console.log(`orders-backend: ${h['x-relay-destination']} from ${h['x-relay-user']} (session ${h['x-relay-session']})`);
+    console.log(
+      `orders-backend: ${h['x-relay-destination']} from ${h['x-relay-user']} (session ${h['x-relay-session']})`,
+    );
     const reply = {
       orderId: randomUUID(),
       status: 'created',
@@ -73,7 +77,9 @@ const consumer = rabbit.createConsumer(
   },
 );
 consumer.on('error', (err) => console.error('orders-backend: consumer error:', err.message));
-consumer.on('ready', () => console.log(`orders-backend: ready, consuming ${QUEUE} (${APP_EXCHANGE} orders.#)`));
+consumer.on('ready', () =>
+  console.log(`orders-backend: ready, consuming ${QUEUE} (${APP_EXCHANGE} orders.#)`),
+);
 
 async function shutdown() {
   await consumer.close();

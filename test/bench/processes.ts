@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import WebSocket from 'ws';
 import { quote, raisedFdLimit } from './workers';
 
 const execFileAsync = promisify(execFile);
@@ -21,6 +22,8 @@ export interface ServiceOptions {
   dist: boolean;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when the service exits. */
   cpuProfDir?: string;
+  /** Open the V8 inspector on a free loopback port so that the harness can force a full GC. */
+  inspect?: boolean;
   env?: Record<string, string>;
 }
 
@@ -29,6 +32,8 @@ export interface Spawned {
   readonly port: number;
   readonly url: string;
   stop(): Promise<void>;
+  /** Full garbage collection in the service (HeapProfiler.collectGarbage), when started with `inspect`. */
+  collectGarbage?(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -58,7 +63,9 @@ function stopper(child: ChildProcess, graceMs: number): () => Promise<void> {
 
 export async function startService(options: ServiceOptions): Promise<Spawned> {
   const port = await freePort();
-  const prof = options.cpuProfDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfDir)} ` : '';
+  const prof =
+    (options.cpuProfDir ? `--cpu-prof --cpu-prof-dir=${quote(options.cpuProfDir)} ` : '') +
+    (options.inspect ? '--inspect=127.0.0.1:0 ' : '');
   const entry = options.dist
     ? quote(join(options.root, 'dist/app/main.js'))
     : `--require tsx/cjs ${quote(join(options.root, 'app/main.ts'))}`;
@@ -101,7 +108,36 @@ export async function startService(options: ServiceOptions): Promise<Spawned> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { pid: child.pid!, port, url, stop: stopper(child, 15_000) };
+  const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(stderr.join(''))?.[1];
+  return {
+    pid: child.pid!,
+    port,
+    url,
+    stop: stopper(child, 15_000),
+    collectGarbage: inspector ? () => inspectorCall(inspector, 'HeapProfiler.collectGarbage') : undefined,
+  };
+}
+
+/** One call of the V8 inspector protocol on its own short-lived connection. */
+function inspectorCall(url: string, method: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`inspector: no answer to ${method} within 30 s`));
+    }, 30_000);
+    ws.once('open', () => ws.send(JSON.stringify({ id: 1, method })));
+    ws.on('message', (data: Buffer) => {
+      if ((JSON.parse(data.toString()) as { id?: number }).id !== 1) return;
+      clearTimeout(timer);
+      ws.close();
+      resolve();
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
 
 export async function startBareWs(root: string): Promise<Spawned> {
@@ -149,4 +185,15 @@ export async function tcpConnections(pid: number, ports: number[]): Promise<Reco
 export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The process listening on `port` (RabbitMQ's beam.smp for 15674), if `ss` shows it. */
+export async function listenerPid(port: number): Promise<number | undefined> {
+  try {
+    const { stdout } = await execFileAsync('ss', ['-tlnpH', `sport = :${port}`]);
+    const m = /pid=(\d+),/.exec(stdout);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -42,6 +42,7 @@ type Command =
   | { cmd: 'open'; args: OpenArgs }
   | { cmd: 'reset' }
   | { cmd: 'stats' }
+  | { cmd: 'count' }
   | { cmd: 'clientSend'; args: ClientSendArgs }
   | { cmd: 'publish'; args: PublishArgs }
   | { cmd: 'close' };
@@ -149,6 +150,8 @@ async function handle(message: Command): Promise<unknown> {
       return null;
     case 'stats':
       return stats.data();
+    case 'count':
+      return { received: stats.received, lastAt: stats.lastAt, clients: clients.length };
     case 'clientSend':
       return clientSend(message.args);
     case 'publish':

@@ -81,6 +81,10 @@ export class LoadWorker {
     return this.call({ cmd: 'stats' }, 10_000) as Promise<StatsData>;
   }
 
+  count(): Promise<{ received: number; lastAt: number; clients: number }> {
+    return this.call({ cmd: 'count' }, 10_000) as Promise<{ received: number; lastAt: number; clients: number }>;
+  }
+
   clientSend(args: ClientSendArgs): Promise<PumpResult> {
     return this.call({ cmd: 'clientSend', args }, args.maxMs + (args.graceMs ?? 5000) + 10_000) as Promise<PumpResult>;
   }

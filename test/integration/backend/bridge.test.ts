@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Connection, type AsyncMessage } from 'rabbitmq-client';
 import { userRoutingKey } from '../../../app/broker/rabbitmq/topology';
-import { backendRoutingKey } from '../../../app/messaging/backend-bridge';
+import { ServiceError } from '../../../app/errors';
+import { BackendBridge, backendRoutingKey } from '../../../app/messaging/backend-bridge';
+import { BackendServices } from '../../../app/messaging/backend-services';
 import { projectPath } from '../../../app/paths';
 import { AMQP_URL, listBindings, queueNames } from '../../support/rabbitmq';
 import { startTestService, type RunningService } from '../../support/service';
@@ -55,6 +57,29 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  describe('configuration', () => {
+    it('refuses a missing or malformed backends file, naming BACKENDS_FILE', () => {
+      expect(() => BackendServices.fromFile(join(dir, 'missing.json'))).to.throw(
+        /BACKENDS_FILE: cannot read/,
+      );
+      expect(() => new BackendServices([{ name: 'a/b', users: '*' }])).to.throw(
+        /BACKENDS_FILE.*services\[0\]\.name/,
+      );
+      expect(() => new BackendServices([{ name: 'a', users: 'alice' }])).to.throw(/services\[0\]\.users/);
+    });
+
+    it('lets the first entry naming the service decide; "*" matches any service', () => {
+      const services = new BackendServices([
+        { name: 'payroll', users: ['carol'] },
+        { name: '*', users: '*' },
+      ]);
+      expect(services.canReach('carol', 'payroll')).to.equal(true);
+      expect(services.canReach('alice', 'payroll')).to.equal(false);
+      expect(services.canReach('alice', 'anything')).to.equal(true);
+      expect(new BackendServices([]).canReach('alice', 'orders')).to.equal(false);
+    });
+  });
+
   describe('routing keys', () => {
     it('joins route segments with "." and escapes a "." inside a segment, so no client adds words', () => {
       expect(backendRoutingKey('orders/create')).to.equal('orders.create');
@@ -72,14 +97,24 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
       before(async () => {
         run =
           backend === 'node'
-            ? ChildRun.start('orders-backend.js', process.execPath, [projectPath('docker/examples/orders-backend.js')], {
-                AMQP_URL,
-                ORDERS_QUEUE: queue,
-              })
-            : ChildRun.start('orders_backend.py', '/usr/bin/python3', [projectPath('docker/examples/orders_backend.py')], {
-                AMQP_URL: `${AMQP_URL}/%2F`,
-                ORDERS_QUEUE: queue,
-              });
+            ? ChildRun.start(
+                'orders-backend.js',
+                process.execPath,
+                [projectPath('docker/examples/orders-backend.js')],
+                {
+                  AMQP_URL,
+                  ORDERS_QUEUE: queue,
+                },
+              )
+            : ChildRun.start(
+                'orders_backend.py',
+                '/usr/bin/python3',
+                [projectPath('docker/examples/orders_backend.py')],
+                {
+                  AMQP_URL: `${AMQP_URL}/%2F`,
+                  ORDERS_QUEUE: queue,
+                },
+              );
         await run.waitForLine(/ready/, 20_000);
       });
       after(async () => {
@@ -90,7 +125,11 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
 
       it('/app/orders/create reaches the backend, whose reply arrives on /user/queue/orders at the sender only', async () => {
         const binding = (await listBindings()).find((b) => b.destination === queue && b.source !== '');
-        expect(binding).to.include({ source: 'stomp-relay.app', destination_type: 'queue', routing_key: 'orders.#' });
+        expect(binding).to.include({
+          source: 'stomp-relay.app',
+          destination_type: 'queue',
+          routing_key: 'orders.#',
+        });
         const alice = await clients.connect(service, 'alice');
         const bob = await clients.connect(service, 'bob');
         const aliceLog = await alice.subscribe('/user/queue/orders');
@@ -172,10 +211,15 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
   });
 
   it('a "." inside the service segment cannot reach another service: /app/orders.admin/x is not orders.#', async () => {
-    const run = ChildRun.start('orders-backend.js', process.execPath, [projectPath('docker/examples/orders-backend.js')], {
-      AMQP_URL,
-      ORDERS_QUEUE: `orders-backend-test-${randomBytes(3).toString('hex')}`,
-    });
+    const run = ChildRun.start(
+      'orders-backend.js',
+      process.execPath,
+      [projectPath('docker/examples/orders-backend.js')],
+      {
+        AMQP_URL,
+        ORDERS_QUEUE: `orders-backend-test-${randomBytes(3).toString('hex')}`,
+      },
+    );
     try {
       await run.waitForLine(/ready/, 20_000);
       const alice = await clients.connect(service, 'alice');
@@ -202,6 +246,32 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
     await alice.publishWithReceipt('/app/echo', 'hi');
     await log.waitForCount(1);
     expect(log.bodies()).to.deep.equal(['hi']);
+  });
+
+  it('while its AMQP connection is down, a SEND is refused at once with broker_unavailable', async () => {
+    const bridge = new BackendBridge({
+      amqpUrl: 'amqp://guest:guest@127.0.0.1:1',
+      instanceId: 'bridge-test',
+      services: new BackendServices([{ name: 'orders', users: '*' }]),
+      logger: { info: () => undefined, warn: () => undefined },
+    });
+    try {
+      const message = {
+        route: 'orders/create',
+        params: {},
+        user: 'alice',
+        sessionId: 's',
+        messageId: 'm',
+        headers: {},
+      };
+      const error = await bridge.forward({ ...message, body: Buffer.from('{}') }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).to.be.instanceOf(ServiceError).and.include({ code: 'broker_unavailable' });
+    } finally {
+      await bridge.stop();
+    }
   });
 
   describe('with the embedded broker', () => {

@@ -29,7 +29,10 @@ export class ChildRun {
   }
 
   static start(name: string, command: string, args: string[], env: Record<string, string> = {}): ChildRun {
-    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return new ChildRun(name, child);
   }
 
@@ -47,6 +50,12 @@ export class ChildRun {
       `${this.name} to print ${pattern} (output so far:\n${this.output})`,
     );
     return this.lines.find((l) => pattern.test(l)) ?? '';
+  }
+
+  /** Resolves with the exit code once the process ends by itself (null: killed by a signal). */
+  async waitForExit(timeoutMs = 10_000): Promise<number | null> {
+    await waitFor(() => this.exited, timeoutMs, `${this.name} to exit (output so far:\n${this.output})`);
+    return this.exitCode;
   }
 
   async stop(): Promise<number | null> {

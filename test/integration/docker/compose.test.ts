@@ -235,7 +235,7 @@ describe('docker/Dockerfile', () => {
 });
 
 describe('docker/nginx/nginx.conf', () => {
-  it('passes nginx -t in its local rendering (unprivileged, from a scratch prefix)', async function () {
+  it('passes nginx -t in its local rendering (a scratch prefix, no system paths)', async function () {
     const nginx = findNginx();
     if (!nginx) this.skip();
     const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-t-'));

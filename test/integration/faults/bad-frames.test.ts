@@ -8,7 +8,14 @@
 import { expect } from 'chai';
 import WebSocket from 'ws';
 import { header, type Frame } from '../../../app/stomp/frame';
-import { connectRaw, openRaw, openWebSocketRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
+import {
+  connectRaw,
+  openRaw,
+  openWebSocketRaw,
+  RawClients,
+  type RawStompClient,
+  type RawTransport,
+} from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep, waitFor } from '../../support/wait';
 import { Bystander, heapUsedMb, openAuthorizationFile } from './harness';
@@ -28,7 +35,11 @@ describe('faults: bad frames, case by case', function () {
   const clients = new RawClients();
 
   before(async () => {
-    service = await startTestService({ stompTcpPort: 0, ...LIMITS, authorizationFile: openAuthorizationFile() });
+    service = await startTestService({
+      stompTcpPort: 0,
+      ...LIMITS,
+      authorizationFile: openAuthorizationFile(),
+    });
     bystanders = [await Bystander.start(service, 'tcp'), await Bystander.start(service, 'websocket')];
   });
   afterEach(() => clients.closeAll());
@@ -39,7 +50,8 @@ describe('faults: bad frames, case by case', function () {
 
   for (const transport of ['tcp', 'websocket'] as RawTransport[]) {
     describe(`over ${transport}`, () => {
-      const connected = async (): Promise<RawStompClient> => clients.add(await connectRaw(service, 'mallory', { transport }));
+      const connected = async (): Promise<RawStompClient> =>
+        clients.add(await connectRaw(service, 'mallory', { transport }));
       const fresh = async (): Promise<RawStompClient> => clients.add(await openRaw(service, transport));
       /** Writes `bytes` as pieces of `piece` bytes (each a WebSocket message over /stomp). */
       const sendPieces = (client: RawStompClient, bytes: Buffer, piece = 4096): void => {
@@ -88,7 +100,9 @@ describe('faults: bad frames, case by case', function () {
 
       it('content-length larger than the body', async () => {
         const client = await connected();
-        client.sendRaw(`SEND\ndestination:/topic/x\ncontent-length:50\n\nhello\0SEND\ndestination:/topic/x\n\n${'y'.repeat(60)}\0`);
+        client.sendRaw(
+          `SEND\ndestination:/topic/x\ncontent-length:50\n\nhello\0SEND\ndestination:/topic/x\n\n${'y'.repeat(60)}\0`,
+        );
         await refused(client, /content-length does not match body/);
       });
 
@@ -106,7 +120,10 @@ describe('faults: bad frames, case by case', function () {
 
       it('frame over the size limit: a body without content-length is cut off at the limit', async () => {
         const client = await connected();
-        sendPieces(client, Buffer.from(`SEND\ndestination:/topic/x\n\n${'b'.repeat(LIMITS.maxFrameBytes + 100)}\0`));
+        sendPieces(
+          client,
+          Buffer.from(`SEND\ndestination:/topic/x\n\n${'b'.repeat(LIMITS.maxFrameBytes + 100)}\0`),
+        );
         await refused(client, new RegExp(`larger than ${LIMITS.maxFrameBytes} bytes`));
       });
 
@@ -129,7 +146,8 @@ describe('faults: bad frames, case by case', function () {
         for (let i = 0; i < 8; i++) client.sendRaw(piece);
         await refused(client, new RegExp(`header line is longer than ${LIMITS.maxHeaderBytes} bytes`));
         // The rest of the 10 MB meets a closed connection and costs the server nothing.
-        for (let sent = 65536; sent < 10 * 1024 * 1024 && !client.closed; sent += piece.length) client.sendRaw(piece);
+        for (let sent = 65536; sent < 10 * 1024 * 1024 && !client.closed; sent += piece.length)
+          client.sendRaw(piece);
         expect(heapUsedMb() - heapBefore, 'heap growth MiB').to.be.below(10);
       });
 
@@ -171,7 +189,8 @@ describe('faults: bad frames, case by case', function () {
   }
 
   describe('below STOMP: WebSocket messages ws refuses', () => {
-    const closeCode = (ws: WebSocket): Promise<number> => new Promise((resolve) => ws.once('close', (code: number) => resolve(code)));
+    const closeCode = (ws: WebSocket): Promise<number> =>
+      new Promise((resolve) => ws.once('close', (code: number) => resolve(code)));
 
     it('a single 10 MB WebSocket message: close 1009 without reading it, the instance lives on', async () => {
       const heapBefore = heapUsedMb();
@@ -192,6 +211,56 @@ describe('faults: bad frames, case by case', function () {
       ws.send(Buffer.from([0x43, 0x4f, 0xff, 0xfe, 0x0a]), { binary: false });
       expect(await closed).to.be.oneOf([1006, 1007]);
       await sleep(50);
+      const after = clients.add(await connectRaw(service, 'after', { transport: 'websocket' }));
+      await after.sendWithReceipt('SUBSCRIBE', { id: 'x', destination: '/topic/alive' });
+    });
+
+    it('SockJS: an xhr_send body over the message limit is refused (413) before it is read', async () => {
+      const heapBefore = heapUsedMb();
+      const base = `${service.url}/ws/000/${Math.random().toString(36).slice(2, 10)}`;
+      expect((await fetch(`${base}/xhr`, { method: 'POST' })).status).to.equal(200);
+      const started = Date.now();
+      const res = await fetch(`${base}/xhr_send`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: `["${'a'.repeat(20 * 1024 * 1024)}"]`,
+      }).catch((err: unknown) => err);
+      // Either the 413 or, if the client was still writing when the server closed, a reset.
+      if (res instanceof Response) expect(res.status).to.equal(413);
+      expect(Date.now() - started, 'ms to refuse').to.be.below(5000);
+      expect(heapUsedMb() - heapBefore, 'heap growth MiB').to.be.below(60);
+    });
+
+    it('SockJS: a chunked xhr_send body is cut off once it passes the limit', async () => {
+      const base = `${service.url}/ws/000/${Math.random().toString(36).slice(2, 10)}`;
+      expect((await fetch(`${base}/xhr`, { method: 'POST' })).status).to.equal(200);
+      let pushed = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pushed += 65536;
+          if (pushed > 64 * 1024 * 1024) controller.close();
+          else controller.enqueue(new Uint8Array(65536).fill(0x61));
+        },
+      });
+      const outcome = await fetch(`${base}/xhr_send`, {
+        method: 'POST',
+        body,
+        duplex: 'half',
+      } as RequestInit).then(
+        (r) => `HTTP ${r.status}`,
+        () => 'cut off',
+      );
+      expect(outcome).to.equal('cut off');
+      expect(pushed, 'bytes the server read before cutting off').to.be.below(16 * 1024 * 1024);
+    });
+
+    it('SockJS raw WebSocket (/ws/websocket): a 10 MB message closes the connection, the instance lives on', async () => {
+      const ws = new WebSocket(`${service.url.replace(/^http/, 'ws')}/ws/websocket`);
+      ws.on('error', () => undefined);
+      await new Promise((resolve) => ws.once('open', resolve));
+      const closed = closeCode(ws);
+      ws.send('x'.repeat(10 * 1024 * 1024));
+      expect(await closed).to.be.oneOf([1006, 1009]);
       const after = clients.add(await connectRaw(service, 'after', { transport: 'websocket' }));
       await after.sendWithReceipt('SUBSCRIBE', { id: 'x', destination: '/topic/alive' });
     });

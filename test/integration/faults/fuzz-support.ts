@@ -114,8 +114,13 @@ export class SessionModel {
     const rng = this.rng;
     const headers: [string, string][] = [['destination', `/topic/fuzz.t${rng.int(0, 20)}`]];
     const custom = rng.int(0, 6);
-    for (let i = 0; i < custom; i++) headers.push([`x-${randomText(rng, 10).replace(/[^a-z0-9]/g, 'h') || 'h'}`, randomText(rng, 40)]);
-    if (rng.chance(0.2)) headers.push(['content-type', rng.pick(['text/plain', 'application/json', 'application/octet-stream'])]);
+    for (let i = 0; i < custom; i++)
+      headers.push([`x-${randomText(rng, 10).replace(/[^a-z0-9]/g, 'h') || 'h'}`, randomText(rng, 40)]);
+    if (rng.chance(0.2))
+      headers.push([
+        'content-type',
+        rng.pick(['text/plain', 'application/json', 'application/octet-stream']),
+      ]);
     headers.push(...extra);
     let body: Buffer;
     if (rng.chance(0.3)) body = rng.bytes(rng.int(0, 600));
@@ -145,16 +150,43 @@ export class SessionModel {
         const id = `s${this.nextSub++}`;
         this.subscriptions.push(id);
         const dest = `/topic/fuzz.sub${rng.int(0, 5)}`;
-        push({ command: 'SUBSCRIBE', headers: [['id', id], ['destination', dest]], body: Buffer.alloc(0), contentLength: false, crlf: rng.chance(0.3) });
+        push({
+          command: 'SUBSCRIBE',
+          headers: [
+            ['id', id],
+            ['destination', dest],
+          ],
+          body: Buffer.alloc(0),
+          contentLength: false,
+          crlf: rng.chance(0.3),
+        });
       } else if (roll < 0.9 && this.subscriptions.length > 0) {
         const id = this.subscriptions.splice(rng.int(0, this.subscriptions.length - 1), 1)[0]!;
-        push({ command: 'UNSUBSCRIBE', headers: [['id', id]], body: Buffer.alloc(0), contentLength: false, crlf: rng.chance(0.3) });
+        push({
+          command: 'UNSUBSCRIBE',
+          headers: [['id', id]],
+          body: Buffer.alloc(0),
+          contentLength: false,
+          crlf: rng.chance(0.3),
+        });
       } else {
         const tx = `tx${this.nextTx++}`;
-        push({ command: 'BEGIN', headers: [['transaction', tx]], body: Buffer.alloc(0), contentLength: false, crlf: false });
+        push({
+          command: 'BEGIN',
+          headers: [['transaction', tx]],
+          body: Buffer.alloc(0),
+          contentLength: false,
+          crlf: false,
+        });
         const inside = rng.int(0, 3);
         for (let i = 0; i < inside; i++) push(this.send([['transaction', tx]]));
-        push({ command: rng.chance(0.7) ? 'COMMIT' : 'ABORT', headers: [['transaction', tx]], body: Buffer.alloc(0), contentLength: false, crlf: false });
+        push({
+          command: rng.chance(0.7) ? 'COMMIT' : 'ABORT',
+          headers: [['transaction', tx]],
+          body: Buffer.alloc(0),
+          contentLength: false,
+          crlf: false,
+        });
       }
     }
     return { bytes: out, frames };
@@ -162,37 +194,97 @@ export class SessionModel {
 
   /** The batch's last frame: asks for a receipt the test waits for. */
   sentinel(receipt: string): Buffer {
-    return wire({ command: 'SEND', headers: [['destination', '/topic/fuzz.sentinel'], ['receipt', receipt]], body: Buffer.from('end'), contentLength: false, crlf: false });
+    return wire({
+      command: 'SEND',
+      headers: [
+        ['destination', '/topic/fuzz.sentinel'],
+        ['receipt', receipt],
+      ],
+      body: Buffer.from('end'),
+      contentLength: false,
+      crlf: false,
+    });
   }
 }
 
 /** Frames wrong in a known way: the server must answer each with ERROR and close. */
-export function knownBadFrame(rng: Rng, model: SessionModel, limits: ParserLimits): { name: string; bytes: Buffer } {
+export function knownBadFrame(
+  rng: Rng,
+  model: SessionModel,
+  limits: ParserLimits,
+): { name: string; bytes: Buffer } {
   const send = (extra = ''): string => `SEND\ndestination:/topic/fuzz.bad\n${extra}`;
   const cases: (() => { name: string; bytes: Buffer })[] = [
-    () => ({ name: 'garbage', bytes: Buffer.concat([Buffer.from([1]), rng.bytes(rng.int(limits.maxHeaderBytes + 2, limits.maxHeaderBytes * 2))]) }),
-    () => ({ name: 'unknown command', bytes: Buffer.from(`${rng.pick(['FOO', 'SENDX', 'MESSAGE', 'CONNECTED', 'RECEIPT', 'ERROR'])}\n\n\0`) }),
+    () => ({
+      name: 'garbage',
+      bytes: Buffer.concat([
+        Buffer.from([1]),
+        rng.bytes(rng.int(limits.maxHeaderBytes + 2, limits.maxHeaderBytes * 2)),
+      ]),
+    }),
+    () => ({
+      name: 'unknown command',
+      bytes: Buffer.from(`${rng.pick(['FOO', 'SENDX', 'MESSAGE', 'CONNECTED', 'RECEIPT', 'ERROR'])}\n\n\0`),
+    }),
     () => ({ name: 'lowercase command', bytes: Buffer.from('send\ndestination:/topic/x\n\n\0') }),
     () => ({ name: 'header without colon', bytes: Buffer.from(`${send()}no-colon-here\n\n\0`) }),
     () => ({ name: 'empty header name', bytes: Buffer.from(`${send()}:value\n\n\0`) }),
-    () => ({ name: 'bad escape', bytes: Buffer.from(`${send()}x:a\\${rng.pick(['t', 'x', '0', ' '])}b\n\n\0`) }),
+    () => ({
+      name: 'bad escape',
+      bytes: Buffer.from(`${send()}x:a\\${rng.pick(['t', 'x', '0', ' '])}b\n\n\0`),
+    }),
     () => ({ name: 'dangling escape', bytes: Buffer.from(`${send()}x:ab\\\n\n\0`) }),
     () => ({ name: 'content-length smaller', bytes: Buffer.from(`${send()}content-length:2\n\nhello\0`) }),
-    () => ({ name: 'content-length larger', bytes: Buffer.from(`${send()}content-length:40\n\nhi\0${'z'.repeat(80)}`) }),
-    () => ({ name: 'content-length not a number', bytes: Buffer.from(`${send()}content-length:${rng.pick(['-1', '1e3', 'x', ' 5', '0x10'])}\n\nhi\0`) }),
-    () => ({ name: 'content-length over limit', bytes: Buffer.from(`${send()}content-length:${limits.maxFrameBytes + 1}\n\n`) }),
-    () => ({ name: 'body over limit', bytes: Buffer.concat([Buffer.from(`${send()}\n`), Buffer.alloc(limits.maxFrameBytes + 10, 0x61), Buffer.from([0])]) }),
-    () => ({ name: 'too many headers', bytes: Buffer.from(`${send()}${'h:v\n'.repeat(limits.maxHeaders + 1)}\n\0`) }),
-    () => ({ name: 'line too long', bytes: Buffer.from(`${send()}h:${'v'.repeat(limits.maxHeaderBytes + 1)}\n\n\0`) }),
+    () => ({
+      name: 'content-length larger',
+      bytes: Buffer.from(`${send()}content-length:40\n\nhi\0${'z'.repeat(80)}`),
+    }),
+    () => ({
+      name: 'content-length not a number',
+      bytes: Buffer.from(`${send()}content-length:${rng.pick(['-1', '1e3', 'x', ' 5', '0x10'])}\n\nhi\0`),
+    }),
+    () => ({
+      name: 'content-length over limit',
+      bytes: Buffer.from(`${send()}content-length:${limits.maxFrameBytes + 1}\n\n`),
+    }),
+    () => ({
+      name: 'body over limit',
+      bytes: Buffer.concat([
+        Buffer.from(`${send()}\n`),
+        Buffer.alloc(limits.maxFrameBytes + 10, 0x61),
+        Buffer.from([0]),
+      ]),
+    }),
+    () => ({
+      name: 'too many headers',
+      bytes: Buffer.from(`${send()}${'h:v\n'.repeat(limits.maxHeaders + 1)}\n\0`),
+    }),
+    () => ({
+      name: 'line too long',
+      bytes: Buffer.from(`${send()}h:${'v'.repeat(limits.maxHeaderBytes + 1)}\n\n\0`),
+    }),
     () => ({ name: 'NUL in header', bytes: Buffer.from(`${send()}h:a\0b\n\n\0`) }),
     () => ({ name: 'CR without LF between frames', bytes: Buffer.from('\rX') }),
     () => ({ name: 'SEND without destination', bytes: Buffer.from('SEND\n\nbody\0') }),
-    () => ({ name: 'forbidden destination', bytes: Buffer.from(`SEND\ndestination:${rng.pick(['/exchange/amq.topic/x', '/amq/queue/x', '/user/bob/queue/x', '/user/queue/x', '/topic/a*', '/topic/a#', '/topic/%2e', '/temp-queue/x', '/topic/', '/elsewhere'])}\n\n\0`) }),
+    () => ({
+      name: 'forbidden destination',
+      bytes: Buffer.from(
+        `SEND\ndestination:${rng.pick(['/exchange/amq.topic/x', '/amq/queue/x', '/user/bob/queue/x', '/user/queue/x', '/topic/a*', '/topic/a#', '/topic/%2e', '/temp-queue/x', '/topic/', '/elsewhere'])}\n\n\0`,
+      ),
+    }),
     () => ({ name: 'unknown subscription', bytes: Buffer.from('UNSUBSCRIBE\nid:never-subscribed\n\n\0') }),
     () => ({ name: 'ACK for nothing', bytes: Buffer.from('ACK\nid:nothing-pending\n\n\0') }),
-    () => ({ name: 'COMMIT unknown transaction', bytes: Buffer.from('COMMIT\ntransaction:no-such-tx\n\n\0') }),
+    () => ({
+      name: 'COMMIT unknown transaction',
+      bytes: Buffer.from('COMMIT\ntransaction:no-such-tx\n\n\0'),
+    }),
     () => ({ name: 'second CONNECT', bytes: Buffer.from('CONNECT\naccept-version:1.2\nhost:x\n\n\0') }),
-    () => ({ name: 'SUBSCRIBE with bad ack', bytes: Buffer.from(`SUBSCRIBE\nid:zz${model.subscriptions.length}\ndestination:/topic/x\nack:sometimes\n\n\0`) }),
+    () => ({
+      name: 'SUBSCRIBE with bad ack',
+      bytes: Buffer.from(
+        `SUBSCRIBE\nid:zz${model.subscriptions.length}\ndestination:/topic/x\nack:sometimes\n\n\0`,
+      ),
+    }),
   ];
   return rng.pick(cases)();
 }
@@ -207,7 +299,11 @@ export function mutate(rng: Rng, data: Buffer): Buffer {
       return out;
     }
     case 1:
-      return Buffer.concat([data.subarray(0, at), Buffer.from([rng.pick([0, 10, 13, 58, 92, rng.int(0, 255)])]), data.subarray(at)]);
+      return Buffer.concat([
+        data.subarray(0, at),
+        Buffer.from([rng.pick([0, 10, 13, 58, 92, rng.int(0, 255)])]),
+        data.subarray(at),
+      ]);
     case 2:
       return Buffer.concat([data.subarray(0, at), data.subarray(at + 1)]);
     case 3: {
@@ -249,10 +345,13 @@ export class FuzzConnection {
   closed = false;
   parseError: unknown;
   private waiter: (() => void) | undefined;
-  private readonly parser = new StompParser({ maxFrameBytes: 1 << 26, maxHeaders: 10_000, maxHeaderBytes: 1 << 20 }, (f) => {
-    this.frames.push(f);
-    this.wake();
-  });
+  private readonly parser = new StompParser(
+    { maxFrameBytes: 1 << 26, maxHeaders: 10_000, maxHeaderBytes: 1 << 20 },
+    (f) => {
+      this.frames.push(f);
+      this.wake();
+    },
+  );
 
   private constructor(
     private readonly writeFn: (piece: Buffer) => void,
@@ -289,7 +388,11 @@ export class FuzzConnection {
       },
       () => ws.terminate(),
     );
-    ws.on('message', (data: WebSocket.RawData) => conn.received(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)));
+    ws.on('message', (data: WebSocket.RawData) =>
+      conn.received(
+        Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data),
+      ),
+    );
     ws.on('error', () => ws.terminate());
     ws.on('close', () => conn.markClosed());
     return conn;
@@ -341,6 +444,8 @@ export class FuzzConnection {
   }
 
   find(command: string, receipt?: string): Frame | undefined {
-    return this.frames.find((f) => f.command === command && (receipt === undefined || header(f, 'receipt-id') === receipt));
+    return this.frames.find(
+      (f) => f.command === command && (receipt === undefined || header(f, 'receipt-id') === receipt),
+    );
   }
 }

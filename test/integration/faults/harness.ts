@@ -47,7 +47,11 @@ after(() => {
 });
 
 /** The value of one sample in a service's /metrics text (0 when absent). */
-export async function metricValue(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  url: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
@@ -141,7 +145,11 @@ export class Bystander {
     clearInterval(this.timer);
     const sent = this.sent;
     expect(sent, 'bystander pushes').to.be.at.least(minPushes);
-    await waitFor(() => this.client.all('MESSAGE').length >= sent, 10_000, `bystander to receive ${sent} pushes`);
+    await waitFor(
+      () => this.client.all('MESSAGE').length >= sent,
+      10_000,
+      `bystander to receive ${sent} pushes`,
+    );
     const bodies = this.client.all('MESSAGE').map((f) => Number(f.body.toString()));
     expect(bodies).to.deep.equal([...Array(sent).keys()]);
     expect(this.client.all('ERROR').map((f) => header(f, 'message'))).to.deep.equal([]);

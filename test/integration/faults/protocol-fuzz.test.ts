@@ -32,11 +32,20 @@ interface Tally {
 }
 
 function describeFrames(frames: Frame[]): string {
-  return frames.map((f) => `${f.command}${header(f, 'message') ? `(${header(f, 'message')})` : ''}`).join(', ') || 'nothing';
+  return (
+    frames.map((f) => `${f.command}${header(f, 'message') ? `(${header(f, 'message')})` : ''}`).join(', ') ||
+    'nothing'
+  );
 }
 
 /** One worker: connects, sends batches until the shared tally reaches the target. */
-async function fuzzWorker(service: RunningService, transport: 'tcp' | 'websocket', worker: number, tally: Tally, deadline: number): Promise<void> {
+async function fuzzWorker(
+  service: RunningService,
+  transport: 'tcp' | 'websocket',
+  worker: number,
+  tally: Tally,
+  deadline: number,
+): Promise<void> {
   const rng = new Rng(SEED * 16 + worker);
   const token = tokenFor(service, `fuzzer${worker}`);
   const fail = (message: string): void => {
@@ -45,20 +54,28 @@ async function fuzzWorker(service: RunningService, transport: 'tcp' | 'websocket
   while (tally.frames < TARGET_FRAMES && Date.now() < deadline && tally.failures.length === 0) {
     const conn = await FuzzConnection.open(service, transport);
     tally.connections++;
-    conn.write(rng.split(Buffer.from(`CONNECT\naccept-version:1.2\nhost:fuzz\nAuthorization:Bearer ${token}\n\n\0`), 64));
+    conn.write(
+      rng.split(
+        Buffer.from(`CONNECT\naccept-version:1.2\nhost:fuzz\nAuthorization:Bearer ${token}\n\n\0`),
+        64,
+      ),
+    );
     tally.frames++;
-    if (!(await conn.until(() => conn.frames.length > 0 || conn.closed, 5000)) || conn.frames[0]?.command !== 'CONNECTED') {
+    if (
+      !(await conn.until(() => conn.frames.length > 0 || conn.closed, 5000)) ||
+      conn.frames[0]?.command !== 'CONNECTED'
+    ) {
       fail(`CONNECT not answered with CONNECTED: ${describeFrames(conn.frames)}`);
       conn.end();
       return;
     }
     const model = new SessionModel(rng, tally.connections);
-    for (let open = true; open && tally.frames < TARGET_FRAMES && tally.failures.length === 0; ) {
+    for (let open = true; open && tally.frames < TARGET_FRAMES && tally.failures.length === 0;) {
       const batch = ++tally.batches;
       const run = model.validRun(rng.int(10, 60));
       const receipt = `end-${worker}-${batch}`;
       const roll = rng.next();
-      let tail: Buffer = Buffer.alloc(0);
+      let tail: Buffer<ArrayBufferLike> = Buffer.alloc(0);
       let kind: 'clean' | 'bad' | 'mutated' = 'clean';
       let badName = '';
       if (roll < 0.25) {
@@ -84,9 +101,14 @@ async function fuzzWorker(service: RunningService, transport: 'tcp' | 'websocket
         open = false;
         break;
       }
-      const answered = await conn.until(() => conn.closed || conn.find('RECEIPT', receipt) !== undefined, 5000);
+      const answered = await conn.until(
+        () => conn.closed || conn.find('RECEIPT', receipt) !== undefined,
+        5000,
+      );
       if (!answered) {
-        fail(`batch ${batch} (${kind} ${badName}, oracle ${verdict}) got no answer within 5 s: ${describeFrames(conn.frames.slice(-3))}`);
+        fail(
+          `batch ${batch} (${kind} ${badName}, oracle ${verdict}) got no answer within 5 s: ${describeFrames(conn.frames.slice(-3))}`,
+        );
         conn.end();
         return;
       }
@@ -95,16 +117,22 @@ async function fuzzWorker(service: RunningService, transport: 'tcp' | 'websocket
         open = false;
         const last = conn.frames[conn.frames.length - 1];
         if (kind === 'clean') fail(`clean batch ${batch} ended the session: ${describeFrames(errors)}`);
-        else if (errors.length !== 1 || last?.command !== 'ERROR') fail(`batch ${batch} (${kind} ${badName}) closed without exactly one final ERROR: ${describeFrames(conn.frames.slice(-3))}`);
+        else if (errors.length !== 1 || last?.command !== 'ERROR')
+          fail(
+            `batch ${batch} (${kind} ${badName}) closed without exactly one final ERROR: ${describeFrames(conn.frames.slice(-3))}`,
+          );
         else if (!header(last, 'message')) fail(`ERROR without a message header after batch ${batch}`);
-        else if (conn.find('RECEIPT', receipt)) fail(`batch ${batch}: RECEIPT for the sentinel although an earlier frame was refused`);
+        else if (conn.find('RECEIPT', receipt))
+          fail(`batch ${batch}: RECEIPT for the sentinel although an earlier frame was refused`);
         if (kind === 'bad') tally.knownBad++;
         else if (kind === 'mutated') tally.mutatedRefused++;
       } else {
         if (mustFail) {
           // The RECEIPT arrived: the refusal must still come (at the latest with the close).
           await conn.until(() => conn.closed, 3000);
-          fail(`batch ${batch} (${kind} ${badName}, oracle ${verdict}) was not refused: ${describeFrames(conn.frames.slice(-3))}`);
+          fail(
+            `batch ${batch} (${kind} ${badName}, oracle ${verdict}) was not refused: ${describeFrames(conn.frames.slice(-3))}`,
+          );
           conn.end();
           return;
         }
@@ -139,33 +167,37 @@ describe('faults: protocol fuzzing (live sessions, >= 100,000 frames)', function
   it('codec: frames parse the same whichever byte boundaries they arrive split at (fast-check)', () => {
     let frames = 0;
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 40 }), (seed, cuts) => {
-        const rng = new Rng(seed);
-        const model = new SessionModel(rng, 0);
-        const run = model.validRun(40);
-        let bytes = Buffer.concat(run.bytes);
-        if (rng.chance(0.5)) bytes = mutate(rng, bytes);
-        const parse = (pieces: Buffer[]): { frames: Frame[]; error?: string } => {
-          const out: Frame[] = [];
-          const parser = new StompParser(LIMITS, (f) => out.push(f));
-          try {
-            for (const p of pieces) parser.push(p);
-          } catch (err: unknown) {
-            return { frames: out, error: err instanceof Error ? err.message : String(err) };
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 40 }),
+        (seed, cuts) => {
+          const rng = new Rng(seed);
+          const model = new SessionModel(rng, 0);
+          const run = model.validRun(40);
+          let bytes: Buffer<ArrayBufferLike> = Buffer.concat(run.bytes);
+          if (rng.chance(0.5)) bytes = mutate(rng, bytes);
+          const parse = (pieces: Buffer[]): { frames: Frame[]; error?: string } => {
+            const out: Frame[] = [];
+            const parser = new StompParser(LIMITS, (f) => out.push(f));
+            try {
+              for (const p of pieces) parser.push(p);
+            } catch (err: unknown) {
+              return { frames: out, error: err instanceof Error ? err.message : String(err) };
+            }
+            return { frames: out };
+          };
+          const whole = parse([bytes]);
+          const pieces: Buffer[] = [];
+          for (let pos = 0, i = 0; pos < bytes.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            pieces.push(bytes.subarray(pos, pos + n));
+            pos += n;
           }
-          return { frames: out };
-        };
-        const whole = parse([bytes]);
-        const pieces: Buffer[] = [];
-        for (let pos = 0, i = 0; pos < bytes.length; i++) {
-          const n = cuts[i % cuts.length]!;
-          pieces.push(bytes.subarray(pos, pos + n));
-          pos += n;
-        }
-        const split = parse(pieces);
-        frames += whole.frames.length + 1;
-        expect(split).to.deep.equal(whole);
-      }),
+          const split = parse(pieces);
+          frames += whole.frames.length + 1;
+          expect(split).to.deep.equal(whole);
+        },
+      ),
       { numRuns: 2600, seed: SEED },
     );
     expect(frames).to.be.at.least(100_000);
@@ -175,7 +207,17 @@ describe('faults: protocol fuzzing (live sessions, >= 100,000 frames)', function
     const viaWs = await Bystander.start(service, 'websocket');
     const viaTcp = await Bystander.start(service, 'tcp');
     const heapBefore = heapUsedMb();
-    const tally: Tally = { frames: 0, batches: 0, connections: 0, clean: 0, knownBad: 0, mutatedSurvived: 0, mutatedRefused: 0, incomplete: 0, failures: [] };
+    const tally: Tally = {
+      frames: 0,
+      batches: 0,
+      connections: 0,
+      clean: 0,
+      knownBad: 0,
+      mutatedSurvived: 0,
+      mutatedRefused: 0,
+      incomplete: 0,
+      failures: [],
+    };
     const started = Date.now();
     const deadline = started + 90_000;
     await Promise.all([

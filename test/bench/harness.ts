@@ -1,0 +1,218 @@
+/**
+ * What every scenario shares: the sizes of this run, the load processes, and the moves a scenario
+ * is made of (open N clients spread over the workers, reset and collect their statistics, measure a
+ * delivery rate over a window, close everything).
+ */
+import type { ClientPlan } from './clients';
+import { CpuMeter, type CpuShares } from './cpu';
+import { Histogram } from './histogram';
+import type { LoadWorker } from './workers';
+
+export interface BenchSizes {
+  fanout: {
+    /** Subscribers of the product's topic. */
+    subscribers: number;
+    /** The count compared with Web-STOMP direct (bounded by what RabbitMQ can hold). */
+    compareSubscribers: number;
+    /** Latency phase: messages per second for latencyMs. */
+    latencyRate: number;
+    latencyMs: number;
+    /** Throughput phase: at most this many deliveries offered (messages x subscribers). */
+    maxDeliveries: number;
+    windowMs: number;
+  };
+  oneToOne: {
+    users: number;
+    pushes: number;
+    window: number;
+    latencyRate: number;
+    latencyMs: number;
+  };
+  idle: { levels: number[] };
+  workers: number;
+}
+
+export const FULL: BenchSizes = {
+  fanout: {
+    subscribers: 1000,
+    compareSubscribers: 600,
+    latencyRate: 20,
+    latencyMs: 4000,
+    maxDeliveries: 1_500_000,
+    windowMs: 5000,
+  },
+  oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000 },
+  idle: { levels: [1, 1000, 10_000, 20_000] },
+  workers: 4,
+};
+
+export const SMOKE: BenchSizes = {
+  fanout: {
+    subscribers: 6,
+    compareSubscribers: 4,
+    latencyRate: 20,
+    latencyMs: 600,
+    maxDeliveries: 600,
+    windowMs: 800,
+  },
+  oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 500 },
+  idle: { levels: [1, 10] },
+  workers: 2,
+};
+
+export interface BenchContext {
+  root: string;
+  sizes: BenchSizes;
+  workers: LoadWorker[];
+  /** The load generator: publishers and REST callers, in a process of their own. */
+  loadgen: LoadWorker;
+  secret: string;
+  log(message: string): void;
+  /** Things a reader of RESULTS.md should know about this run. */
+  notes: string[];
+}
+
+export interface OpenSummary {
+  requested: number;
+  opened: number;
+  failed: number;
+  ms: number;
+  errorSamples: string[];
+}
+
+/** Opens clients [from, to) spread evenly over the workers, each from its own source address. */
+export async function openClients(
+  ctx: BenchContext,
+  plan: Omit<ClientPlan, 'localAddress'>,
+  to: number,
+  from = 0,
+): Promise<OpenSummary> {
+  const started = Date.now();
+  const n = to - from;
+  const per = Math.ceil(n / ctx.workers.length);
+  const results = await Promise.all(
+    ctx.workers.map((w, i) => {
+      const a = from + i * per;
+      const b = Math.min(to, a + per);
+      if (a >= b) return { opened: 0, failed: 0, ms: 0, errorSamples: [] };
+      return w.open(
+        { plan: { ...plan, localAddress: w.localAddress }, from: a, to: b, concurrency: 50, timeoutMs: 20_000 },
+        Math.max(60_000, (b - a) * 20),
+      );
+    }),
+  );
+  const summary: OpenSummary = { requested: n, opened: 0, failed: 0, ms: Date.now() - started, errorSamples: [] };
+  for (const r of results) {
+    summary.opened += r.opened;
+    summary.failed += r.failed;
+    summary.errorSamples.push(...r.errorSamples.slice(0, 2));
+  }
+  if (summary.failed > 0) ctx.log(`  ${summary.failed}/${n} clients failed to open: ${summary.errorSamples[0]}`);
+  return summary;
+}
+
+export interface Collected {
+  received: number;
+  firstAt: number;
+  lastAt: number;
+  errors: number;
+  closedEarly: number;
+  errorSamples: string[];
+  latency: Histogram;
+}
+
+export async function resetAll(ctx: BenchContext): Promise<void> {
+  await Promise.all(ctx.workers.map((w) => w.reset()));
+}
+
+export async function collect(ctx: BenchContext): Promise<Collected> {
+  const all = await Promise.all(ctx.workers.map((w) => w.stats()));
+  const latency = new Histogram();
+  const out: Collected = { received: 0, firstAt: 0, lastAt: 0, errors: 0, closedEarly: 0, errorSamples: [], latency };
+  for (const s of all) {
+    out.received += s.received;
+    if (s.firstAt > 0 && (out.firstAt === 0 || s.firstAt < out.firstAt)) out.firstAt = s.firstAt;
+    out.lastAt = Math.max(out.lastAt, s.lastAt);
+    out.errors += s.errors;
+    out.closedEarly += s.closedEarly;
+    out.errorSamples.push(...s.errorSamples.slice(0, 2));
+    latency.add(s.latency);
+  }
+  return out;
+}
+
+export async function closeAll(ctx: BenchContext): Promise<void> {
+  await Promise.all(ctx.workers.map((w) => w.close()));
+}
+
+async function received(ctx: BenchContext): Promise<number> {
+  const counts = await Promise.all(ctx.workers.map((w) => w.count()));
+  return counts.reduce((a, c) => a + c.received, 0);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface RateWindow {
+  perSec: number;
+  delivered: number;
+  windowMs: number;
+  /** Deliveries had stopped (the offered load ran out) before the window was over. */
+  ranDry: boolean;
+  cpu: CpuShares;
+}
+
+/**
+ * Delivery rate in steady state: waits for deliveries to start (at most `startWithinMs`), skips
+ * `warmupMs`, then counts for `windowMs`, or until deliveries stop for 1 s (the offered load ran
+ * out). Measures CPU of `pids` over the same window.
+ */
+export async function measureRate(
+  ctx: BenchContext,
+  pids: Record<string, number[]>,
+  windowMs: number,
+  warmupMs = 500,
+  startWithinMs = 15_000,
+): Promise<RateWindow> {
+  const startBy = Date.now() + startWithinMs;
+  while ((await received(ctx)) === 0 && Date.now() < startBy) await sleep(50);
+  await sleep(warmupMs);
+  const meter = new CpuMeter(pids);
+  const t0 = Date.now();
+  const c0 = await received(ctx);
+  let last = c0;
+  let lastChange = Date.now();
+  let ranDry = false;
+  while (Date.now() - t0 < windowMs) {
+    await sleep(100);
+    const c = await received(ctx);
+    if (c !== last) {
+      last = c;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > 1000) {
+      ranDry = true;
+      break;
+    }
+  }
+  const cpu = meter.stop();
+  const elapsed = (ranDry ? lastChange : Date.now()) - t0;
+  return { perSec: Math.round(((last - c0) / Math.max(1, elapsed)) * 1000), delivered: last - c0, windowMs: elapsed, ranDry, cpu };
+}
+
+/** Waits until `expected` deliveries arrived or none came for `quietMs` (at most `maxMs`). */
+export async function awaitDeliveries(ctx: BenchContext, expected: number, quietMs = 2000, maxMs = 60_000): Promise<number> {
+  const started = Date.now();
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const c = await received(ctx);
+    if (c >= expected) return c;
+    if (c !== last) {
+      last = c;
+      lastChange = Date.now();
+    }
+    if (Date.now() - lastChange > quietMs || Date.now() - started > maxMs) return c;
+    await sleep(50);
+  }
+}
+
+export const ms = (v: number | undefined): number | null => (v === undefined ? null : Math.round(v * 100) / 100);

@@ -1,0 +1,149 @@
+/**
+ * Scenario 1 (and the ceiling, 4): N subscribers of one topic, one publisher of 100-byte messages.
+ * Two phases on the same connections: latency at a fixed, moderate message rate (every system gets
+ * the same offered load), then throughput with the publisher going as fast as its confirmations
+ * allow, a bounded number of messages, delivery rate counted over a window in steady state.
+ */
+import type { ClientPlan } from '../clients';
+import {
+  awaitDeliveries,
+  closeAll,
+  collect,
+  measureRate,
+  ms,
+  openClients,
+  resetAll,
+  type BenchContext,
+} from '../harness';
+import type { CpuShares } from '../cpu';
+
+export type System = 'product' | 'webstomp' | 'bare-ws';
+
+export interface FanoutTarget {
+  system: System;
+  subscriber: Omit<ClientPlan, 'localAddress' | 'userPrefix'>;
+  publisher: Omit<ClientPlan, 'localAddress' | 'userPrefix'>;
+  /** Destination the publisher SENDs to (ignored by bare ws). */
+  destination: string;
+  /** Processes whose CPU is reported (server side, clients, load generator). */
+  pids: Record<string, number[]>;
+}
+
+export interface FanoutResult {
+  system: System;
+  subscribers: number;
+  connected: number;
+  connectMs: number;
+  latency: {
+    ratePerSec: number;
+    messages: number;
+    expected: number;
+    delivered: number;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    maxMs: number | null;
+  };
+  throughput: {
+    deliveredPerSec: number;
+    delivered: number;
+    windowMs: number;
+    ranDry: boolean;
+    offeredMessages: number;
+    publishedMessages: number;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    cpu: CpuShares;
+  };
+  closedEarly: number;
+  errors: number;
+  errorSamples: string[];
+}
+
+export async function runFanout(ctx: BenchContext, target: FanoutTarget, subscribers: number): Promise<FanoutResult> {
+  const sizes = ctx.sizes.fanout;
+  ctx.log(`fan-out: ${target.system}, ${subscribers} subscribers`);
+  const opened = await openClients(ctx, { ...target.subscriber, userPrefix: 'bench-sub-' }, subscribers);
+  const n = opened.opened;
+  const errorSamples = [...opened.errorSamples];
+  try {
+    // Latency: a fixed rate every system can carry.
+    await resetAll(ctx);
+    const messages = Math.max(1, Math.round((sizes.latencyRate * sizes.latencyMs) / 1000));
+    const paced = await ctx.loadgen.publish({
+      via: { ...target.publisher, userPrefix: 'bench-pub-' },
+      connections: 1,
+      destination: target.destination,
+      keyCount: 1,
+      total: messages,
+      ratePerSec: sizes.latencyRate,
+      window: 100,
+      maxMs: sizes.latencyMs * 3,
+    });
+    errorSamples.push(...paced.errorSamples);
+    await awaitDeliveries(ctx, paced.confirmed * n, 1500, 30_000);
+    const slow = await collect(ctx);
+    errorSamples.push(...slow.errorSamples);
+
+    // Throughput: as fast as the publisher's confirmations go, bounded in messages and time.
+    await resetAll(ctx);
+    const offered = Math.max(10, Math.floor(sizes.maxDeliveries / Math.max(1, n)));
+    const flood = ctx.loadgen.publish({
+      via: { ...target.publisher, userPrefix: 'bench-pub-' },
+      connections: 1,
+      destination: target.destination,
+      keyCount: 1,
+      total: offered,
+      ratePerSec: 0,
+      window: 100,
+      maxMs: 20_000,
+    });
+    const rate = await measureRate(ctx, target.pids, sizes.windowMs);
+    const fast = await collect(ctx);
+    errorSamples.push(...fast.errorSamples);
+    const published = await flood;
+    errorSamples.push(...published.errorSamples);
+    if (rate.ranDry && fast.lastAt > fast.firstAt && rate.windowMs < sizes.windowMs / 2) {
+      // The bounded load was delivered before a steady window could be taken: rate over all of it.
+      rate.delivered = fast.received;
+      rate.windowMs = Math.round(fast.lastAt - fast.firstAt);
+      rate.perSec = Math.round((fast.received / (fast.lastAt - fast.firstAt)) * 1000);
+    }
+    const result: FanoutResult = {
+      system: target.system,
+      subscribers,
+      connected: n,
+      connectMs: opened.ms,
+      latency: {
+        ratePerSec: sizes.latencyRate,
+        messages: paced.confirmed,
+        expected: paced.confirmed * n,
+        delivered: slow.received,
+        p50Ms: ms(slow.latency.percentileMs(0.5)),
+        p99Ms: ms(slow.latency.percentileMs(0.99)),
+        maxMs: ms(slow.latency.maxUs / 1000),
+      },
+      throughput: {
+        deliveredPerSec: rate.perSec,
+        delivered: rate.delivered,
+        windowMs: rate.windowMs,
+        ranDry: rate.ranDry,
+        offeredMessages: offered,
+        publishedMessages: published.confirmed,
+        p50Ms: ms(fast.latency.percentileMs(0.5)),
+        p99Ms: ms(fast.latency.percentileMs(0.99)),
+        cpu: rate.cpu,
+      },
+      closedEarly: slow.closedEarly + fast.closedEarly,
+      errors: slow.errors + fast.errors,
+      errorSamples: errorSamples.slice(0, 5),
+    };
+    ctx.log(
+      `  latency @${sizes.latencyRate}/s: p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms ` +
+        `(${slow.received}/${result.latency.expected}); throughput ${rate.perSec} deliveries/s ` +
+        `(cpu ${JSON.stringify(rate.cpu.processes)}, machine ${rate.cpu.machine} %)`,
+    );
+    return result;
+  } finally {
+    await closeAll(ctx);
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Scenario 2: U users, one session each, subscribed to their own destination; pushes spread evenly
+ * over them. One set of sessions per system serves several ways of pushing (variants). Per variant:
+ * latency at a fixed push rate (the same for every system), then `pushes` as fast as a bounded
+ * window of unconfirmed pushes allows (confirmed = the broker took it: 202 or RECEIPT).
+ */
+import type { ClientPlan } from '../clients';
+import { CpuMeter, type CpuShares } from '../cpu';
+import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type BenchContext } from '../harness';
+import { nowMs } from '../payload';
+import type { PumpOptions, PumpResult } from '../pump';
+import type { PublishArgs } from '../worker';
+
+export type Pusher =
+  /** The load generator pushes (REST calls or STOMP SENDs on its own connection). */
+  | { kind: 'loadgen'; via: PublishArgs['via']; destination: string }
+  /** Each user's own session SENDs; `{i}` is its index. */
+  | { kind: 'clients'; destination: string };
+
+export interface OneToOneVariant {
+  name: string;
+  pusher: Pusher;
+}
+
+export interface OneToOneResult {
+  system: 'product' | 'webstomp';
+  variant: string;
+  users: number;
+  connected: number;
+  latency: { ratePerSec: number; pushes: number; delivered: number; p50Ms: number | null; p99Ms: number | null };
+  throughput: {
+    pushes: number;
+    confirmed: number;
+    delivered: number;
+    deliveredPerSec: number;
+    ms: number;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    cpu: CpuShares;
+  };
+  errors: number;
+  closedEarly: number;
+  errorSamples: string[];
+}
+
+async function push(ctx: BenchContext, pusher: Pusher, users: number, options: PumpOptions): Promise<PumpResult> {
+  if (pusher.kind === 'loadgen') {
+    return ctx.loadgen.publish({
+      ...options,
+      via: pusher.via,
+      connections: 4,
+      destination: pusher.destination,
+      keyCount: users,
+    });
+  }
+  const w = ctx.workers.length;
+  const parts = await Promise.all(
+    ctx.workers.map((worker) =>
+      worker.clientSend({
+        ...options,
+        total: Math.ceil(options.total / w),
+        ratePerSec: options.ratePerSec / w,
+        window: Math.max(1, Math.ceil(options.window / w)),
+        destination: pusher.destination,
+        confirm: true,
+      }),
+    ),
+  );
+  return parts.reduce((a, p) => ({
+    sent: a.sent + p.sent,
+    confirmed: a.confirmed + p.confirmed,
+    failed: a.failed + p.failed,
+    ms: Math.max(a.ms, p.ms),
+    timedOut: a.timedOut || p.timedOut,
+    errorSamples: [...a.errorSamples, ...p.errorSamples],
+  }));
+}
+
+export async function runOneToOne(
+  ctx: BenchContext,
+  system: 'product' | 'webstomp',
+  subscriber: Omit<ClientPlan, 'localAddress' | 'userPrefix'>,
+  variants: OneToOneVariant[],
+  pids: Record<string, number[]>,
+): Promise<OneToOneResult[]> {
+  const sizes = ctx.sizes.oneToOne;
+  ctx.log(`one-to-one: ${system}, ${sizes.users} users`);
+  const opened = await openClients(ctx, { ...subscriber, userPrefix: 'bench-u' }, sizes.users);
+  const results: OneToOneResult[] = [];
+  try {
+    for (const variant of variants) {
+      const errorSamples = [...opened.errorSamples];
+      await resetAll(ctx);
+      const latencyPushes = Math.max(1, Math.round((sizes.latencyRate * sizes.latencyMs) / 1000));
+      const paced = await push(ctx, variant.pusher, sizes.users, {
+        total: latencyPushes,
+        ratePerSec: sizes.latencyRate,
+        window: sizes.window,
+        maxMs: sizes.latencyMs * 3,
+      });
+      await awaitDeliveries(ctx, paced.confirmed, 1500, 30_000);
+      const slow = await collect(ctx);
+
+      await resetAll(ctx);
+      const meter = new CpuMeter(pids);
+      const started = nowMs();
+      const flood = await push(ctx, variant.pusher, sizes.users, {
+        total: sizes.pushes,
+        ratePerSec: 0,
+        window: sizes.window,
+        maxMs: 60_000,
+      });
+      await awaitDeliveries(ctx, flood.confirmed, 2000, 30_000);
+      const cpu = meter.stop();
+      const fast = await collect(ctx);
+      const elapsedMs = Math.max(1, fast.lastAt - started);
+      errorSamples.push(...paced.errorSamples, ...flood.errorSamples, ...slow.errorSamples, ...fast.errorSamples);
+      const result: OneToOneResult = {
+        system,
+        variant: variant.name,
+        users: sizes.users,
+        connected: opened.opened,
+        latency: {
+          ratePerSec: sizes.latencyRate,
+          pushes: paced.confirmed,
+          delivered: slow.received,
+          p50Ms: ms(slow.latency.percentileMs(0.5)),
+          p99Ms: ms(slow.latency.percentileMs(0.99)),
+        },
+        throughput: {
+          pushes: flood.sent,
+          confirmed: flood.confirmed,
+          delivered: fast.received,
+          deliveredPerSec: Math.round((fast.received / elapsedMs) * 1000),
+          ms: Math.round(elapsedMs),
+          p50Ms: ms(fast.latency.percentileMs(0.5)),
+          p99Ms: ms(fast.latency.percentileMs(0.99)),
+          cpu,
+        },
+        errors: slow.errors + fast.errors + paced.failed + flood.failed,
+        closedEarly: slow.closedEarly + fast.closedEarly,
+        errorSamples: errorSamples.slice(0, 5),
+      };
+      ctx.log(
+        `  ${variant.name}: latency @${sizes.latencyRate}/s p50 ${result.latency.p50Ms} ms p99 ${result.latency.p99Ms} ms; ` +
+          `${result.throughput.deliveredPerSec} deliveries/s (${fast.received}/${flood.sent}), ` +
+          `p99 under load ${result.throughput.p99Ms} ms (cpu ${JSON.stringify(cpu.processes)}, machine ${cpu.machine} %)`,
+      );
+      results.push(result);
+    }
+  } finally {
+    await closeAll(ctx);
+  }
+  return results;
+}

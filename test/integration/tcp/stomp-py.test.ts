@@ -1,0 +1,74 @@
+/**
+ * Raw STOMP over TCP (STOMP_TCP_PORT) with a client that is not ours: stomp.py from Debian's
+ * python3-stomp, run by /usr/bin/python3 (stomp_py_client.py beside this file), against the service
+ * relaying to real RabbitMQ. Same auth as every transport (the JWT as `passcode`), same user
+ * destinations, pushes through REST.
+ */
+import { expect } from 'chai';
+import { join } from 'node:path';
+import { ChildRun } from '../backend/child-process';
+import { startRelayService } from '../backend/relay-service';
+import { tokenFor, type RunningService } from '../../support/service';
+
+const CLIENT = join(__dirname, 'stomp_py_client.py');
+
+describe('raw STOMP over TCP with stomp.py (RabbitMQ)', function () {
+  this.timeout(60_000);
+  let service: RunningService;
+  const runs: ChildRun[] = [];
+
+  const stompPy = (user: string, destination: string, count = 1, token?: string): ChildRun => {
+    const run = ChildRun.start(
+      `stomp.py (${user})`,
+      '/usr/bin/python3',
+      [CLIENT, '127.0.0.1', String(service.tcpPort), destination, String(count)],
+      { STOMP_TOKEN: token ?? tokenFor(service, user) },
+    );
+    runs.push(run);
+    return run;
+  };
+
+  const push = async (user: string, body: unknown): Promise<void> => {
+    const res = await fetch(`${service.url}/api/users/${encodeURIComponent(user)}/messages`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${tokenFor(service, 'backend', 'push')}`,
+      },
+      body: JSON.stringify({ destination: '/queue/greetings', body }),
+    });
+    expect(res.status).to.equal(202);
+  };
+
+  before(async () => {
+    service = await startRelayService({ stompTcpPort: 0 });
+    expect(service.tcpPort).to.be.a('number');
+  });
+  afterEach(async () => {
+    await Promise.all(runs.splice(0).map((r) => r.stop()));
+  });
+  after(() => service?.stop());
+
+  it('connects with the JWT as passcode, subscribes to /user/queue/greetings and receives a REST push', async () => {
+    const alice = stompPy('alice', '/user/queue/greetings', 2);
+    const bob = stompPy('bob', '/user/queue/greetings');
+    expect(await alice.waitForLine(/^CONNECTED/)).to.match(/user=alice server=stomp-relay\//);
+    await alice.waitForLine(/^SUBSCRIBED$/);
+    await bob.waitForLine(/^SUBSCRIBED$/);
+    await push('alice', 'hello from REST');
+    await push('alice', { n: 2 });
+    await alice.waitForLine(/^MESSAGE .* \{"n":2\}$/);
+    expect(await alice.waitForExit()).to.equal(0);
+    expect(alice.lines.filter((l) => l.startsWith('MESSAGE'))).to.deep.equal([
+      'MESSAGE /user/queue/greetings hello from REST',
+      'MESSAGE /user/queue/greetings {"n":2}',
+    ]);
+    expect(bob.lines.filter((l) => l.startsWith('MESSAGE'))).to.deep.equal([]);
+  });
+
+  it('a bad passcode gets an ERROR saying why, and the client is refused', async () => {
+    const mallory = stompPy('mallory', '/user/queue/greetings', 1, 'not-a-jwt');
+    expect(await mallory.waitForLine(/^ERROR/)).to.match(/token/i);
+    expect(await mallory.waitForExit()).to.equal(1);
+  });
+});
