@@ -20,7 +20,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { EXCHANGES } from '../../app/broker/rabbitmq/topology';
 import { userSubscription } from '../../app/broker/rabbitmq/user-delivery';
 import { PROJECT_ROOT, findNginx, startCluster, type Cluster } from '../support/cluster';
-import { listBindings } from '../support/rabbitmq';
+import { listBindings, waitForRabbit } from '../support/rabbitmq';
 import { sleep, waitFor } from '../support/wait';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -77,6 +77,7 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
       console.warn(`      skipped: ${missing.join(' and ')} not installed`);
       this.skip();
     }
+    await waitForRabbit();
     cluster = await startCluster({
       instances: 3,
       basePort: 0,

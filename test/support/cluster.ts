@@ -176,6 +176,12 @@ export function nginxArgs(layout: NginxLayout): string[] {
 
 const LOG_LINES_KEPT = 300;
 
+/** A started process's pid. Never a stand-in: process.kill(-1 or 0) would signal far more than it. */
+function pidOf(source: string, child: ChildProcess): number {
+  if (child.pid === undefined) throw new Error(`${source} did not start`);
+  return child.pid;
+}
+
 function readLines(path: string): string[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
@@ -345,7 +351,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       started.push(manage(id, child));
-      instances.push({ id, port, url: `http://127.0.0.1:${port}`, pid: child.pid ?? -1 });
+      instances.push({ id, port, url: `http://127.0.0.1:${port}`, pid: pidOf(id, child) });
     });
 
     await Promise.all(
@@ -362,7 +368,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       instanceUrls: instances.map((instance) => instance.url),
       secret,
       nginxDir,
-      nginxPid: lb.child.pid ?? -1,
+      nginxPid: pidOf('nginx', lb.child),
       recentLogs: () => [...logs],
       accessLog: () => readLines(layout.accessLog),
       stop,

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -145,6 +145,24 @@ describe('docker/nginx/nginx.conf routing (stand-in backends)', function () {
       expect(messages[1]).to.equal('echo:ping');
       socket.close();
     }
+  });
+
+  it('logs which backend served which key, and never a query string (tokens ride in it)', async () => {
+    const session = sessionId();
+    const { backend } = await get(`/ws/000/${session}/xhr_send?access_token=secret-token`, {
+      method: 'POST',
+    });
+    const port = portOf(backends[backend - 1]!);
+    const log = (): string =>
+      existsSync(join(dir, 'access.log')) ? readFileSync(join(dir, 'access.log'), 'utf8') : '';
+    await waitFor(() => log().includes(`key=${session}`), 5_000, 'the access log line');
+    const line = log()
+      .split('\n')
+      .find((l) => l.includes(`key=${session}`))!;
+    expect(line).to.include(`"POST /ws/000/${session}/xhr_send HTTP/1.1" 200`);
+    expect(line).to.include(`upstream=127.0.0.1:${port} `);
+    expect(log()).to.not.include('access_token');
+    expect(log()).to.not.include('secret-token');
   });
 
   it('passes xhr-streaming chunks on at once (no proxy buffering)', async () => {

@@ -78,7 +78,7 @@ export async function pushToUser(
     signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
-  let json: Record<string, unknown> = {};
+  let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {

@@ -1,0 +1,151 @@
+/**
+ * Fault point 6: three instances as child processes on the local RabbitMQ, stompjs clients that
+ * reconnect by rotating through the instance URLs, pushes over REST to random instances. kill -9
+ * of one instance: its clients reconnect elsewhere and every push accepted after they have is
+ * delivered. SIGTERM of another: each of its clients gets an ERROR saying the instance is draining,
+ * the process exits 0, and the clients carry on elsewhere with nothing lost.
+ */
+import { randomBytes } from 'node:crypto';
+import { expect } from 'chai';
+import { startCluster, type Cluster } from '../../support/cluster';
+import { waitForRabbit } from '../../support/rabbitmq';
+import { sleep, waitFor } from '../../support/wait';
+import { account, clusterToken, pushTo, ReconnectingClient, type PushRecord } from './cluster-clients';
+
+const USERS = 12;
+
+describe('faults: instance failures (three instances)', function () {
+  this.timeout(180_000);
+  let cluster: Cluster;
+  const exits: { source: string; code: number | null; signal: NodeJS.Signals | null }[] = [];
+  const clients: ReconnectingClient[] = [];
+  const pushes: PushRecord[] = [];
+  let pushing = false;
+  let pushLoop: Promise<void> | undefined;
+
+  before(async () => {
+    await waitForRabbit();
+    cluster = await startCluster({
+      instances: 3,
+      basePort: 0,
+      lbPort: 0,
+      instancePrefix: `faults-${randomBytes(2).toString('hex')}-`,
+      logLevel: 'warn',
+      env: { DIRECTORY_ANNOUNCE_MS: '1000', SHUTDOWN_TIMEOUT_MS: '5000' },
+      onExit: (source, code, signal) => exits.push({ source, code, signal }),
+    });
+    for (let i = 0; i < USERS; i++) {
+      const client = new ReconnectingClient(`if-${i}`, cluster.instanceUrls, cluster.secret);
+      clients.push(client);
+      client.start();
+    }
+    await waitFor(() => clients.every((c) => c.live), 20_000, 'every client to connect and subscribe');
+    const token = clusterToken(cluster.secret, 'backend', 'push');
+    let id = 0;
+    pushing = true;
+    pushLoop = (async () => {
+      while (pushing) {
+        const batch = [];
+        for (let k = 0; k < 4; k++) {
+          const record: PushRecord = {
+            id: id++,
+            user: `if-${id % USERS}`,
+            instanceUrl: cluster.instanceUrls[Math.floor(Math.random() * 3)]!,
+            startedAt: Date.now(),
+            endedAt: 0,
+            status: 0,
+          };
+          pushes.push(record);
+          batch.push(
+            pushTo(record.instanceUrl, token, record.user, record.id, 5000).then((status) => {
+              record.status = status;
+              record.endedAt = Date.now();
+            }),
+          );
+        }
+        await Promise.all(batch);
+        await sleep(20);
+      }
+    })();
+  });
+  after(async () => {
+    pushing = false;
+    await pushLoop;
+    await Promise.all(clients.map((c) => c.stop()));
+    await cluster?.stop();
+  });
+
+  const onInstance = (id: string): ReconnectingClient[] => clients.filter((c) => c.live?.instance === id);
+  /** Every client subscribed again after `since`, on an instance other than `gone`. */
+  const resettled = (since: number, gone: string[]): boolean =>
+    clients.every((c) => c.live !== undefined && !gone.includes(c.live.instance)) &&
+    clients
+      .filter((c) => c.connections.some((k) => gone.includes(k.instance)))
+      .every((c) => c.live!.subscribedAt > since);
+
+  it('kill -9 of one instance: its clients reconnect elsewhere, every push accepted after that arrives', async () => {
+    await sleep(1500);
+    const victim = cluster.instances[0]!;
+    const moved = onInstance(victim.id);
+    expect(moved.length, `clients on ${victim.id}`).to.be.greaterThan(0);
+    const killedAt = Date.now();
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(
+      () => resettled(killedAt, [victim.id]),
+      20_000,
+      "the killed instance's clients to resubscribe elsewhere",
+    );
+    const settledAt = Math.max(...clients.map((c) => c.live!.subscribedAt));
+    await sleep(3000);
+    const result = account(pushes, clients, 1000, settledAt);
+    const all = account(pushes, clients, 1000);
+    console.log(
+      `      ${moved.length} clients moved off ${victim.id} within ${settledAt - killedAt} ms; after that ${result.accepted} pushes accepted, ` +
+        `${result.owed} deliveries owed, lost ${result.lost.length}, duplicated ${all.duplicated.length}`,
+    );
+    expect(exits.find((e) => e.source === victim.id)?.signal).to.equal('SIGKILL');
+    expect(result.accepted).to.be.greaterThan(50);
+    expect({
+      lost: result.lost.slice(0, 10),
+      duplicated: all.duplicated,
+      misrouted: all.misrouted,
+    }).to.deep.equal({ lost: [], duplicated: [], misrouted: [] });
+  });
+
+  it('SIGTERM: ERROR "draining" to each client, exit 0, clients carry on elsewhere without loss', async () => {
+    const victim = cluster.instances[1]!;
+    const moved = onInstance(victim.id);
+    expect(moved.length, `clients on ${victim.id}`).to.be.greaterThan(0);
+    const errorsBefore = new Map(moved.map((c) => [c, c.errors.length]));
+    const termAt = Date.now();
+    process.kill(victim.pid, 'SIGTERM');
+    await waitFor(() => exits.some((e) => e.source === victim.id), 20_000, `${victim.id} to exit`);
+    expect(exits.find((e) => e.source === victim.id)).to.deep.include({ code: 0, signal: null });
+    for (const c of moved) {
+      const told = c.errors.slice(errorsBefore.get(c));
+      expect(
+        told.some((m) => /draining/.test(m)),
+        `${c.user} was told: ${JSON.stringify(told)}`,
+      ).to.equal(true);
+    }
+    await waitFor(
+      () => resettled(termAt, [cluster.instances[0]!.id, victim.id]),
+      20_000,
+      'the drained clients to resubscribe',
+    );
+    const settledAt = Math.max(...clients.map((c) => c.live!.subscribedAt));
+    await sleep(3000);
+    const result = account(pushes, clients, 1000, settledAt);
+    const all = account(pushes, clients, 1000);
+    console.log(
+      `      ${moved.length} clients drained off ${victim.id}, resubscribed within ${settledAt - termAt} ms; ` +
+        `then ${result.accepted} pushes accepted, ${result.owed} owed, lost ${result.lost.length}, duplicated ${all.duplicated.length}`,
+    );
+    expect(result.accepted).to.be.greaterThan(50);
+    expect({
+      lost: result.lost.slice(0, 10),
+      duplicated: all.duplicated,
+      misrouted: all.misrouted,
+    }).to.deep.equal({ lost: [], duplicated: [], misrouted: [] });
+  });
+});
