@@ -20,6 +20,8 @@ export interface BenchSizes {
     /** Throughput phase: at most this many deliveries offered (messages x subscribers). */
     maxDeliveries: number;
     windowMs: number;
+    /** Publisher connections of the throughput phase (each confirms its own SENDs in order). */
+    publishers: number;
   };
   oneToOne: {
     users: number;
@@ -36,10 +38,11 @@ export const FULL: BenchSizes = {
   fanout: {
     subscribers: 1000,
     compareSubscribers: 600,
-    latencyRate: 20,
-    latencyMs: 4000,
+    latencyRate: 10,
+    latencyMs: 5000,
     maxDeliveries: 1_500_000,
     windowMs: 5000,
+    publishers: 4,
   },
   oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000 },
   idle: { levels: [1, 1000, 10_000, 20_000] },
@@ -54,6 +57,7 @@ export const SMOKE: BenchSizes = {
     latencyMs: 600,
     maxDeliveries: 600,
     windowMs: 800,
+    publishers: 2,
   },
   oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 500 },
   idle: { levels: [1, 10] },

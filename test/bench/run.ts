@@ -104,6 +104,12 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
   };
   const stop = async (s: Spawned): Promise<void> => {
     running.splice(running.indexOf(s), 1);
+    const reconnects = await brokerReconnects(s.url);
+    if (reconnects > 0) {
+      notes.push(
+        `The service lost its RabbitMQ connection ${reconnects} time(s) during the run (RabbitMQ restarted by other work on this machine?): figures from that part are not valid; run again.`,
+      );
+    }
     await s.stop();
   };
 
@@ -263,6 +269,17 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
   const written = writeResults(options.outDir, results);
   log(`wrote ${written.json} and ${written.md}`);
   return results;
+}
+
+/** stomp_broker_reconnects_total of a running service (0 if it cannot be read). */
+async function brokerReconnects(url: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const m = /^stomp_broker_reconnects_total\s+(\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function methodNotes(rabbitFds: number | undefined): string[] {

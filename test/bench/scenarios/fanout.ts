@@ -89,7 +89,7 @@ export async function runFanout(ctx: BenchContext, target: FanoutTarget, subscri
     const offered = Math.max(10, Math.floor(sizes.maxDeliveries / Math.max(1, n)));
     const flood = ctx.loadgen.publish({
       via: { ...target.publisher, userPrefix: 'bench-pub-' },
-      connections: 1,
+      connections: sizes.publishers,
       destination: target.destination,
       keyCount: 1,
       total: offered,

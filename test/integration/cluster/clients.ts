@@ -90,7 +90,10 @@ export async function connectClient(
   const withReceipt = (send: (receipt: string) => void): Promise<void> => {
     const receipt = `r-${++receiptSeq}`;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${user}@${instance.id}: no RECEIPT ${receipt}`)), 5000);
+      const timer = setTimeout(
+        () => reject(new Error(`${user}@${instance.id}: no RECEIPT ${receipt}`)),
+        5000,
+      );
       client.watchForReceipt(receipt, () => {
         clearTimeout(timer);
         resolve();
@@ -138,21 +141,31 @@ export async function connectClient(
 export class ClientSet {
   private readonly open: ClusterClient[] = [];
 
-  async connect(instance: Instance, user: string, transport: Transport = 'websocket'): Promise<ClusterClient> {
+  async connect(
+    instance: Instance,
+    user: string,
+    transport: Transport = 'websocket',
+  ): Promise<ClusterClient> {
     const client = await connectClient(instance, user, transport);
     this.open.push(client);
     return client;
   }
 
-  /** Connects `count` clients, `parallel` at a time. */
+  /** Connects `count` clients to `instance` (user `userOf(i)`), `parallel` at a time, then runs `setup` on each. */
   async connectMany(
     count: number,
-    connectOne: (i: number) => Promise<ClusterClient>,
+    instance: Instance,
+    userOf: (i: number) => string,
+    setup: (client: ClusterClient) => Promise<void> = async () => undefined,
     parallel = 50,
   ): Promise<ClusterClient[]> {
     const made: ClusterClient[] = [];
     for (let start = 0; start < count; start += parallel) {
-      const batch = Array.from({ length: Math.min(parallel, count - start) }, (_, k) => connectOne(start + k));
+      const batch = Array.from({ length: Math.min(parallel, count - start) }, async (_, k) => {
+        const client = await this.connect(instance, userOf(start + k));
+        await setup(client);
+        return client;
+      });
       made.push(...(await Promise.all(batch)));
     }
     return made;
@@ -199,7 +212,12 @@ export async function api(
   return { status: res.status, body: parsed };
 }
 
-export function pushToUser(instance: Instance, user: string, destination: string, body: unknown): Promise<HttpAnswer> {
+export function pushToUser(
+  instance: Instance,
+  user: string,
+  destination: string,
+  body: unknown,
+): Promise<HttpAnswer> {
   return api(instance, 'POST', `/api/users/${encodeURIComponent(user)}/messages`, { destination, body });
 }
 

@@ -12,7 +12,15 @@ import type { SessionInfo } from '../../../app/broker/broker';
 import { startInstances, stopInstances, type Instance, type InstanceOptions } from '../../support/instances';
 import { connectionsTo, queueNames, rabbitmqctl, waitForRabbit } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
-import { api, ClientSet, connectClient, publish, pushToUser, readyStatus, type ClusterClient } from './clients';
+import {
+  api,
+  ClientSet,
+  connectClient,
+  publish,
+  pushToUser,
+  readyStatus,
+  type ClusterClient,
+} from './clients';
 
 const ANNOUNCE_MS = 500;
 const POOL_SIZE = 2;
@@ -22,6 +30,22 @@ const QUIET_MS = 500;
 
 const run = Math.random().toString(16).slice(2, 8);
 const options: InstanceOptions = { prefix: `cl${run}-`, announceMs: ANNOUNCE_MS };
+
+/**
+ * `rabbitmqctl start_app`, until RabbitMQ answers. A start_app right after a stop_app can return 0
+ * and yet not start the app (RabbitMQ 3.10 logs an application_master crasher), so check and retry.
+ */
+async function startRabbitApp(attempts = 3): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await rabbitmqctl(['start_app']);
+    try {
+      await waitForRabbit(20_000);
+      return;
+    } catch (err: unknown) {
+      if (attempt >= attempts) throw err;
+    }
+  }
+}
 
 function queuesOf(instance: Instance): Promise<string[]> {
   return queueNames(`stomp-relay.${instance.id}.`).then((names) => names.sort());
@@ -67,7 +91,8 @@ describe('cluster: three instances on RabbitMQ', function () {
   afterEach(async function () {
     await clients.closeAll();
     if (this.currentTest?.state === 'failed') {
-      for (const instance of started) console.log(`--- ${instance.id}\n${instance.logs().slice(-15).join('\n')}`);
+      for (const instance of started)
+        console.log(`--- ${instance.id}\n${instance.logs().slice(-15).join('\n')}`);
     }
   });
 
@@ -85,7 +110,9 @@ describe('cluster: three instances on RabbitMQ', function () {
     const aliceSockJs = await clients.connect(B, 'alice', 'sockjs');
     expect([aliceWs.connectedTo, aliceSockJs.connectedTo]).to.deep.equal([A.id, B.id]);
     const bobs = await Promise.all([A, B, C].map((i) => clients.connect(i, 'bob')));
-    const aliceSubs = await Promise.all([aliceWs, aliceSockJs].map((c) => c.subscribe('/user/queue/greetings')));
+    const aliceSubs = await Promise.all(
+      [aliceWs, aliceSockJs].map((c) => c.subscribe('/user/queue/greetings')),
+    );
     const bobSubs = await Promise.all(bobs.map((c) => c.subscribe('/user/queue/greetings')));
 
     const answer = await pushToUser(C, 'alice', '/queue/greetings', 'hello alice');
@@ -156,7 +183,8 @@ describe('cluster: three instances on RabbitMQ', function () {
   });
 
   it(`holds ${POOL_SIZE} TCP connections to ${STOMP_PORT} per instance with 1 and with 100 sessions`, async () => {
-    for (const instance of [A, B, C]) expect(connectionsTo(STOMP_PORT, instance.pid), instance.id).to.equal(POOL_SIZE);
+    for (const instance of [A, B, C])
+      expect(connectionsTo(STOMP_PORT, instance.pid), instance.id).to.equal(POOL_SIZE);
 
     const first = await clients.connect(C, 'load0');
     await first.subscribe('/user/queue/greetings');
@@ -164,23 +192,23 @@ describe('cluster: three instances on RabbitMQ', function () {
 
     const topic = `/topic/load-${run}`;
     // 10 users x 10 sessions (under MAX_SESSIONS_PER_USER), each with a user and a topic subscription.
-    const rest = await clients.connectMany(99, async (i) => {
-      const client = await connectClient(C, `load${(i + 1) % 10}`);
-      await client.subscribe('/user/queue/greetings');
-      return client;
-    });
+    const rest = await clients.connectMany(
+      99,
+      C,
+      (i) => `load${(i + 1) % 10}`,
+      async (client) => {
+        await client.subscribe('/user/queue/greetings');
+      },
+    );
     const all: ClusterClient[] = [first, ...rest];
-    try {
-      const subs = await Promise.all(all.map((c) => c.subscribe(topic)));
-      expect(connectionsTo(C.port, process.pid), 'client connections to C').to.be.at.least(100);
-      for (const instance of [A, B, C]) expect(connectionsTo(STOMP_PORT, instance.pid), instance.id).to.equal(POOL_SIZE);
+    const subs = await Promise.all(all.map((c) => c.subscribe(topic)));
+    expect(connectionsTo(C.port, process.pid), 'client connections to C').to.be.at.least(100);
+    for (const instance of [A, B, C])
+      expect(connectionsTo(STOMP_PORT, instance.pid), instance.id).to.equal(POOL_SIZE);
 
-      // ... and all 100 are live through those two connections.
-      expect((await publish(A, topic, 'to all')).status).to.equal(202);
-      await Promise.all(subs.map((s) => s.waitForCount(1)));
-    } finally {
-      await Promise.all(rest.map((c) => c.close()));
-    }
+    // ... and all 100 are live through those two connections.
+    expect((await publish(A, topic, 'to all')).status).to.equal(202);
+    await Promise.all(subs.map((s) => s.waitForCount(1)));
   });
 
   it('names queues by instance, user and topic; none of them outlive their instances', async () => {
@@ -283,9 +311,8 @@ describe('cluster: three instances on RabbitMQ', function () {
       );
       expect(refused).to.match(/ERROR .*broker/i);
     } finally {
-      await rabbitmqctl(['start_app']);
+      await startRabbitApp();
     }
-    await waitForRabbit(60_000);
     await waitFor(
       async () => (await Promise.all([A, B, C].map(readyStatus))).every((s) => s === 200),
       30_000,
@@ -300,7 +327,8 @@ describe('cluster: three instances on RabbitMQ', function () {
     expect([onA.closes, onB.closes]).to.deep.equal([0, 0]);
     const ids = [onA.sessionId, onB.sessionId].sort();
     await waitFor(
-      async () => JSON.stringify((await sessionsOn(C, 'alice')).map((s) => s.sessionId).sort()) === JSON.stringify(ids),
+      async () =>
+        JSON.stringify((await sessionsOn(C, 'alice')).map((s) => s.sessionId).sort()) === JSON.stringify(ids),
       3 * ANNOUNCE_MS + 5000,
       'the directory to list the same two sessions again',
     );

@@ -75,6 +75,11 @@ export class ReconnectingClient {
     this.client.activate();
   }
 
+  /** Connected right now (subscribed or not yet). */
+  get connected(): boolean {
+    return this.current !== undefined && this.current.closedAt === 0;
+  }
+
   /** Subscribed and open right now. */
   get live(): Connection | undefined {
     return this.current && this.current.subscribedAt > 0 && this.current.closedAt === 0
