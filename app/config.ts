@@ -21,9 +21,15 @@ type Key = keyof typeof SETTINGS;
 function parseValue(name: string, kind: Kind, raw: unknown): unknown {
   switch (kind.type) {
     case 'int': {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      const n =
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && /^-?\d+$/.test(raw.trim())
+            ? Number(raw)
+            : NaN;
       if (!Number.isInteger(n)) throw new ConfigError(name, `'${String(raw)}' is not an integer`);
-      if (n < kind.min || n > kind.max) throw new ConfigError(name, `${n} is outside ${kind.min}..${kind.max}`);
+      if (n < kind.min || n > kind.max)
+        throw new ConfigError(name, `${n} is outside ${kind.min}..${kind.max}`);
       return n;
     }
     case 'string': {
@@ -41,7 +47,8 @@ function parseValue(name: string, kind: Kind, raw: unknown): unknown {
     }
     case 'list': {
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
-      if (!items || items.some((i) => typeof i !== 'string')) throw new ConfigError(name, 'must be a comma-separated list');
+      if (!items || items.some((i) => typeof i !== 'string'))
+        throw new ConfigError(name, 'must be a comma-separated list');
       return (items as string[]).map((i) => i.trim()).filter((i) => i.length > 0);
     }
   }
@@ -52,11 +59,15 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err: unknown) {
-    throw new ConfigError('CONFIG_FILE', `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ConfigError(
+      'CONFIG_FILE',
+      `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not a JSON object');
     return parsed as Record<string, unknown>;
   } catch (err: unknown) {
     throw new ConfigError('CONFIG_FILE', `${path}: ${err instanceof Error ? err.message : String(err)}`);
@@ -66,10 +77,16 @@ function readConfigFile(path: string): Record<string, unknown> {
 /** Cross-setting rules that a single value cannot express. */
 function checkTogether(s: Settings): void {
   if (s.instanceId === 'queue') {
-    throw new ConfigError('INSTANCE_ID', "'queue' is reserved (broker queues of /queue destinations are stomp-relay.queue.<name>)");
+    throw new ConfigError(
+      'INSTANCE_ID',
+      "'queue' is reserved (broker queues of /queue destinations are stomp-relay.queue.<name>)",
+    );
   }
   if (s.nodeEnv === 'production' && !s.jwtSecret && !s.jwtPublicKey) {
-    throw new ConfigError('JWT_SECRET', 'production needs JWT_SECRET or JWT_PUBLIC_KEY (instances of a cluster share it)');
+    throw new ConfigError(
+      'JWT_SECRET',
+      'production needs JWT_SECRET or JWT_PUBLIC_KEY (instances of a cluster share it)',
+    );
   }
   if (s.jwtSecret && s.jwtSecret.length < 32 && s.nodeEnv === 'production') {
     throw new ConfigError('JWT_SECRET', 'must be at least 32 characters in production');
@@ -85,7 +102,8 @@ function checkTogether(s: Settings): void {
   if (s.brokerUrl && !s.brokerUrl.split(',').every((u) => /^stomp(\+ssl)?:\/\//.test(u.trim()))) {
     throw new ConfigError('BROKER_URL', 'each address must start with stomp://');
   }
-  if (s.amqpUrl && !/^amqps?:\/\//.test(s.amqpUrl)) throw new ConfigError('AMQP_URL', 'must start with amqp://');
+  if (s.amqpUrl && !/^amqps?:\/\//.test(s.amqpUrl))
+    throw new ConfigError('AMQP_URL', 'must start with amqp://');
 }
 
 /** AMQP_URL when set, else the first BROKER_URL's host and credentials on port 5672. */
@@ -96,7 +114,10 @@ export function effectiveAmqpUrl(s: Settings): string {
   return `amqp://${auth}${first.hostname}:5672${first.pathname && first.pathname !== '/' ? first.pathname : ''}`;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Settings> = {}): Settings {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Settings> = {},
+): Settings {
   const fromFile = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : {};
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(SETTINGS) as Key[]) {

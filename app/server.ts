@@ -59,12 +59,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const verifier = new TokenVerifier(settings);
   const broker = options.broker ?? createBroker(settings, logger, metrics);
   if (broker.kind === 'embedded') {
-    logger.info({ broker: 'embedded' }, 'embedded broker: single instance only (set BROKER_URL to relay to RabbitMQ)');
+    logger.info(
+      { broker: 'embedded' },
+      'embedded broker: single instance only (set BROKER_URL to relay to RabbitMQ)',
+    );
   } else {
     logger.info({ broker: broker.kind, pool: settings.brokerPoolSize }, `relaying to ${broker.kind}`);
   }
   if (verifier.generatedSecret) {
-    logger.warn('JWT_SECRET not set: using a random secret for this run (development only; tokens die with the process)');
+    logger.warn(
+      'JWT_SECRET not set: using a random secret for this run (development only; tokens die with the process)',
+    );
   }
   broker.onReadinessChange((r) => {
     metrics.brokerUp.set(r.ready ? 1 : 0);
@@ -74,7 +79,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   await broker.start();
   metrics.brokerUp.set(broker.readiness().ready ? 1 : 0);
 
-  const authorizer = Authorizer.fromFile(settings.authorizationFile || projectPath('config', 'authorization.json'));
+  const authorizer = Authorizer.fromFile(
+    settings.authorizationFile || projectPath('config', 'authorization.json'),
+  );
   const appRouter = new AppRouter(broker);
   registerBuiltInHandlers(appRouter);
   // With RabbitMQ, /app routes no handler claims go to backend services over AMQP.
@@ -121,10 +128,19 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const app = express();
   app.disable('x-powered-by');
-  app.use('/api', createApiRouter({ settings, broker, verifier, metrics, logger, isDraining: () => draining, track }));
+  app.use(
+    '/api',
+    createApiRouter({ settings, broker, verifier, metrics, logger, isDraining: () => draining, track }),
+  );
   app.use(createOpsRouter({ broker, metrics, isDraining: () => draining }));
-  app.use('/vendor/stomp.umd.min.js', express.static(projectPath('node_modules/@stomp/stompjs/bundles/stomp.umd.min.js')));
-  app.use('/vendor/sockjs.min.js', express.static(projectPath('node_modules/sockjs-client/dist/sockjs.min.js')));
+  app.use(
+    '/vendor/stomp.umd.min.js',
+    express.static(projectPath('node_modules/@stomp/stompjs/bundles/stomp.umd.min.js')),
+  );
+  app.use(
+    '/vendor/sockjs.min.js',
+    express.static(projectPath('node_modules/sockjs-client/dist/sockjs.min.js')),
+  );
   app.use(express.static(projectPath('public')));
 
   const webSocket = new WebSocketEndpoint({
@@ -198,5 +214,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return stopped;
   };
 
-  return { settings, url: `http://127.0.0.1:${port}`, port, tcpPort, broker, verifier, metrics, logger, registry, drain, stop };
+  return {
+    settings,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    tcpPort,
+    broker,
+    verifier,
+    metrics,
+    logger,
+    registry,
+    drain,
+    stop,
+  };
 }

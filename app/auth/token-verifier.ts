@@ -38,7 +38,11 @@ export class TokenVerifier {
       const type = createPublicKey(settings.jwtPublicKey).asymmetricKeyType;
       if (type === 'rsa') this.algorithms = ['RS256'];
       else if (type === 'ec') this.algorithms = ['ES256'];
-      else throw new ServiceError('bad_request', `JWT_PUBLIC_KEY: unsupported key type ${String(type)} (RSA or EC P-256)`);
+      else
+        throw new ServiceError(
+          'bad_request',
+          `JWT_PUBLIC_KEY: unsupported key type ${String(type)} (RSA or EC P-256)`,
+        );
       this.key = settings.jwtPublicKey;
       this.generatedSecret = false;
     } else {
@@ -73,14 +77,27 @@ export class TokenVerifier {
     if (typeof payload === 'string' || typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw new ServiceError('unauthenticated', 'token has no subject (sub claim)');
     }
-    if (payload.sub.length > 200) throw new ServiceError('unauthenticated', 'token subject is longer than 200 characters');
+    if (payload.sub.length > 200)
+      throw new ServiceError('unauthenticated', 'token subject is longer than 200 characters');
     // The user name ends up in logs, headers and broker names, and REST paths must be able to name it.
     if (UNPRINTABLE.test(payload.sub)) {
-      throw new ServiceError('unauthenticated', 'token subject must not contain spaces or control characters');
+      throw new ServiceError(
+        'unauthenticated',
+        'token subject must not contain spaces or control characters',
+      );
     }
     const scope: unknown = payload.scope;
-    const scopes = typeof scope === 'string' ? scope.split(' ').filter(Boolean) : Array.isArray(scope) ? scope.map(String) : [];
-    return { user: payload.sub, scopes, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined };
+    const scopes =
+      typeof scope === 'string'
+        ? scope.split(' ').filter(Boolean)
+        : Array.isArray(scope)
+          ? scope.map(String)
+          : [];
+    return {
+      user: payload.sub,
+      scopes,
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+    };
   }
 
   /** Development tokens: only possible with a shared secret (HS256). */
@@ -88,8 +105,14 @@ export class TokenVerifier {
     return this.algorithms[0] === 'HS256';
   }
 
-  issue(user: string, scope: string, ttlSeconds: number, claims: { issuer?: string; audience?: string } = {}): string {
-    if (!this.canIssue()) throw new ServiceError('bad_request', 'tokens can only be issued with JWT_SECRET (HS256)');
+  issue(
+    user: string,
+    scope: string,
+    ttlSeconds: number,
+    claims: { issuer?: string; audience?: string } = {},
+  ): string {
+    if (!this.canIssue())
+      throw new ServiceError('bad_request', 'tokens can only be issued with JWT_SECRET (HS256)');
     return jwt.sign({ scope }, this.key, {
       algorithm: 'HS256',
       subject: user,
@@ -102,10 +125,14 @@ export class TokenVerifier {
   /** Why jsonwebtoken refused a token, in words a user can act on; passport-jwt failures too. */
   static explain(err: unknown): ServiceError {
     if (err instanceof jwt.TokenExpiredError) {
-      return new ServiceError('token_expired', `token expired at ${err.expiredAt.toISOString()}`, { cause: err });
+      return new ServiceError('token_expired', `token expired at ${err.expiredAt.toISOString()}`, {
+        cause: err,
+      });
     }
     if (err instanceof jwt.NotBeforeError) {
-      return new ServiceError('unauthenticated', `token not valid before ${err.date.toISOString()}`, { cause: err });
+      return new ServiceError('unauthenticated', `token not valid before ${err.date.toISOString()}`, {
+        cause: err,
+      });
     }
     if (err instanceof jwt.JsonWebTokenError) {
       return new ServiceError('unauthenticated', `invalid token: ${err.message}`, { cause: err });

@@ -42,16 +42,27 @@ function matches(pattern: string, destination: string, user: string): boolean {
 }
 
 function compile(rules: unknown, section: string, file: string): CompiledRule[] {
-  if (!Array.isArray(rules)) throw new ServiceError('bad_request', `${file}: '${section}' must be a list of rules`);
+  if (!Array.isArray(rules))
+    throw new ServiceError('bad_request', `${file}: '${section}' must be a list of rules`);
   return rules.map((rule: unknown, i) => {
     const r = rule as Partial<AuthorizationRule> | null;
     if (!r || typeof r.destination !== 'string' || !r.destination.startsWith('/')) {
-      throw new ServiceError('bad_request', `${file}: ${section}[${i}].destination must be a pattern like /topic/**`);
+      throw new ServiceError(
+        'bad_request',
+        `${file}: ${section}[${i}].destination must be a pattern like /topic/**`,
+      );
     }
     if (r.users !== '*' && !(Array.isArray(r.users) && r.users.every((u) => typeof u === 'string'))) {
-      throw new ServiceError('bad_request', `${file}: ${section}[${i}].users must be "*" or a list of user names`);
+      throw new ServiceError(
+        'bad_request',
+        `${file}: ${section}[${i}].users must be "*" or a list of user names`,
+      );
     }
-    return { pattern: r.destination, users: r.users === '*' ? '*' : new Set(r.users), allow: r.allow !== false };
+    return {
+      pattern: r.destination,
+      users: r.users === '*' ? '*' : new Set(r.users),
+      allow: r.allow !== false,
+    };
   });
 }
 
@@ -69,7 +80,10 @@ export class Authorizer {
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8'));
     } catch (err: unknown) {
-      throw new ServiceError('bad_request', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ServiceError(
+        'bad_request',
+        `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     return new Authorizer(parsed as AuthorizationRules, file);
   }

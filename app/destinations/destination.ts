@@ -22,7 +22,10 @@ const NAME = /^[A-Za-z0-9_\-.:@]{1,200}$/;
 const ROUTE = /^[A-Za-z0-9_\-.:@]{1,100}(\/[A-Za-z0-9_\-.:@]{1,100}){0,7}$/;
 
 function badName(destination: string, why: string): ServiceError {
-  return new ServiceError('bad_destination', `destination '${printable(destination)}' is not allowed: ${why}`);
+  return new ServiceError(
+    'bad_destination',
+    `destination '${printable(destination)}' is not allowed: ${why}`,
+  );
 }
 
 /** Destinations end up in ERROR messages: keep them printable and short. */
@@ -55,14 +58,20 @@ export function parseDestination(destination: string, user: string): Destination
     return { kind: 'user', user, type: own[1] as 'queue' | 'topic', name: checkName(destination, own[2]) };
   }
   if (destination.startsWith('/user/')) {
-    throw badName(destination, 'user destinations are /user/queue/<name> or /user/topic/<name> of your own user');
+    throw badName(
+      destination,
+      'user destinations are /user/queue/<name> or /user/topic/<name> of your own user',
+    );
   }
   const app = /^\/app\/(.*)$/.exec(destination);
   if (app) {
     if (!ROUTE.test(app[1])) throw badName(destination, 'app routes are /app/<segment>[/<segment>...]');
     return { kind: 'app', route: app[1] };
   }
-  throw badName(destination, 'only /topic/, /queue/, /user/queue/, /user/topic/ and /app/ destinations exist here');
+  throw badName(
+    destination,
+    'only /topic/, /queue/, /user/queue/, /user/topic/ and /app/ destinations exist here',
+  );
 }
 
 /**
@@ -72,7 +81,8 @@ export function parseDestination(destination: string, user: string): Destination
 export function parseUserPushDestination(destination: string, user: string): MessageTarget {
   const path = destination.startsWith('/user/') ? destination : `/user${destination}`;
   const parsed = parseDestination(path, user);
-  if (parsed.kind !== 'user') throw badName(destination, 'a user push goes to /queue/<name> or /topic/<name>');
+  if (parsed.kind !== 'user')
+    throw badName(destination, 'a user push goes to /queue/<name> or /topic/<name>');
   return parsed;
 }
 

@@ -10,7 +10,10 @@ export function createLogger(level: string, instanceId: string): Logger {
   return pino({
     level,
     base: { instance: instanceId },
-    redact: { paths: ['token', 'authorization', 'passcode', '*.token', '*.authorization', '*.passcode'], censor: '[redacted]' },
+    redact: {
+      paths: ['token', 'authorization', 'passcode', '*.token', '*.authorization', '*.passcode'],
+      censor: '[redacted]',
+    },
   });
 }
 

@@ -36,7 +36,10 @@ function connect(session: StompSession, frame: Frame): void {
   const supported = ALL_VERSIONS.filter((v) => offered.includes(v));
   const version = negotiateVersion(header(frame, 'accept-version'), supported);
   if (!version) {
-    throw new ServiceError('unsupported_version', `no common STOMP version: this server speaks ${supported.join(', ')}`);
+    throw new ServiceError(
+      'unsupported_version',
+      `no common STOMP version: this server speaks ${supported.join(', ')}`,
+    );
   }
   session.version = version;
   const token =
@@ -50,14 +53,23 @@ function connect(session: StompSession, frame: Frame): void {
     );
   }
   const identity = verifier.verify(token);
-  if (isDraining()) throw new ServiceError('draining', 'this instance is draining: connect to another instance');
+  if (isDraining())
+    throw new ServiceError('draining', 'this instance is draining: connect to another instance');
   const readiness = broker.readiness();
-  if (!readiness.ready) throw new ServiceError('broker_unavailable', `broker unavailable: ${readiness.reason}`);
+  if (!readiness.ready)
+    throw new ServiceError('broker_unavailable', `broker unavailable: ${readiness.reason}`);
   if (registry.countForUser(identity.user) >= settings.maxSessionsPerUser) {
     metrics.limitsHit.inc({ limit: 'sessions_per_user' });
-    throw new ServiceError('limit_exceeded', `user already has ${settings.maxSessionsPerUser} sessions on this instance`);
+    throw new ServiceError(
+      'limit_exceeded',
+      `user already has ${settings.maxSessionsPerUser} sessions on this instance`,
+    );
   }
-  const heartbeat = negotiateHeartbeat(header(frame, 'heart-beat'), settings.heartbeatSendMs, settings.heartbeatReceiveMs);
+  const heartbeat = negotiateHeartbeat(
+    header(frame, 'heart-beat'),
+    settings.heartbeatSendMs,
+    settings.heartbeatReceiveMs,
+  );
   session.user = identity.user;
   session.sendFrame(
     makeFrame('CONNECTED', {
@@ -89,7 +101,8 @@ async function send(session: StompSession, frame: Frame): Promise<void> {
   const message = { id: randomUUID(), headers: applicationHeaders(frame.headers), body: frame.body };
   const transaction = header(frame, 'transaction');
   if (target.kind === 'app') {
-    if (transaction !== undefined) throw new ServiceError('bad_frame', '/app messages cannot be part of a transaction');
+    if (transaction !== undefined)
+      throw new ServiceError('bad_frame', '/app messages cannot be part of a transaction');
     const handled = await appRouter.dispatch({
       route: target.route,
       user: session.user,
@@ -116,15 +129,24 @@ async function subscribe(session: StompSession, frame: Frame): Promise<void> {
   const destination = required(frame, 'destination');
   // STOMP 1.0 made `id` optional; the destination then names the subscription.
   const id = session.version === '1.0' ? (header(frame, 'id') ?? destination) : required(frame, 'id');
-  if (session.subscriptions.get(id)) throw new ServiceError('duplicate_subscription', `subscription id '${printable(id)}' is already in use`);
+  if (session.subscriptions.get(id))
+    throw new ServiceError('duplicate_subscription', `subscription id '${printable(id)}' is already in use`);
   if (session.subscriptions.size >= settings.maxSubscriptionsPerSession) {
     metrics.limitsHit.inc({ limit: 'subscriptions_per_session' });
-    throw new ServiceError('limit_exceeded', `at most ${settings.maxSubscriptionsPerSession} subscriptions per session`);
+    throw new ServiceError(
+      'limit_exceeded',
+      `at most ${settings.maxSubscriptionsPerSession} subscriptions per session`,
+    );
   }
   const ack = header(frame, 'ack') ?? 'auto';
-  if (!ACK_MODES.includes(ack as AckMode)) throw new ServiceError('bad_frame', `ack must be one of ${ACK_MODES.join(', ')}`);
+  if (!ACK_MODES.includes(ack as AckMode))
+    throw new ServiceError('bad_frame', `ack must be one of ${ACK_MODES.join(', ')}`);
   const target = parseDestination(destination, session.user);
-  if (target.kind === 'app') throw new ServiceError('bad_destination', `cannot subscribe to '${printable(destination)}': /app is for SEND`);
+  if (target.kind === 'app')
+    throw new ServiceError(
+      'bad_destination',
+      `cannot subscribe to '${printable(destination)}': /app is for SEND`,
+    );
   if (!authorizer.canSubscribe(session.user, destination)) {
     throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
   }
@@ -155,7 +177,10 @@ async function subscribe(session: StompSession, frame: Frame): Promise<void> {
 
 /** §UNSUBSCRIBE. Only this session's own subscription ids exist for it. */
 async function unsubscribe(session: StompSession, frame: Frame): Promise<void> {
-  const id = session.version === '1.0' ? (header(frame, 'id') ?? required(frame, 'destination')) : required(frame, 'id');
+  const id =
+    session.version === '1.0'
+      ? (header(frame, 'id') ?? required(frame, 'destination'))
+      : required(frame, 'id');
   const sub = session.subscriptions.remove(id);
   if (!sub) throw new ServiceError('unknown_subscription', `no subscription with id '${printable(id)}'`);
   session.ctx.metrics.subscriptions.dec();
@@ -169,8 +194,15 @@ function acknowledge(op: 'ack' | 'nack'): CommandHandler {
     const target =
       session.version === '1.2'
         ? session.subscriptions.resolveToken(required(frame, 'id'))
-        : session.subscriptions.resolveMessageId(required(frame, 'message-id'), header(frame, 'subscription'));
-    if (!target) throw new ServiceError('bad_frame', `${frame.command} for a message this session has no pending acknowledgement of`);
+        : session.subscriptions.resolveMessageId(
+            required(frame, 'message-id'),
+            header(frame, 'subscription'),
+          );
+    if (!target)
+      throw new ServiceError(
+        'bad_frame',
+        `${frame.command} for a message this session has no pending acknowledgement of`,
+      );
     const brokerSub = target.subscription.broker;
     if (!brokerSub) return;
     const transaction = header(frame, 'transaction');
@@ -184,9 +216,13 @@ function acknowledge(op: 'ack' | 'nack'): CommandHandler {
 
 function openTransaction(session: StompSession, name: string): TransactionOp[] {
   const ops = session.transactions.get(name);
-  if (!ops) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
+  if (!ops)
+    throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
   if (ops.length >= session.ctx.settings.maxFramesInFlight) {
-    throw new ServiceError('limit_exceeded', `at most ${session.ctx.settings.maxFramesInFlight} frames per transaction`);
+    throw new ServiceError(
+      'limit_exceeded',
+      `at most ${session.ctx.settings.maxFramesInFlight} frames per transaction`,
+    );
   }
   return ops;
 }
@@ -194,9 +230,13 @@ function openTransaction(session: StompSession, name: string): TransactionOp[] {
 /** §BEGIN. */
 function begin(session: StompSession, frame: Frame): void {
   const name = required(frame, 'transaction');
-  if (session.transactions.has(name)) throw new ServiceError('bad_frame', `transaction '${printable(name)}' is already open`);
+  if (session.transactions.has(name))
+    throw new ServiceError('bad_frame', `transaction '${printable(name)}' is already open`);
   if (session.transactions.size >= session.transactionLimit) {
-    throw new ServiceError('limit_exceeded', `at most ${session.transactionLimit} open transactions per session`);
+    throw new ServiceError(
+      'limit_exceeded',
+      `at most ${session.transactionLimit} open transactions per session`,
+    );
   }
   session.transactions.set(name, []);
 }
@@ -213,7 +253,8 @@ async function commit(session: StompSession, frame: Frame): Promise<void> {
 /** §ABORT. */
 function abort(session: StompSession, frame: Frame): void {
   const name = required(frame, 'transaction');
-  if (!session.transactions.delete(name)) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
+  if (!session.transactions.delete(name))
+    throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
 }
 
 /** §DISCONNECT: the receipt, if asked for, is the last frame; then the connection closes. */
@@ -225,16 +266,16 @@ function disconnect(session: StompSession, frame: Frame): void {
 
 export const COMMANDS: ReadonlyMap<string, CommandHandler> = new Map(
   Object.entries({
-  CONNECT: connect,
-  STOMP: connect,
-  SEND: send,
-  SUBSCRIBE: subscribe,
-  UNSUBSCRIBE: unsubscribe,
-  ACK: acknowledge('ack'),
-  NACK: acknowledge('nack'),
-  BEGIN: begin,
-  COMMIT: commit,
-  ABORT: abort,
-  DISCONNECT: disconnect,
+    CONNECT: connect,
+    STOMP: connect,
+    SEND: send,
+    SUBSCRIBE: subscribe,
+    UNSUBSCRIBE: unsubscribe,
+    ACK: acknowledge('ack'),
+    NACK: acknowledge('nack'),
+    BEGIN: begin,
+    COMMIT: commit,
+    ABORT: abort,
+    DISCONNECT: disconnect,
   }),
 );

@@ -28,7 +28,16 @@ const HOP_HEADERS = new Set([
 ]);
 
 /** Internal header prefixes the broker side uses; clients never set them. */
-const RESERVED_PREFIXES = ['x-stomp-relay', 'x-relay', 'x-queue', 'x-message', 'x-user', 'x-dead', 'x-max', 'x-expires'];
+const RESERVED_PREFIXES = [
+  'x-stomp-relay',
+  'x-relay',
+  'x-queue',
+  'x-message',
+  'x-user',
+  'x-dead',
+  'x-max',
+  'x-expires',
+];
 
 export const MAX_APPLICATION_HEADERS = 32;
 

@@ -91,7 +91,10 @@ export class StompSession implements RegisteredSession {
       sessionId: this.id,
       user: this.user,
       instance: this.ctx.settings.instanceId,
-      transport: this.socket.info.transport === 'sockjs' ? `sockjs/${this.socket.info.protocol}` : this.socket.info.transport,
+      transport:
+        this.socket.info.transport === 'sockjs'
+          ? `sockjs/${this.socket.info.protocol}`
+          : this.socket.info.transport,
       connectedAt: this.connectedAt.toISOString(),
       subscriptions: this.subscriptions.all().map((s) => ({ id: s.id, destination: s.destination })),
     };
@@ -112,12 +115,19 @@ export class StompSession implements RegisteredSession {
     if (this.state === 'closing' || this.state === 'closed') return;
     if (!this.takeRateToken()) {
       this.ctx.metrics.limitsHit.inc({ limit: 'frames_per_second' });
-      this.fail(new ServiceError('rate_limited', `more than ${this.ctx.settings.maxFramesPerSecond} frames per second`));
+      this.fail(
+        new ServiceError(
+          'rate_limited',
+          `more than ${this.ctx.settings.maxFramesPerSecond} frames per second`,
+        ),
+      );
       return;
     }
     if (this.inFlight >= this.ctx.settings.maxFramesInFlight) {
       this.ctx.metrics.limitsHit.inc({ limit: 'frames_in_flight' });
-      this.fail(new ServiceError('limit_exceeded', `more than ${this.ctx.settings.maxFramesInFlight} frames waiting`));
+      this.fail(
+        new ServiceError('limit_exceeded', `more than ${this.ctx.settings.maxFramesInFlight} frames waiting`),
+      );
       return;
     }
     this.inFlight++;
@@ -127,7 +137,10 @@ export class StompSession implements RegisteredSession {
   private takeRateToken(): boolean {
     const perSecond = this.ctx.settings.maxFramesPerSecond;
     const now = Date.now();
-    this.rateTokens = Math.min(perSecond * 2, this.rateTokens + ((now - this.rateRefilledAt) / 1000) * perSecond);
+    this.rateTokens = Math.min(
+      perSecond * 2,
+      this.rateTokens + ((now - this.rateRefilledAt) / 1000) * perSecond,
+    );
     this.rateRefilledAt = now;
     if (this.rateTokens < 1) return false;
     this.rateTokens -= 1;
@@ -136,7 +149,10 @@ export class StompSession implements RegisteredSession {
 
   private async handle(frame: Frame): Promise<void> {
     if (this.state !== 'connecting' && this.state !== 'connected') return;
-    this.ctx.metrics.frames.inc({ direction: 'in', command: COMMANDS.has(frame.command) ? frame.command : 'unknown' });
+    this.ctx.metrics.frames.inc({
+      direction: 'in',
+      command: COMMANDS.has(frame.command) ? frame.command : 'unknown',
+    });
     const receipt = header(frame, 'receipt');
     try {
       const handler = COMMANDS.get(frame.command);
@@ -182,14 +198,25 @@ export class StompSession implements RegisteredSession {
       const wait = expiresAt - Date.now();
       if (wait < 2 ** 31 - 1) {
         this.timers.push(
-          setTimeout(() => this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token')), wait),
+          setTimeout(
+            () => this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token')),
+            wait,
+          ),
         );
       }
     }
-    this.timers.push(setInterval(() => this.checkSlowConsumer(), Math.min(1000, this.ctx.settings.sendTimeLimitMs)));
+    this.timers.push(
+      setInterval(() => this.checkSlowConsumer(), Math.min(1000, this.ctx.settings.sendTimeLimitMs)),
+    );
     this.ctx.registry.add(this, this.info());
     this.ctx.logger.info(
-      { session: this.id, user: this.user, transport: this.socket.info.transport, protocol: this.socket.info.protocol, version: this.version },
+      {
+        session: this.id,
+        user: this.user,
+        transport: this.socket.info.transport,
+        protocol: this.socket.info.protocol,
+        version: this.version,
+      },
       'session opened',
     );
   }
@@ -223,7 +250,10 @@ export class StompSession implements RegisteredSession {
       // A header this client's STOMP version cannot carry (a line break for a 1.0 client, say):
       // this one frame is skipped, the session and everyone else's deliveries carry on.
       this.ctx.metrics.errors.inc({ kind: 'unserializable_frame' });
-      this.ctx.logger.warn({ session: this.id, command: f.command, err }, 'frame cannot be written in this STOMP version');
+      this.ctx.logger.warn(
+        { session: this.id, command: f.command, err },
+        'frame cannot be written in this STOMP version',
+      );
       return;
     }
     this.ctx.metrics.frames.inc({ direction: 'out', command: f.command });
@@ -262,7 +292,8 @@ export class StompSession implements RegisteredSession {
   fail(error: ServiceError, receiptId?: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.ctx.metrics.errors.inc({ kind: error.code });
-    if (error.code === 'internal') this.ctx.logger.error({ session: this.id, err: error.cause }, 'internal error');
+    if (error.code === 'internal')
+      this.ctx.logger.error({ session: this.id, err: error.cause }, 'internal error');
     const unescaped = this.state === 'connecting';
     const headers: Record<string, string | undefined> = {
       message: error.message.replace(/[\r\n]/g, ' '),
@@ -317,7 +348,10 @@ export class StompSession implements RegisteredSession {
         'session closed',
       );
     } else {
-      this.ctx.logger.debug({ session: this.id, transport: this.socket.info.transport, reason }, 'connection closed before CONNECT');
+      this.ctx.logger.debug(
+        { session: this.id, transport: this.socket.info.transport, reason },
+        'connection closed before CONNECT',
+      );
     }
   }
 }

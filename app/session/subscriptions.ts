@@ -75,7 +75,10 @@ export class SubscriptionTable {
   /** STOMP 1.0/1.1: ACK names `message-id` (and `subscription` in 1.1). */
   resolveMessageId(messageId: string, subscriptionId: string | undefined): AckTarget | undefined {
     for (const [token, p] of this.pending) {
-      if (p.messageId === messageId && (subscriptionId === undefined || p.subscriptionId === subscriptionId)) {
+      if (
+        p.messageId === messageId &&
+        (subscriptionId === undefined || p.subscriptionId === subscriptionId)
+      ) {
         return this.settle(token, p);
       }
     }

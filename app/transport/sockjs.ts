@@ -31,7 +31,8 @@ export interface SockJsEndpointOptions {
 /** sockjs keeps undelivered messages per session (xhr-polling waits for the next poll). */
 function queuedChars(conn: Connection): number {
   const session: unknown = Reflect.get(conn, '_session');
-  const buffer: unknown = session && typeof session === 'object' ? Reflect.get(session, 'send_buffer') : undefined;
+  const buffer: unknown =
+    session && typeof session === 'object' ? Reflect.get(session, 'send_buffer') : undefined;
   if (!Array.isArray(buffer)) return 0;
   let total = 0;
   for (const item of buffer) if (typeof item === 'string') total += item.length;
@@ -102,7 +103,12 @@ export class SockJsEndpoint {
   }
 
   matches(url: string | undefined): boolean {
-    return url !== undefined && (url === this.options.prefix || url.startsWith(`${this.options.prefix}/`) || url.startsWith(`${this.options.prefix}?`));
+    return (
+      url !== undefined &&
+      (url === this.options.prefix ||
+        url.startsWith(`${this.options.prefix}/`) ||
+        url.startsWith(`${this.options.prefix}?`))
+    );
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -124,7 +130,9 @@ export class SockJsEndpoint {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > max) {
       res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-      res.end(JSON.stringify({ error: 'payload_too_large', detail: `SockJS message larger than ${max} bytes` }));
+      res.end(
+        JSON.stringify({ error: 'payload_too_large', detail: `SockJS message larger than ${max} bytes` }),
+      );
       return false;
     }
     let received = 0;
@@ -137,7 +145,9 @@ export class SockJsEndpoint {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!originAllowed(req, this.options.allowedOrigins)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n');
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n',
+      );
       return;
     }
     this.handler(req, socket, head);

@@ -82,7 +82,9 @@ export class WebSocketEndpoint {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!originAllowed(req, this.options.allowedOrigins)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n');
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n',
+      );
       return;
     }
     this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req));
@@ -92,7 +94,8 @@ export class WebSocketEndpoint {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     const stompIndex = offered.findIndex(isStompProtocol);
     // The token is the first offered value after the STOMP subprotocols that is not one itself.
-    const protocolToken = stompIndex >= 0 ? offered.slice(stompIndex).find((p) => p && !isStompProtocol(p)) : undefined;
+    const protocolToken =
+      stompIndex >= 0 ? offered.slice(stompIndex).find((p) => p && !isStompProtocol(p)) : undefined;
     const info: ConnectionInfo = {
       transport: 'websocket',
       protocol: ws.protocol || 'websocket',
@@ -100,7 +103,10 @@ export class WebSocketEndpoint {
       handshakeToken: queryToken(req.url) ?? protocolToken,
       // Every STOMP subprotocol the client offered says it speaks that version; the one chosen for
       // the handshake is only the first of them, so it must not narrow what CONNECT may negotiate.
-      versions: stompIndex >= 0 ? offered.flatMap((p) => (isStompProtocol(p) ? SUBPROTOCOL_VERSIONS[p] : [])) : undefined,
+      versions:
+        stompIndex >= 0
+          ? offered.flatMap((p) => (isStompProtocol(p) ? SUBPROTOCOL_VERSIONS[p] : []))
+          : undefined,
     };
     this.options.onConnection(new WebSocketClient(ws, info));
   }

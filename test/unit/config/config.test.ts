@@ -67,8 +67,8 @@ describe('config loader', () => {
   it('derives AMQP_URL from the first BROKER_URL when unset', () => {
     const s = loadConfig({ BROKER_URL: 'stomp://u:p@rabbit:61613/%2F,stomp://u:p@rabbit2:61613' });
     expect(effectiveAmqpUrl(s)).to.equal('amqp://u:p@rabbit:5672/%2F');
-    expect(effectiveAmqpUrl(loadConfig({ BROKER_URL: 'stomp://h:61613', AMQP_URL: 'amqp://x:5673' }))).to.equal(
-      'amqp://x:5673',
-    );
+    expect(
+      effectiveAmqpUrl(loadConfig({ BROKER_URL: 'stomp://h:61613', AMQP_URL: 'amqp://x:5673' })),
+    ).to.equal('amqp://x:5673');
   });
 });
