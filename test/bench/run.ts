@@ -50,6 +50,8 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
   const root = resolve(__dirname, '../..');
   const sizes = options.mode === 'full' ? FULL : SMOKE;
   const only = new Set<Scenario>(options.only ?? ['fanout', 'one-to-one', 'idle']);
+  // Other work on this machine may be restarting RabbitMQ (stop_app / start_app): give it 30 s.
+  for (let i = 0; i < 30 && !(await portOpen(61613)); i++) await new Promise((r) => setTimeout(r, 1000));
   if (!(await portOpen(61613))) {
     throw new Error('RabbitMQ STOMP (127.0.0.1:61613) does not answer: start RabbitMQ with rabbitmq_stomp enabled');
   }

@@ -7,7 +7,7 @@
  *             each session of its user that was subscribed before the push was sent and still
  *             connected --grace ms after the 202: lost, duplicated and misrouted must all be 0,
  *             and no push may get a 202 while the broker is down.
- *   slow      one instance, --slow-sessions healthy subscribers taking a topic at full rate while
+ *   slow      one instance (embedded broker), --slow-sessions healthy subscribers taking a topic at full rate while
  *             two clients stop reading: those two are cut off, the others get everything, and the
  *             instance's RSS stays bounded.
  *   fuzz      the protocol fuzzer of test/integration/faults for --fuzz-frames frames.
@@ -17,7 +17,9 @@
  * --grace 2000, --slow-sessions 1000, --fuzz-frames 1000000.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startCluster, freePort, type Cluster } from '../support/cluster';
 import { listQueues, rabbitmqctl, tcpOpen, waitForRabbit } from '../support/rabbitmq';
 import { startTestService } from '../support/service';
@@ -74,6 +76,9 @@ function rssSampler(pids: number[]): { peak(): number[]; stop(): void } {
   return { peak: () => [...peaks], stop: () => clearInterval(timer) };
 }
 
+/** Clusters still running: stopped (SIGTERM, nginx included) if the soak fails half-way. */
+const liveClusters = new Set<Cluster>();
+
 async function startInstances(count: number, prefix: string, env: Record<string, string>): Promise<Cluster> {
   const exits: string[] = [];
   const cluster = await startCluster({
@@ -89,7 +94,9 @@ async function startInstances(count: number, prefix: string, env: Record<string,
     onExit: (source, code, signal) => exits.push(`${source} exited (${code ?? signal})`),
   });
   const stop = cluster.stop.bind(cluster);
+  liveClusters.add(cluster);
   cluster.stop = async () => {
+    liveClusters.delete(cluster);
     check(exits.length === 0, `no instance died during the run ${exits.length ? JSON.stringify(exits) : ''}`);
     await stop();
   };
@@ -323,6 +330,9 @@ async function slowSoak(): Promise<void> {
   log(`slow consumers: ${SLOW_SESSIONS} healthy sessions at full rate, 2 that stop reading`);
   const tcpPort = await freePort();
   const cluster = await startInstances(1, prefix, {
+    // The embedded broker: this phase is about the instance's send path, and RabbitMQ may be
+    // restarted by others sharing the machine (the delivery phase covers the relay).
+    BROKER_URL: '',
     STOMP_TCP_PORT: String(tcpPort),
     SEND_BUFFER_LIMIT_BYTES: String(256 * 1024),
     SEND_TIME_LIMIT_MS: '30000',
@@ -423,7 +433,17 @@ async function fuzzSoak(): Promise<void> {
   const limits = { maxFrameBytes: 16_384, maxHeaders: 32, maxHeaderBytes: 1024 };
   const seed = Date.now() % 1_000_000;
   log(`fuzz: ${FUZZ_FRAMES} frames, seed ${seed}`);
-  const service = await startTestService({ stompTcpPort: 0, ...limits, maxFramesPerSecond: 1_000_000 });
+  // The fuzzer SENDs and SUBSCRIBEs on /topic/**: open those, as the npm test does.
+  const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-soak-'));
+  const authorizationFile = join(dir, 'authorization.json');
+  const open = [{ destination: '/topic/**', users: '*' }];
+  writeFileSync(authorizationFile, JSON.stringify({ subscribe: open, send: open }));
+  const service = await startTestService({
+    stompTcpPort: 0,
+    ...limits,
+    maxFramesPerSecond: 1_000_000,
+    authorizationFile,
+  });
   const tally: Tally = {
     frames: 0,
     batches: 0,
@@ -446,6 +466,7 @@ async function fuzzSoak(): Promise<void> {
   );
   const seconds = (Date.now() - started) / 1000;
   await service.stop();
+  rmSync(dir, { recursive: true, force: true });
   console.log('');
   console.log('fuzz figures');
   console.log(
@@ -478,7 +499,8 @@ async function main(): Promise<void> {
 
 main().catch(async (err: unknown) => {
   log(`soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  // Never leave the broker stopped for whoever comes next.
+  // Never leave the broker stopped, or instances and nginx running, for whoever comes next.
   await rabbitmqctl(['start_app']).catch(() => undefined);
+  await Promise.all([...liveClusters].map((c) => c.stop().catch(() => undefined)));
   process.exit(1);
 });

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import { header } from '../../../app/stomp/frame';
-import { STOMP_URL } from '../../support/rabbitmq';
+import { queueNames, rabbitmqctl, STOMP_URL } from '../../support/rabbitmq';
 import {
   connectRaw,
   openTcp,
@@ -298,6 +298,11 @@ describe('faults: authentication and authorization', function () {
       afterEach(() => clients.closeAll());
       after(async () => {
         await service.stop();
+        if (broker !== 'rabbitmq') return;
+        // alice's lookalike /queue subscriptions made durable client queues: remove them.
+        for (const name of await queueNames('stomp-relay.queue.')) {
+          if (name.includes(suffix)) await rabbitmqctl(['delete_queue', name, '-q']);
+        }
       });
 
       const inst = (): string => service.settings.instanceId;

@@ -70,7 +70,7 @@ describe('faults: protocol fuzzing (live sessions, >= 100,000 frames)', function
           expect(split).to.deep.equal(whole);
         },
       ),
-      { numRuns: 2600, seed: SEED },
+      { numRuns: 3200, seed: SEED },
     );
     expect(frames).to.be.at.least(100_000);
   });
