@@ -26,7 +26,9 @@ wss.on('connection', (ws, req) => {
 
 server.listen(0, '0.0.0.0', () => {
   const address = server.address();
-  process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`,
+  );
 });
 process.on('SIGTERM', () => {
   for (const ws of wss.clients) ws.terminate();

@@ -88,7 +88,8 @@ function stompConnectHeaders(user: string, auth: ClientAuth | undefined): Header
   // No heart-beats: idle means idle, and a load client cannot promise timely beats under load.
   const headers: Headers = { 'accept-version': '1.2', 'heart-beat': '0,0' };
   if (auth?.kind === 'jwt') headers.Authorization = `Bearer ${tokenFor(user, auth.secret, auth.scope)}`;
-  if (auth?.kind === 'login') Object.assign(headers, { host: auth.host, login: auth.login, passcode: auth.passcode });
+  if (auth?.kind === 'login')
+    Object.assign(headers, { host: auth.host, login: auth.login, passcode: auth.passcode });
   return headers;
 }
 
@@ -115,9 +116,18 @@ abstract class BaseClient {
     protected readonly stats: Stats,
   ) {}
 
-  protected connect(url: string, protocols: string[], localAddress: string | undefined, timeoutMs: number): Promise<void> {
+  protected connect(
+    url: string,
+    protocols: string[],
+    localAddress: string | undefined,
+    timeoutMs: number,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, protocols, { localAddress, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+      const ws = new WebSocket(url, protocols, {
+        localAddress,
+        perMessageDeflate: false,
+        handshakeTimeout: timeoutMs,
+      });
       this.ws = ws;
       let opened = false;
       ws.once('open', () => {
@@ -164,7 +174,9 @@ export class StompWsClient extends BaseClient implements LoadClient {
   async open(plan: ClientPlan, timeoutMs: number): Promise<void> {
     await this.connect(plan.url, ['v12.stomp'], plan.localAddress, timeoutMs);
     const ws = this.ws!;
-    const connected = new Promise<void>((resolve, reject) => this.receipts.set('CONNECTED', { resolve, reject }));
+    const connected = new Promise<void>((resolve, reject) =>
+      this.receipts.set('CONNECTED', { resolve, reject }),
+    );
     ws.on('message', (data: Buffer) => forEachFrame(data, (f, buf) => this.onFrame(f, buf)));
     ws.send(encodeFrame('CONNECT', stompConnectHeaders(this.user, plan.auth)));
     await withTimeout(connected, timeoutMs, `no CONNECTED for ${this.user}`);
@@ -239,7 +251,9 @@ export class BareWsClient extends BaseClient implements LoadClient {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error('not connected'));
     ws.send(body);
-    return confirm ? new Promise((resolve, reject) => this.acks.push({ resolve, reject })) : Promise.resolve();
+    return confirm
+      ? new Promise((resolve, reject) => this.acks.push({ resolve, reject }))
+      : Promise.resolve();
   }
 
   protected onLost(err: Error): void {
@@ -247,9 +261,15 @@ export class BareWsClient extends BaseClient implements LoadClient {
   }
 }
 
-export async function openClient(plan: ClientPlan, index: number, stats: Stats, timeoutMs: number): Promise<LoadClient> {
+export async function openClient(
+  plan: ClientPlan,
+  index: number,
+  stats: Stats,
+  timeoutMs: number,
+): Promise<LoadClient> {
   const user = `${plan.userPrefix}${index}`;
-  const client = plan.protocol === 'stomp' ? new StompWsClient(index, user, stats) : new BareWsClient(index, user, stats);
+  const client =
+    plan.protocol === 'stomp' ? new StompWsClient(index, user, stats) : new BareWsClient(index, user, stats);
   try {
     await client.open(plan, timeoutMs);
   } catch (err: unknown) {

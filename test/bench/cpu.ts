@@ -34,7 +34,9 @@ export class CpuMeter {
   private readonly start: Record<string, number>;
 
   constructor(private readonly pids: Record<string, number[]>) {
-    this.start = Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, sum(list.map(processTicks))]));
+    this.start = Object.fromEntries(
+      Object.entries(pids).map(([name, list]) => [name, sum(list.map(processTicks))]),
+    );
   }
 
   stop(): CpuShares {
@@ -42,10 +44,14 @@ export class CpuMeter {
     const ticksPerSecond = 100; // USER_HZ on Linux
     const processes: Record<string, number> = {};
     for (const [name, list] of Object.entries(this.pids)) {
-      processes[name] = round(((sum(list.map(processTicks)) - this.start[name]) / ticksPerSecond / seconds) * 100);
+      processes[name] = round(
+        ((sum(list.map(processTicks)) - this.start[name]) / ticksPerSecond / seconds) * 100,
+      );
     }
     const now = machineTicks();
-    const machine = round(((now.busy - this.machine.busy) / Math.max(1, now.total - this.machine.total)) * 100);
+    const machine = round(
+      ((now.busy - this.machine.busy) / Math.max(1, now.total - this.machine.total)) * 100,
+    );
     return { processes, machine };
   }
 }

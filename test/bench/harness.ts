@@ -30,7 +30,8 @@ export interface BenchSizes {
     latencyRate: number;
     latencyMs: number;
   };
-  idle: { levels: number[] };
+  /** settleMs: pause before each memory reading (and a third of the idle-CPU window). */
+  idle: { levels: number[]; settleMs: number };
   workers: number;
 }
 
@@ -45,7 +46,7 @@ export const FULL: BenchSizes = {
     publishers: 4,
   },
   oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000 },
-  idle: { levels: [1, 1000, 10_000, 20_000] },
+  idle: { levels: [1, 1000, 10_000, 20_000], settleMs: 1000 },
   workers: 4,
 };
 
@@ -60,7 +61,7 @@ export const SMOKE: BenchSizes = {
     publishers: 2,
   },
   oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 500 },
-  idle: { levels: [1, 10] },
+  idle: { levels: [1, 10], settleMs: 150 },
   workers: 2,
 };
 
@@ -100,18 +101,31 @@ export async function openClients(
       const b = Math.min(to, a + per);
       if (a >= b) return { opened: 0, failed: 0, ms: 0, errorSamples: [] };
       return w.open(
-        { plan: { ...plan, localAddress: w.localAddress }, from: a, to: b, concurrency: 50, timeoutMs: 20_000 },
+        {
+          plan: { ...plan, localAddress: w.localAddress },
+          from: a,
+          to: b,
+          concurrency: 50,
+          timeoutMs: 20_000,
+        },
         Math.max(60_000, (b - a) * 20),
       );
     }),
   );
-  const summary: OpenSummary = { requested: n, opened: 0, failed: 0, ms: Date.now() - started, errorSamples: [] };
+  const summary: OpenSummary = {
+    requested: n,
+    opened: 0,
+    failed: 0,
+    ms: Date.now() - started,
+    errorSamples: [],
+  };
   for (const r of results) {
     summary.opened += r.opened;
     summary.failed += r.failed;
     summary.errorSamples.push(...r.errorSamples.slice(0, 2));
   }
-  if (summary.failed > 0) ctx.log(`  ${summary.failed}/${n} clients failed to open: ${summary.errorSamples[0]}`);
+  if (summary.failed > 0)
+    ctx.log(`  ${summary.failed}/${n} clients failed to open: ${summary.errorSamples[0]}`);
   return summary;
 }
 
@@ -132,7 +146,15 @@ export async function resetAll(ctx: BenchContext): Promise<void> {
 export async function collect(ctx: BenchContext): Promise<Collected> {
   const all = await Promise.all(ctx.workers.map((w) => w.stats()));
   const latency = new Histogram();
-  const out: Collected = { received: 0, firstAt: 0, lastAt: 0, errors: 0, closedEarly: 0, errorSamples: [], latency };
+  const out: Collected = {
+    received: 0,
+    firstAt: 0,
+    lastAt: 0,
+    errors: 0,
+    closedEarly: 0,
+    errorSamples: [],
+    latency,
+  };
   for (const s of all) {
     out.received += s.received;
     if (s.firstAt > 0 && (out.firstAt === 0 || s.firstAt < out.firstAt)) out.firstAt = s.firstAt;
@@ -199,11 +221,22 @@ export async function measureRate(
   }
   const cpu = meter.stop();
   const elapsed = (ranDry ? lastChange : Date.now()) - t0;
-  return { perSec: Math.round(((last - c0) / Math.max(1, elapsed)) * 1000), delivered: last - c0, windowMs: elapsed, ranDry, cpu };
+  return {
+    perSec: Math.round(((last - c0) / Math.max(1, elapsed)) * 1000),
+    delivered: last - c0,
+    windowMs: elapsed,
+    ranDry,
+    cpu,
+  };
 }
 
 /** Waits until `expected` deliveries arrived or none came for `quietMs` (at most `maxMs`). */
-export async function awaitDeliveries(ctx: BenchContext, expected: number, quietMs = 2000, maxMs = 60_000): Promise<number> {
+export async function awaitDeliveries(
+  ctx: BenchContext,
+  expected: number,
+  quietMs = 2000,
+  maxMs = 60_000,
+): Promise<number> {
   const started = Date.now();
   let last = -1;
   let lastChange = Date.now();
@@ -219,4 +252,5 @@ export async function awaitDeliveries(ctx: BenchContext, expected: number, quiet
   }
 }
 
-export const ms = (v: number | undefined): number | null => (v === undefined ? null : Math.round(v * 100) / 100);
+export const ms = (v: number | undefined): number | null =>
+  v === undefined ? null : Math.round(v * 100) / 100;

@@ -48,7 +48,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Servers we started: killed if the harness exits without stopping them (a crash, ^C). */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => process.exit(130));
+}
+
 function stopper(child: ChildProcess, graceMs: number): () => Promise<void> {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   return () =>
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -95,7 +106,8 @@ export async function startService(options: ServiceOptions): Promise<Spawned> {
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}): ${stderr.join('').slice(0, 2000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`the service exited (${child.exitCode}): ${stderr.join('').slice(0, 2000)}`);
     try {
       const res = await fetch(`${url}/readyz`);
       if (res.status === 200) break;
@@ -142,10 +154,14 @@ function inspectorCall(url: string, method: string): Promise<void> {
 
 export async function startBareWs(root: string): Promise<Spawned> {
   const script = join(__dirname, 'bare-ws-server.ts');
-  const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`), {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'bash',
+    raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`),
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('bare-ws server did not start within 20 s')), 20_000);
     let out = '';
@@ -170,7 +186,9 @@ export function rssKiB(pid: number): number {
 
 /** Established TCP connections of process `pid` to each of `ports` (as `ss -tnp` shows them). */
 export async function tcpConnections(pid: number, ports: number[]): Promise<Record<number, number>> {
-  const { stdout } = await execFileAsync('ss', ['-tnpH', 'state', 'established'], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await execFileAsync('ss', ['-tnpH', 'state', 'established'], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const counts: Record<number, number> = Object.fromEntries(ports.map((p) => [p, 0]));
   for (const line of stdout.split('\n')) {
     if (!line.includes(`pid=${pid},`)) continue;

@@ -44,7 +44,8 @@ export function pump(options: PumpOptions, sendOne: (seq: number) => Promise<voi
     const tick = (): void => {
       if (finished) return;
       const now = Date.now();
-      const due = ratePerSec > 0 ? Math.min(total, Math.floor(((now - started) / 1000) * ratePerSec) + 1) : total;
+      const due =
+        ratePerSec > 0 ? Math.min(total, Math.floor(((now - started) / 1000) * ratePerSec) + 1) : total;
       while (sent < due && inFlight < window && now < stopSendingAt) {
         const seq = ++sent;
         inFlight++;

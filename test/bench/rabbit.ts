@@ -40,7 +40,8 @@ export interface BrokerNode {
 
 export async function brokerNode(): Promise<BrokerNode> {
   const overview = await management<{ rabbitmq_version?: string }>('/overview');
-  const nodes = await management<{ sockets_used?: number; sockets_total?: number; fd_total?: number }[]>('/nodes');
+  const nodes =
+    await management<{ sockets_used?: number; sockets_total?: number; fd_total?: number }[]>('/nodes');
   const node = nodes?.[0];
   return {
     version: overview?.rabbitmq_version,

@@ -5,13 +5,14 @@
  *   npm run bench                      full run (under 5 minutes), writes test/bench/results.json + RESULTS.md
  *   npm run bench -- --smoke           a few clients and messages (what the smoke test runs)
  *   npm run bench -- --only fanout,one-to-one,idle   --out DIR   --dist   --cpu-prof
+ *   npm run bench -- --rerender [DIR]  rewrite RESULTS.md from results.json
  *
  * Every process is separate: the service, the bare-ws server, a load generator (publishers, REST
  * calls) and client workers (subscribers), each with its own raised file-descriptor limit and its
  * own loopback source address. Every loop is bounded in count and in time.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { coreCount } from './cpu';
@@ -53,7 +54,9 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
   // Other work on this machine may be restarting RabbitMQ (stop_app / start_app): give it 30 s.
   for (let i = 0; i < 30 && !(await portOpen(61613)); i++) await new Promise((r) => setTimeout(r, 1000));
   if (!(await portOpen(61613))) {
-    throw new Error('RabbitMQ STOMP (127.0.0.1:61613) does not answer: start RabbitMQ with rabbitmq_stomp enabled');
+    throw new Error(
+      'RabbitMQ STOMP (127.0.0.1:61613) does not answer: start RabbitMQ with rabbitmq_stomp enabled',
+    );
   }
   const webStomp = await portOpen(15674);
   const node = await brokerNode();
@@ -61,12 +64,16 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
   const notes: string[] = [];
   const loadAvgAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
   if (loadAvgAtStart[0] > 0.5 * coreCount()) {
-    notes.push(`The machine was busy at start (load ${loadAvgAtStart[0]}): other work adds noise to these figures.`);
+    notes.push(
+      `The machine was busy at start (load ${loadAvgAtStart[0]}): other work adds noise to these figures.`,
+    );
   }
   if (!webStomp) notes.push('RabbitMQ Web-STOMP (15674) did not answer: the direct peer was not measured.');
 
   log(`starting ${sizes.workers} client workers and a load generator`);
-  const all = await Promise.all(Array.from({ length: sizes.workers + 1 }, (_, i) => LoadWorker.start(i, root)));
+  const all = await Promise.all(
+    Array.from({ length: sizes.workers + 1 }, (_, i) => LoadWorker.start(i, root)),
+  );
   const ctx: BenchContext = {
     root,
     sizes,
@@ -128,7 +135,12 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
       const productUrl = `ws://127.0.0.1:${service.port}/stomp`;
       const jwtAuth = { kind: 'jwt' as const, secret };
       const login = { kind: 'login' as const, login: 'guest', passcode: 'guest', host: '/' };
-      const productPids = { service: [service.pid], rabbitmq: rabbit, clients: clientPids, loadgen: loadgenPids };
+      const productPids = {
+        service: [service.pid],
+        rabbitmq: rabbit,
+        clients: clientPids,
+        loadgen: loadgenPids,
+      };
 
       if (only.has('fanout')) {
         const product: FanoutTarget = {
@@ -140,7 +152,12 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
         };
         const direct: FanoutTarget = {
           system: 'webstomp',
-          subscriber: { protocol: 'stomp', url: WEB_STOMP_URL, auth: login, subscribe: '/topic/bench-fanout' },
+          subscriber: {
+            protocol: 'stomp',
+            url: WEB_STOMP_URL,
+            auth: login,
+            subscribe: '/topic/bench-fanout',
+          },
           publisher: { protocol: 'stomp', url: WEB_STOMP_URL, auth: login },
           destination: '/topic/bench-fanout',
           pids: { rabbitmq: rabbit, clients: clientPids, loadgen: loadgenPids },
@@ -215,7 +232,12 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
                     name: 'backend-publisher',
                     pusher: {
                       kind: 'loadgen',
-                      via: { protocol: 'stomp', url: WEB_STOMP_URL, auth: login, userPrefix: 'bench-backend-' },
+                      via: {
+                        protocol: 'stomp',
+                        url: WEB_STOMP_URL,
+                        auth: login,
+                        userPrefix: 'bench-backend-',
+                      },
                       destination: `${queue}{k}`,
                     },
                   },
@@ -291,6 +313,8 @@ function methodNotes(rabbitFds: number | undefined): string[] {
     'Fan-out publishing: a STOMP client SENDs to /topic/bench-fanout on each system with a RECEIPT per message (the service with test/bench/authorization.json, which adds SEND to /topic/<name>; Web-STOMP as guest). The service confirms a SEND only once RabbitMQ has, like Web-STOMP does with receipts.',
     'One-to-one, product: each user subscribes to /user/queue/echo; "rest" = the load generator POSTs /api/users/{user}/messages (scope push, keep-alive, 200 in flight); "stomp-send" = each user SENDs to /app/echo, whose handler replies to the sender through the broker (publish to the user exchange, back through the per-user queue). Direct: each user subscribes to its own durable /queue/stomp-bench.u<i> (deleted after the run); "backend-publisher" = the load generator SENDs over Web-STOMP, "self-send" = each user SENDs to its own queue.',
     `RabbitMQ's file-descriptor limit here is ${rabbitFds ?? 'unknown'}: Web-STOMP direct runs stay within its free sockets (about 600), so the fan-out comparison with it uses that count and the product also runs alone at the full count.`,
+    'The service writes every frame due to one client in one event-loop turn as one WebSocket message (app/transport/websocket.ts); the bare-ws server sends one WebSocket message per payload per client, as a plain broadcast loop does. Under saturation the service therefore can deliver more than that "ceiling": it is the reference for a naive ws broadcast on this machine, not an upper bound.',
+    'Idle sessions each subscribe to one topic (one shared broker subscription for all). A /user/... subscription instead adds one broker subscription and one auto-delete queue in RabbitMQ per user per instance, on the same pool connections.',
     'Clients send heart-beat 0,0 (no heart-beats) everywhere. All processes share the same cores, so client-side CPU (parsing frames in the workers) limits what any system can be seen to deliver; the bare-ws row shows that limit.',
   ];
 }
@@ -304,9 +328,21 @@ function parseArgs(argv: string[]): RunOptions {
     else if (arg === '--cpu-prof') options.cpuProf = true;
     else if (arg === '--out') options.outDir = resolve(argv[++i] ?? '.');
     else if (arg === '--only') options.only = (argv[++i] ?? '').split(',') as Scenario[];
-    else throw new Error(`unknown argument ${arg} (use --smoke, --only fanout,one-to-one,idle, --out DIR, --dist, --cpu-prof)`);
+    else
+      throw new Error(
+        `unknown argument ${arg} (use --smoke, --only fanout,one-to-one,idle, --out DIR, --dist, --cpu-prof)`,
+      );
   }
   return options;
+}
+
+if (require.main === module && process.argv[2] === '--rerender') {
+  // Rewrites RESULTS.md from an existing results.json (after a change to the report's wording).
+  const dir = resolve(process.argv[3] ?? __dirname);
+  const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as BenchResults;
+  results.targets = targets(results.fanout, results.oneToOne, results.idle);
+  writeResults(dir, results);
+  process.exit(0);
 }
 
 if (require.main === module) {
@@ -323,7 +359,9 @@ if (require.main === module) {
       process.exit(0);
     },
     (err: unknown) => {
-      process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exit(1);
     },
   );

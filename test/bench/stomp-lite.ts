@@ -37,7 +37,8 @@ export function forEachFrame(buf: Buffer, onFrame: (frame: FrameView, buf: Buffe
     if (command !== 'MESSAGE') {
       for (const line of buf.toString('utf8', lineEnd + 1, headEnd).split('\n')) {
         const colon = line.indexOf(':');
-        if (colon > 0 && !(line.slice(0, colon) in headers)) headers[line.slice(0, colon)] = line.slice(colon + 1);
+        if (colon > 0 && !(line.slice(0, colon) in headers))
+          headers[line.slice(0, colon)] = line.slice(colon + 1);
       }
     }
     const bodyStart = headEnd + 2;

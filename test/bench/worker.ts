@@ -100,7 +100,11 @@ async function publish(args: PublishArgs): Promise<PumpResult> {
   try {
     for (let i = 0; i < args.connections; i++) publishers.push(await openClient(via, i, own, 10_000));
     return await pump(args, (seq) =>
-      publishers[seq % publishers.length].send(args.destination.replace('{k}', key(seq)), makeBody(seq), true),
+      publishers[seq % publishers.length].send(
+        args.destination.replace('{k}', key(seq)),
+        makeBody(seq),
+        true,
+      ),
     );
   } finally {
     await Promise.all(publishers.map((p) => p.close()));
@@ -164,7 +168,8 @@ async function handle(message: Command): Promise<unknown> {
 process.on('message', (message: Command & { id: number }) => {
   handle(message).then(
     (result) => process.send?.({ id: message.id, ok: true, result }),
-    (err: unknown) => process.send?.({ id: message.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+    (err: unknown) =>
+      process.send?.({ id: message.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
   );
 });
 // The harness going away (even by kill -9) ends the worker: no orphaned load.

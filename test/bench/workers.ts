@@ -55,10 +55,14 @@ export class LoadWorker {
 
   static async start(index: number, cwd: string): Promise<LoadWorker> {
     const script = join(__dirname, 'worker.ts');
-    const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`), {
-      cwd,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const child = spawn(
+      'bash',
+      raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`),
+      {
+        cwd,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
     // Source addresses 127.0.0.2.., one per worker: ports are per (source, destination) pair.
     const worker = new LoadWorker(index, `127.0.0.${2 + index}`, child);
     await worker.call({ cmd: 'reset' }, 30_000);
@@ -82,15 +86,25 @@ export class LoadWorker {
   }
 
   count(): Promise<{ received: number; lastAt: number; clients: number }> {
-    return this.call({ cmd: 'count' }, 10_000) as Promise<{ received: number; lastAt: number; clients: number }>;
+    return this.call({ cmd: 'count' }, 10_000) as Promise<{
+      received: number;
+      lastAt: number;
+      clients: number;
+    }>;
   }
 
   clientSend(args: ClientSendArgs): Promise<PumpResult> {
-    return this.call({ cmd: 'clientSend', args }, args.maxMs + (args.graceMs ?? 5000) + 10_000) as Promise<PumpResult>;
+    return this.call(
+      { cmd: 'clientSend', args },
+      args.maxMs + (args.graceMs ?? 5000) + 10_000,
+    ) as Promise<PumpResult>;
   }
 
   publish(args: PublishArgs): Promise<PumpResult> {
-    return this.call({ cmd: 'publish', args }, args.maxMs + (args.graceMs ?? 5000) + 30_000) as Promise<PumpResult>;
+    return this.call(
+      { cmd: 'publish', args },
+      args.maxMs + (args.graceMs ?? 5000) + 30_000,
+    ) as Promise<PumpResult>;
   }
 
   close(): Promise<{ closed: number }> {
@@ -107,7 +121,11 @@ export class LoadWorker {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`worker ${this.index}: no answer within ${timeoutMs} ms to ${JSON.stringify(message).slice(0, 80)}`));
+        reject(
+          new Error(
+            `worker ${this.index}: no answer within ${timeoutMs} ms to ${JSON.stringify(message).slice(0, 80)}`,
+          ),
+        );
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.child.send({ ...message, id });

@@ -16,6 +16,7 @@ import {
   type BenchContext,
 } from '../harness';
 import type { CpuShares } from '../cpu';
+import type { PumpResult } from '../pump';
 
 export type System = 'product' | 'webstomp' | 'bare-ws';
 
@@ -59,7 +60,11 @@ export interface FanoutResult {
   errorSamples: string[];
 }
 
-export async function runFanout(ctx: BenchContext, target: FanoutTarget, subscribers: number): Promise<FanoutResult> {
+export async function runFanout(
+  ctx: BenchContext,
+  target: FanoutTarget,
+  subscribers: number,
+): Promise<FanoutResult> {
   const sizes = ctx.sizes.fanout;
   ctx.log(`fan-out: ${target.system}, ${subscribers} subscribers`);
   const opened = await openClients(ctx, { ...target.subscriber, userPrefix: 'bench-sub-' }, subscribers);
@@ -87,22 +92,34 @@ export async function runFanout(ctx: BenchContext, target: FanoutTarget, subscri
     // Throughput: as fast as the publisher's confirmations go, bounded in messages and time.
     await resetAll(ctx);
     const offered = Math.max(10, Math.floor(sizes.maxDeliveries / Math.max(1, n)));
-    const flood = ctx.loadgen.publish({
-      via: { ...target.publisher, userPrefix: 'bench-pub-' },
-      connections: sizes.publishers,
-      destination: target.destination,
-      keyCount: 1,
-      total: offered,
-      ratePerSec: 0,
-      window: 100,
-      maxMs: 20_000,
+    const failedFlood = (err: unknown): PumpResult => ({
+      sent: 0,
+      confirmed: 0,
+      failed: 1,
+      ms: 0,
+      timedOut: false,
+      errorSamples: [err instanceof Error ? err.message : String(err)],
     });
+    // Settled right away: it runs while the rate is measured, and may fail meanwhile.
+    const flood = ctx.loadgen
+      .publish({
+        via: { ...target.publisher, userPrefix: 'bench-pub-' },
+        connections: sizes.publishers,
+        destination: target.destination,
+        keyCount: 1,
+        total: offered,
+        ratePerSec: 0,
+        window: 100,
+        maxMs: 20_000,
+      })
+      .catch(failedFlood);
     const rate = await measureRate(ctx, target.pids, sizes.windowMs);
     const fast = await collect(ctx);
     errorSamples.push(...fast.errorSamples);
     const published = await flood;
     errorSamples.push(...published.errorSamples);
-    if (rate.ranDry && fast.lastAt > fast.firstAt && rate.windowMs < sizes.windowMs / 2) {
+    const tooShort = rate.delivered === 0 || (rate.ranDry && rate.windowMs < sizes.windowMs / 2);
+    if (tooShort && fast.lastAt > fast.firstAt) {
       // The bounded load was delivered before a steady window could be taken: rate over all of it.
       rate.delivered = fast.received;
       rate.windowMs = Math.round(fast.lastAt - fast.firstAt);

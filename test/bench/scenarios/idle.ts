@@ -50,12 +50,12 @@ async function heapUsedKiB(url: string): Promise<number | null> {
 }
 
 /** RSS once connection set-up garbage is gone: a forced full GC when possible; lower of two reads. */
-async function settledRss(service: Spawned): Promise<number> {
-  await sleep(1000);
+async function settledRss(service: Spawned, settleMs: number): Promise<number> {
+  await sleep(settleMs);
   await service.collectGarbage?.();
-  await sleep(1000);
+  await sleep(settleMs);
   const a = rssKiB(service.pid);
-  await sleep(1000);
+  await sleep(settleMs);
   return Math.min(a, rssKiB(service.pid));
 }
 
@@ -65,7 +65,7 @@ export async function runIdle(ctx: BenchContext, service: Spawned, poolSize: num
   const maxSessions = fdLimit - 100;
   const result: IdleResult = {
     levels: [],
-    baselineRssKiB: await settledRss(service),
+    baselineRssKiB: await settledRss(service, ctx.sizes.idle.settleMs),
     perSessionKiB: null,
     perSessionHeapKiB: null,
     fdLimit,
@@ -94,7 +94,7 @@ export async function runIdle(ctx: BenchContext, service: Spawned, poolSize: num
         have,
       );
       have = level;
-      const rss = await settledRss(service);
+      const rss = await settledRss(service, ctx.sizes.idle.settleMs);
       const conns = await tcpConnections(service.pid, [61613, 5672]);
       const entry: IdleLevel = {
         requested,
@@ -113,7 +113,7 @@ export async function runIdle(ctx: BenchContext, service: Spawned, poolSize: num
       );
     }
     const meter = new CpuMeter({ service: [service.pid] });
-    await sleep(3000);
+    await sleep(3 * ctx.sizes.idle.settleMs);
     result.idleCpuPercent = meter.stop().processes.service;
     const first = result.levels[0];
     const top = result.levels.at(-1);

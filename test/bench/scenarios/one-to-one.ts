@@ -27,7 +27,13 @@ export interface OneToOneResult {
   variant: string;
   users: number;
   connected: number;
-  latency: { ratePerSec: number; pushes: number; delivered: number; p50Ms: number | null; p99Ms: number | null };
+  latency: {
+    ratePerSec: number;
+    pushes: number;
+    delivered: number;
+    p50Ms: number | null;
+    p99Ms: number | null;
+  };
   throughput: {
     pushes: number;
     confirmed: number;
@@ -43,7 +49,12 @@ export interface OneToOneResult {
   errorSamples: string[];
 }
 
-async function push(ctx: BenchContext, pusher: Pusher, users: number, options: PumpOptions): Promise<PumpResult> {
+async function push(
+  ctx: BenchContext,
+  pusher: Pusher,
+  users: number,
+  options: PumpOptions,
+): Promise<PumpResult> {
   if (pusher.kind === 'loadgen') {
     return ctx.loadgen.publish({
       ...options,
@@ -114,7 +125,12 @@ export async function runOneToOne(
       const cpu = meter.stop();
       const fast = await collect(ctx);
       const elapsedMs = Math.max(1, fast.lastAt - started);
-      errorSamples.push(...paced.errorSamples, ...flood.errorSamples, ...slow.errorSamples, ...fast.errorSamples);
+      errorSamples.push(
+        ...paced.errorSamples,
+        ...flood.errorSamples,
+        ...slow.errorSamples,
+        ...fast.errorSamples,
+      );
       const result: OneToOneResult = {
         system,
         variant: variant.name,
