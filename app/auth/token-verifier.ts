@@ -4,7 +4,7 @@
  * secret, RS256 or ES256 for a public key — so `alg: none` and HS256-signed-with-the-public-key
  * (key confusion) are refused by construction, not by a check someone might forget.
  */
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createPublicKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import jwt, { type Algorithm, type JwtPayload, type VerifyOptions } from 'jsonwebtoken';
 import { ServiceError } from '../errors';
 
@@ -27,15 +27,20 @@ export interface VerifiedToken {
 
 export class TokenVerifier {
   readonly algorithms: Algorithm[];
-  /** Key material as jsonwebtoken (and passport-jwt) take it. */
-  readonly key: string;
+  /**
+   * The key as a KeyObject, made once. Given a string, jsonwebtoken first tries it as a PEM public
+   * key on every verify and falls back after the throw: ~280 µs per token against ~5 µs this way
+   * (measured in the REST push benchmark, where it was 41% of the service's CPU).
+   */
+  readonly key: KeyObject;
   /** True when the secret was generated at start because none was configured (development). */
   readonly generatedSecret: boolean;
   private readonly options: VerifyOptions;
 
   constructor(settings: TokenSettings) {
     if (settings.jwtPublicKey) {
-      const type = createPublicKey(settings.jwtPublicKey).asymmetricKeyType;
+      this.key = createPublicKey(settings.jwtPublicKey);
+      const type = this.key.asymmetricKeyType;
       if (type === 'rsa') this.algorithms = ['RS256'];
       else if (type === 'ec') this.algorithms = ['ES256'];
       else
@@ -43,12 +48,11 @@ export class TokenVerifier {
           'bad_request',
           `JWT_PUBLIC_KEY: unsupported key type ${String(type)} (RSA or EC P-256)`,
         );
-      this.key = settings.jwtPublicKey;
       this.generatedSecret = false;
     } else {
       this.algorithms = ['HS256'];
       this.generatedSecret = !settings.jwtSecret;
-      this.key = settings.jwtSecret || randomBytes(32).toString('base64url');
+      this.key = createSecretKey(Buffer.from(settings.jwtSecret || randomBytes(32).toString('base64url')));
     }
     this.options = {
       algorithms: this.algorithms,

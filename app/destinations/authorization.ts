@@ -21,15 +21,15 @@ export interface AuthorizationRules {
 }
 
 interface CompiledRule {
-  pattern: string;
+  pattern: CompiledPattern;
   users: '*' | Set<string>;
   allow: boolean;
 }
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function matches(pattern: string, destination: string, user: string): boolean {
-  const source = pattern
+function patternSource(pattern: string, user: string): string {
+  return pattern
     .split(/(\*\*|\*|\{user\})/)
     .map((part) => {
       if (part === '**') return '.*';
@@ -38,7 +38,29 @@ function matches(pattern: string, destination: string, user: string): boolean {
       return escapeRegExp(part);
     })
     .join('');
-  return new RegExp(`^${source}$`).test(destination);
+}
+
+/** Rules are checked on every SEND and SUBSCRIBE: regexes are built once (per user for `{user}`). */
+const USER_CACHE_LIMIT = 10_000;
+
+class CompiledPattern {
+  private readonly fixed?: RegExp;
+  private readonly perUser = new Map<string, RegExp>();
+
+  constructor(private readonly pattern: string) {
+    if (!pattern.includes('{user}')) this.fixed = new RegExp(`^${patternSource(pattern, '')}$`);
+  }
+
+  test(destination: string, user: string): boolean {
+    if (this.fixed) return this.fixed.test(destination);
+    let re = this.perUser.get(user);
+    if (!re) {
+      if (this.perUser.size >= USER_CACHE_LIMIT) this.perUser.clear();
+      re = new RegExp(`^${patternSource(this.pattern, user)}$`);
+      this.perUser.set(user, re);
+    }
+    return re.test(destination);
+  }
 }
 
 function compile(rules: unknown, section: string, file: string): CompiledRule[] {
@@ -59,7 +81,7 @@ function compile(rules: unknown, section: string, file: string): CompiledRule[] 
       );
     }
     return {
-      pattern: r.destination,
+      pattern: new CompiledPattern(r.destination),
       users: r.users === '*' ? '*' : new Set(r.users),
       allow: r.allow !== false,
     };
@@ -98,7 +120,7 @@ export class Authorizer {
 
   private static decide(rules: CompiledRule[], user: string, destination: string): boolean {
     for (const rule of rules) {
-      if (!matches(rule.pattern, destination, user)) continue;
+      if (!rule.pattern.test(destination, user)) continue;
       if (rule.users !== '*' && !rule.users.has(user)) continue;
       return rule.allow;
     }

@@ -86,7 +86,9 @@ export function createAuthenticator(verifier: TokenVerifier): RequestHandler {
     new JwtStrategy(
       {
         jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-        secretOrKey: verifier.key,
+        // passport-jwt hands the key to jsonwebtoken unchanged; its types predate KeyObject, which
+        // jsonwebtoken takes (and needs, to skip a failing PEM parse per request).
+        secretOrKeyProvider: (_req, _token, done) => done(null, verifier.key as unknown as Buffer),
         algorithms: verifier.algorithms,
         issuer: stringsOnly(options.issuer),
         audience: stringsOnly(options.audience),
