@@ -111,7 +111,8 @@
   }
 
   function clearSessionFacts() {
-    for (const node of [el.instance, el.session, el.userName, el.transport, el.subscriptions]) setText(node, '');
+    for (const node of [el.instance, el.session, el.userName, el.transport, el.subscriptions])
+      setText(node, '');
     el.transportKind.textContent = '';
   }
 
@@ -189,7 +190,10 @@
   }
 
   function showSubscriptions() {
-    setText(el.subscriptions, ['/user/queue/greetings', '/user/queue/echo', '/topic/chat.' + subscribedRoom].join('\n'));
+    setText(
+      el.subscriptions,
+      ['/user/queue/greetings', '/user/queue/echo', '/topic/chat.' + subscribedRoom].join('\n'),
+    );
   }
 
   // ---- connecting ----------------------------------------------------------------------------
@@ -213,13 +217,21 @@
     return payload.token;
   }
 
+  /** encodeURIComponent, plus the characters it leaves that a shell would read: ! ' ( ) * */
+  function pathSegment(text) {
+    return encodeURIComponent(text).replace(
+      /[!'()*]/g,
+      (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase(),
+    );
+  }
+
   function showCurl(user, token) {
     const body = JSON.stringify({ destination: '/queue/greetings', body: 'hello' });
     el.curl.textContent =
       'curl -X POST ' +
       location.origin +
       '/api/users/' +
-      encodeURIComponent(user) +
+      pathSegment(user) +
       "/messages -H 'Authorization: Bearer " +
       token +
       "' -H 'Content-Type: application/json' -d '" +
@@ -307,7 +319,8 @@
       const message = frame.headers.message || 'ERROR frame without a message';
       setState('error: ' + message, 'the server closes the connection; reconnecting');
       showLastError(message);
-      addEntry('error', 'ERROR', '', frame.body ? message + '\n' + frame.body : message);
+      const body = (frame.body || '').trim();
+      addEntry('error', 'ERROR', '', body && body !== message ? message + '\n' + body : message);
     };
 
     stomp.onWebSocketClose = (event) => {
