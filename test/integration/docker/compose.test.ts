@@ -77,9 +77,14 @@ function dockerfileStages(): { from: string; lines: string[] }[] {
 }
 
 describe('docker/compose.yml', () => {
-  it('passes `docker compose config` where a compose plugin exists', function () {
-    if (!dockerComposeWorks()) this.skip();
-    execFileSync('docker', ['compose', '-f', COMPOSE_FILE, 'config', '--quiet'], { stdio: 'pipe' });
+  // The issue's rule: `docker compose config` where a compose plugin exists, otherwise a YAML parse
+  // (the checks below). Either way this test runs; it never skips.
+  it('parses: `docker compose config` where a compose plugin exists, else as YAML with services', () => {
+    if (dockerComposeWorks()) {
+      execFileSync('docker', ['compose', '-f', COMPOSE_FILE, 'config', '--quiet'], { stdio: 'pipe' });
+    } else {
+      expect(loadCompose().services, 'services in docker/compose.yml').to.be.an('object');
+    }
   });
 
   it('defines RabbitMQ, three instances and nginx', () => {
@@ -237,7 +242,7 @@ describe('docker/Dockerfile', () => {
 describe('docker/nginx/nginx.conf', () => {
   it('passes nginx -t in its local rendering (a scratch prefix, no system paths)', async function () {
     const nginx = findNginx();
-    if (!nginx) this.skip();
+    expect(nginx, 'nginx on PATH or in /usr/sbin (apt-get install -y nginx; .ci/run installs it)').to.be.a('string');
     const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-t-'));
     try {
       const layout = writeNginxConfig(dir, await freePort(), [8081, 8082, 8083]);
