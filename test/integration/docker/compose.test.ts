@@ -242,7 +242,9 @@ describe('docker/Dockerfile', () => {
 describe('docker/nginx/nginx.conf', () => {
   it('passes nginx -t in its local rendering (a scratch prefix, no system paths)', async function () {
     const nginx = findNginx();
-    expect(nginx, 'nginx on PATH or in /usr/sbin (apt-get install -y nginx; .ci/run installs it)').to.be.a('string');
+    expect(nginx, 'nginx on PATH or in /usr/sbin (apt-get install -y nginx; .ci/run installs it)').to.be.a(
+      'string',
+    );
     const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-t-'));
     try {
       const layout = writeNginxConfig(dir, await freePort(), [8081, 8082, 8083]);
