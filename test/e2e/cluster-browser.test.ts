@@ -16,37 +16,32 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { EXCHANGES } from '../../app/broker/rabbitmq/topology';
 import { userSubscription } from '../../app/broker/rabbitmq/user-delivery';
+import {
+  CHROMIUM_PATH,
+  closePage,
+  launchBrowser,
+  openPage as openBrowserPage,
+  pageConsole,
+  screenshot,
+} from '../support/browser';
 import { PROJECT_ROOT, findNginx, startCluster, type Cluster } from '../support/cluster';
 import { listBindings, waitForRabbit } from '../support/rabbitmq';
 import { sleep, waitFor } from '../support/wait';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const OUTPUT = join(PROJECT_ROOT, 'test/output');
-const SCREENSHOTS = join(OUTPUT, 'screenshots');
 /** New SockJS sessions opened at most to get Alice's second page onto another instance. */
 const PLACEMENT_ATTEMPTS = 12;
 
 interface OpenedPage {
   label: string;
   user: string;
-  context: BrowserContext;
   page: Page;
   instance: string;
   transport: string;
   session: string;
-  console: string[];
   screenshot?: string;
 }
 
@@ -70,7 +65,9 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
   const pages: OpenedPage[] = [];
 
   before(async function () {
-    const missing = [findNginx() ? '' : 'nginx', existsSync(CHROMIUM) ? '' : CHROMIUM].filter(Boolean);
+    const missing = [findNginx() ? '' : 'nginx', existsSync(CHROMIUM_PATH) ? '' : CHROMIUM_PATH].filter(
+      Boolean,
+    );
     if (missing.length > 0) {
       // CI installs both (.ci/run); elsewhere say what is missing rather than fail.
       if (process.env.CI) throw new Error(`missing ${missing.join(' and ')}`);
@@ -87,15 +84,14 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
       // A quicker session directory and drain than production defaults; nothing else differs.
       env: { DIRECTORY_ANNOUNCE_MS: '1000', SHUTDOWN_TIMEOUT_MS: '2000' },
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-    mkdirSync(SCREENSHOTS, { recursive: true });
+    browser = await launchBrowser();
   });
 
   afterEach(function () {
     if (this.currentTest?.state !== 'failed') return;
     for (const opened of pages)
       console.log(
-        `      console of ${opened.label}:\n        ${opened.console.slice(-15).join('\n        ')}`,
+        `      console of ${opened.label}:\n        ${pageConsole(opened.page).slice(-15).join('\n        ')}`,
       );
     if (cluster)
       console.log(`      cluster logs:\n        ${cluster.recentLogs().slice(-40).join('\n        ')}`);
@@ -127,25 +123,18 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
 
   /** Opens the demo page through nginx in a fresh browser context and waits for CONNECTED. */
   async function openPage(label: string, user: string, query: Record<string, string>): Promise<OpenedPage> {
-    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const consoleLines: string[] = [];
-    page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
-    page.on('pageerror', (error) => consoleLines.push(`pageerror: ${error.message}`));
     const params = new URLSearchParams({ user, room, autoconnect: '1', ...query });
-    await page.goto(`${cluster!.lbUrl}/?${params.toString()}`);
+    const page = await openBrowserPage(browser!, `${cluster!.lbUrl}/?${params.toString()}`);
     await page.locator('[data-testid="state"][data-state="connected"]').waitFor({ timeout: 30_000 });
     const text = async (testId: string): Promise<string> =>
       ((await page.locator(`[data-testid="${testId}"]`).textContent()) ?? '').trim();
     return {
       label,
       user,
-      context,
       page,
       instance: await text('instance'),
       transport: await text('transport'),
       session: await text('session'),
-      console: consoleLines,
     };
   }
 
@@ -200,7 +189,7 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
         sockjs_transports: 'xhr-streaming',
       });
       if (candidate.instance !== pages[0]!.instance) second = candidate;
-      else await candidate.context.close();
+      else await closePage(candidate.page);
     }
     expect(second, `a SockJS page on another instance than ${pages[0]!.instance}`).to.not.equal(undefined);
     expect(second!.transport).to.equal('xhr-streaming');
@@ -296,51 +285,9 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
   });
 
   it('saves a screenshot of each page, none of them blank', async () => {
-    const probe = await browser!.newPage();
-    try {
-      for (const opened of pages) {
-        const file = join(
-          SCREENSHOTS,
-          `cluster-${opened.label.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')}.png`,
-        );
-        const png = await opened.page.screenshot({ path: file, fullPage: true });
-        opened.screenshot = file.slice(PROJECT_ROOT.length + 1);
-        const stats = await imageStats(probe, png);
-        expect(stats.colours, `${file}: distinct colours`).to.be.at.least(16);
-        expect(stats.foreground, `${file}: share of pixels not background`).to.be.above(0.02);
-      }
-    } finally {
-      await probe.close();
+    for (const opened of pages) {
+      const name = `cluster-${opened.label.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')}`;
+      opened.screenshot = (await screenshot(opened.page, name)).slice(PROJECT_ROOT.length + 1);
     }
   });
 });
-
-/**
- * How much is on an image: distinct colours (quantised) and the share of pixels that differ from
- * the most common colour. Decoded by the browser itself (no image library needed).
- */
-async function imageStats(probe: Page, png: Buffer): Promise<{ colours: number; foreground: number }> {
-  return probe.evaluate(
-    async (dataUrl: string) => {
-      const img = new Image();
-      img.src = dataUrl;
-      await img.decode();
-      const canvas = document.createElement('canvas');
-      canvas.width = img.naturalWidth;
-      canvas.height = img.naturalHeight;
-      const ctx = canvas.getContext('2d');
-      if (!ctx) throw new Error('no 2d context');
-      ctx.drawImage(img, 0, 0);
-      const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-      const counts = new Map<number, number>();
-      for (let i = 0; i < data.length; i += 4) {
-        const key = ((data[i]! >> 3) << 10) | ((data[i + 1]! >> 3) << 5) | (data[i + 2]! >> 3);
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
-      const pixels = data.length / 4;
-      const background = Math.max(...counts.values());
-      return { colours: counts.size, foreground: (pixels - background) / pixels };
-    },
-    `data:image/png;base64,${png.toString('base64')}`,
-  );
-}

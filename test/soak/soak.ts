@@ -32,7 +32,7 @@ import {
   type PushRecord,
 } from '../integration/faults/cluster-clients';
 import { Counter, stalledTcp, stalledWebSocket, type Stalled } from '../integration/faults/consumers';
-import { fuzzWorker, type Tally } from '../integration/faults/fuzz-support';
+import { emptyTally, fuzzWorker } from '../integration/faults/fuzz-support';
 
 function option(name: string, fallback: string): string {
   const flag = process.argv.indexOf(`--${name}`);
@@ -444,17 +444,7 @@ async function fuzzSoak(): Promise<void> {
     maxFramesPerSecond: 1_000_000,
     authorizationFile,
   });
-  const tally: Tally = {
-    frames: 0,
-    batches: 0,
-    connections: 0,
-    clean: 0,
-    knownBad: 0,
-    mutatedSurvived: 0,
-    mutatedRefused: 0,
-    incomplete: 0,
-    failures: [],
-  };
+  const tally = emptyTally();
   const started = Date.now();
   const heapBefore = process.memoryUsage().heapUsed;
   const options = { seed, target: FUZZ_FRAMES, limits };

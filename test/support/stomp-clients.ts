@@ -77,6 +77,33 @@ export interface ConnectedStomp {
 
 let receiptCounter = 0;
 
+/**
+ * Calls `send` with a fresh receipt id to put in its frame; resolves when the server's RECEIPT for
+ * it arrives, rejects after `timeoutMs` with `label` (who sent it) in the message.
+ */
+export function withReceipt(
+  client: Client,
+  label: string,
+  timeoutMs: number,
+  send: (receipt: string) => void,
+): Promise<void> {
+  const receipt = `receipt-${++receiptCounter}`;
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label}: no RECEIPT ${receipt}`)), timeoutMs);
+    client.watchForReceipt(receipt, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    send(receipt);
+  });
+}
+
+/** Disconnects politely, then by force if the server has not let go within 2 s. */
+export async function closeClient(client: Client): Promise<void> {
+  await Promise.race([client.deactivate(), sleep(2000)]);
+  if (client.active) await client.deactivate({ force: true });
+}
+
 function socketFactory(service: RunningService, options: ConnectOptions): () => IStompSocket {
   if ((options.transport ?? 'websocket') === 'websocket') {
     const url = `${service.url.replace(/^http/, 'ws')}/stomp${options.query ?? ''}`;
@@ -142,17 +169,8 @@ export async function connectStomp(
     closed = true;
   };
 
-  const withReceipt = (send: (receipt: string) => void): Promise<void> => {
-    const receipt = `receipt-${++receiptCounter}`;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${transport}: no RECEIPT ${receipt}`)), 3000);
-      client.watchForReceipt(receipt, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      send(receipt);
-    });
-  };
+  const sendWithReceipt = (send: (receipt: string) => void): Promise<void> =>
+    withReceipt(client, transport, 3000, send);
 
   return {
     client,
@@ -163,7 +181,7 @@ export async function connectStomp(
     isClosed: () => closed,
     async subscribe(destination, headers = {}) {
       let log: MessageLog | undefined;
-      await withReceipt((receipt) => {
+      await sendWithReceipt((receipt) => {
         const sub = client.subscribe(destination, (m) => log?.messages.push(m), { ...headers, receipt });
         log = new MessageLog(destination, () => sub.unsubscribe());
       });
@@ -173,14 +191,11 @@ export async function connectStomp(
       client.publish({ destination, body, headers });
     },
     publishWithReceipt(destination, body, headers = {}) {
-      return withReceipt((receipt) =>
+      return sendWithReceipt((receipt) =>
         client.publish({ destination, body, headers: { ...headers, receipt } }),
       );
     },
-    async close() {
-      await Promise.race([client.deactivate(), sleep(2000)]);
-      if (client.active) await client.deactivate({ force: true });
-    },
+    close: () => closeClient(client),
   };
 }
 

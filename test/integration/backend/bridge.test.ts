@@ -16,12 +16,11 @@ import { ServiceError } from '../../../app/errors';
 import { BackendBridge, backendRoutingKey } from '../../../app/messaging/backend-bridge';
 import { BackendServices } from '../../../app/messaging/backend-services';
 import { projectPath } from '../../../app/paths';
-import { AMQP_URL, listBindings, queueNames } from '../../support/rabbitmq';
+import { AMQP_URL, listBindings, queueNames, STOMP_URL } from '../../support/rabbitmq';
 import { startTestService, type RunningService } from '../../support/service';
 import { StompClients, type ConnectedStomp } from '../../support/stomp-clients';
 import { sleep, waitFor } from '../../support/wait';
 import { ChildRun } from './child-process';
-import { startRelayService } from './relay-service';
 
 async function expectError(client: ConnectedStomp, pattern: RegExp): Promise<void> {
   await waitFor(() => client.errors.length > 0, 5_000, `an ERROR frame for ${client.user}`);
@@ -49,7 +48,7 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
         ],
       }),
     );
-    service = await startRelayService({ backendsFile });
+    service = await startTestService({ brokerUrl: STOMP_URL, backendsFile });
   });
   afterEach(() => clients.closeAll());
   after(async () => {

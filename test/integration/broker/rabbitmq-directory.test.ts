@@ -20,6 +20,7 @@ import {
   listQueues,
   ownConnectionsTo,
 } from '../../support/rabbitmq';
+import { sessionInfo } from '../../support/broker-harness';
 import { sleep, waitFor } from '../../support/wait';
 
 const ANNOUNCE_MS = 200;
@@ -32,17 +33,6 @@ const ALICE = `alice-${process.pid}`;
 const BOB = `bob-${process.pid}`;
 const CAROL = `carol-${process.pid}`;
 const REPO_ROOT = resolve(__dirname, '../../..');
-
-function session(sessionId: string, user: string, instance: string, connectedAt: string): SessionInfo {
-  return {
-    sessionId,
-    user,
-    instance,
-    transport: 'websocket',
-    connectedAt,
-    subscriptions: [{ id: 'sub-0', destination: '/user/queue/greetings' }],
-  };
-}
 
 async function ids(directory: AmqpSessionDirectory, user: string): Promise<string[]> {
   return (await directory.list(user)).map((s) => s.sessionId);
@@ -114,9 +104,9 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
 
   it('lists a session upserted on A on B and C, sorted by connectedAt, and removes it everywhere', async () => {
     const [a, b, c] = [await startDirectory('a'), await startDirectory('b'), await startDirectory('c')];
-    a.upsert(session('a-2', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:02.000Z'));
-    b.upsert(session('b-1', ALICE, ID_PREFIX + 'b', '2024-01-01T00:00:01.000Z'));
-    c.upsert(session('c-1', BOB, ID_PREFIX + 'c', '2024-01-01T00:00:00.000Z'));
+    a.upsert(sessionInfo('a-2', ALICE, '2024-01-01T00:00:02.000Z', ID_PREFIX + 'a'));
+    b.upsert(sessionInfo('b-1', ALICE, '2024-01-01T00:00:01.000Z', ID_PREFIX + 'b'));
+    c.upsert(sessionInfo('c-1', BOB, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'c'));
     for (const d of [a, b, c]) {
       await waitFor(
         async () => (await ids(d, ALICE)).join() === 'b-1,a-2',
@@ -127,7 +117,7 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
       expect(await ids(d, CAROL)).to.deep.equal([]);
     }
     const [onC] = (await c.list(ALICE)).filter((s) => s.sessionId === 'a-2');
-    expect(onC).to.deep.equal(session('a-2', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:02.000Z'));
+    expect(onC).to.deep.equal(sessionInfo('a-2', ALICE, '2024-01-01T00:00:02.000Z', ID_PREFIX + 'a'));
 
     a.remove('a-2');
     for (const d of [a, b, c]) {
@@ -144,9 +134,9 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
 
   it('replaces an entry on a second upsert of the same session', async () => {
     const [a, b] = [await startDirectory('a'), await startDirectory('b')];
-    a.upsert(session('a-1', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:00.000Z'));
+    a.upsert(sessionInfo('a-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'a'));
     a.upsert({
-      ...session('a-1', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:00.000Z'),
+      ...sessionInfo('a-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'a'),
       subscriptions: [{ id: 'sub-1', destination: '/topic/prices' }],
     });
     await waitFor(
@@ -161,7 +151,7 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
     // Long announce period: if B dropped A by expiry, that would take 3 x 5 s, not < 0.5 s.
     const a = await startDirectory('a', 5_000);
     const b = await startDirectory('b', 5_000);
-    a.upsert(session('a-1', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:00.000Z'));
+    a.upsert(sessionInfo('a-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'a'));
     await waitFor(async () => (await ids(b, ALICE)).length === 1, PROPAGATION_MS, 'a-1 on B');
     await a.stop();
     const stoppedAt = Date.now();
@@ -174,7 +164,7 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
     await startDirectory('c');
     const child = await startChildDirectory(
       'k',
-      session('k-1', ALICE, ID_PREFIX + 'k', '2024-01-01T00:00:00.000Z'),
+      sessionInfo('k-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'k'),
     );
     await waitFor(async () => (await ids(b, ALICE)).includes('k-1'), PROPAGATION_MS, 'k-1 on B');
     // Alive and announcing: still listed after more than one expiry period.
@@ -198,8 +188,8 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
     // A announces only every 10 s: within 1 s, D can only have learnt A's sessions by asking.
     const a = await startDirectory('a', 10_000);
     const b = await startDirectory('b', 10_000);
-    a.upsert(session('a-1', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:00.000Z'));
-    b.upsert(session('b-1', ALICE, ID_PREFIX + 'b', '2024-01-01T00:00:01.000Z'));
+    a.upsert(sessionInfo('a-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'a'));
+    b.upsert(sessionInfo('b-1', ALICE, '2024-01-01T00:00:01.000Z', ID_PREFIX + 'b'));
     await waitFor(async () => (await ids(b, ALICE)).length === 2, PROPAGATION_MS, 'both sessions on B');
 
     const startedAt = Date.now();
@@ -211,14 +201,16 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
   it('survives a cut AMQP connection: keeps working and catches up on what it missed', async () => {
     const a = await startDirectory('a');
     const b = await startDirectory('b');
-    a.upsert(session('a-1', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:00.000Z'));
+    a.upsert(sessionInfo('a-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'a'));
     await waitFor(async () => (await ids(b, ALICE)).length === 1, PROPAGATION_MS, 'a-1 on B');
 
     expect(await cutConnectionsNamed(`stomp-relay.${ID_PREFIX}a.directory`)).to.equal(1);
     // While A is cut off: its own events must not throw, and B's events do not reach it.
-    expect(() => a.upsert(session('a-2', ALICE, ID_PREFIX + 'a', '2024-01-01T00:00:02.000Z'))).not.to.throw();
+    expect(() =>
+      a.upsert(sessionInfo('a-2', ALICE, '2024-01-01T00:00:02.000Z', ID_PREFIX + 'a')),
+    ).not.to.throw();
     expect(() => a.remove('a-1')).not.to.throw();
-    b.upsert(session('b-1', ALICE, ID_PREFIX + 'b', '2024-01-01T00:00:01.000Z'));
+    b.upsert(sessionInfo('b-1', ALICE, '2024-01-01T00:00:01.000Z', ID_PREFIX + 'b'));
 
     // rabbitmq-client reconnects, the consumer re-declares queue and binding, A says hello again.
     await waitFor(async () => (await ids(a, ALICE)).join() === 'b-1,a-2', 10_000, 'A to catch up with B');
@@ -238,7 +230,7 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
       bad.push({ v: 1, type: 'upsert', from: ID_PREFIX + 'x', session: { sessionId: 'x-1', user: ALICE } });
       for (const body of bad) await publisher.send({ exchange: EXCHANGES.directory }, body);
       // A well-formed snapshot from an instance that then falls silent: listed, then expired.
-      const good = session('z-1', ALICE, ID_PREFIX + 'z', '2024-01-01T00:00:00.000Z');
+      const good = sessionInfo('z-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'z');
       await publisher.send(
         { exchange: EXCHANGES.directory },
         { v: 1, type: 'snapshot', from: ID_PREFIX + 'z', sessions: [good] },

@@ -2,14 +2,15 @@
  * @stomp/stompjs clients and REST calls against child-process instances (test/support/instances.ts).
  * test/support/stomp-clients.ts does the same for in-process services, but it takes a
  * RunningService (URL and token issuer from the service object); here all we have of an instance is
- * its URL and the shared secret. Clients never reconnect (reconnectDelay 0), so a test can tell
+ * its URL and the shared secret (the RECEIPT wait and the close are shared with it). Clients never reconnect (reconnectDelay 0), so a test can tell
  * "stayed connected" from "came back": `closes` counts socket closes, `sessionId` is from CONNECTED.
  */
 import { Client, type IFrame, type IMessage, type IStompSocket } from '@stomp/stompjs';
 import SockJS from 'sockjs-client';
 import WebSocket from 'ws';
 import type { Instance } from '../../support/instances';
-import { sleep, waitFor } from '../../support/wait';
+import { closeClient, withReceipt } from '../../support/stomp-clients';
+import { waitFor } from '../../support/wait';
 
 export type Transport = 'websocket' | 'sockjs';
 
@@ -35,8 +36,6 @@ export interface ClusterClient {
   publishWithReceipt(destination: string, body: string): Promise<void>;
   close(): Promise<void>;
 }
-
-let receiptSeq = 0;
 
 function socketFactory(instance: Instance, transport: Transport): () => IStompSocket {
   if (transport === 'websocket') {
@@ -87,20 +86,8 @@ export async function connectClient(
     closes++;
   };
 
-  const withReceipt = (send: (receipt: string) => void): Promise<void> => {
-    const receipt = `r-${++receiptSeq}`;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${user}@${instance.id}: no RECEIPT ${receipt}`)),
-        5000,
-      );
-      client.watchForReceipt(receipt, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      send(receipt);
-    });
-  };
+  const sendWithReceipt = (send: (receipt: string) => void): Promise<void> =>
+    withReceipt(client, `${user}@${instance.id}`, 5000, send);
 
   return {
     user,
@@ -114,7 +101,7 @@ export async function connectClient(
     errors,
     async subscribe(destination) {
       const messages: IMessage[] = [];
-      await withReceipt((receipt) => client.subscribe(destination, (m) => messages.push(m), { receipt }));
+      await sendWithReceipt((receipt) => client.subscribe(destination, (m) => messages.push(m), { receipt }));
       return {
         destination,
         messages,
@@ -128,12 +115,9 @@ export async function connectClient(
       };
     },
     publishWithReceipt(destination, body) {
-      return withReceipt((receipt) => client.publish({ destination, body, headers: { receipt } }));
+      return sendWithReceipt((receipt) => client.publish({ destination, body, headers: { receipt } }));
     },
-    async close() {
-      await Promise.race([client.deactivate(), sleep(2000)]);
-      if (client.active) await client.deactivate({ force: true });
-    },
+    close: () => closeClient(client),
   };
 }
 

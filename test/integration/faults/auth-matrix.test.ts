@@ -22,7 +22,8 @@ import {
 import { startTestService, TEST_SECRET, tokenFor, type RunningService } from '../../support/service';
 import { connectStomp } from '../../support/stomp-clients';
 import { sleep, waitFor } from '../../support/wait';
-import { openAuthorizationFile, pushToUser } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
+import { pushToUser } from './harness';
 
 const ISSUER = 'https://issuer.test';
 const AUDIENCE = 'stomp-relay-tests';

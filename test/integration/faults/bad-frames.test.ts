@@ -18,7 +18,8 @@ import {
 } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep, waitFor } from '../../support/wait';
-import { Bystander, heapUsedMb, openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
+import { Bystander, heapUsedMb } from './harness';
 
 const LIMITS = { maxFrameBytes: 16_384, maxHeaders: 32, maxHeaderBytes: 1024 };
 

@@ -470,6 +470,21 @@ export interface Tally {
   failures: string[];
 }
 
+/** A tally with nothing counted yet, for the workers of one run to share. */
+export function emptyTally(): Tally {
+  return {
+    frames: 0,
+    batches: 0,
+    connections: 0,
+    clean: 0,
+    knownBad: 0,
+    mutatedSurvived: 0,
+    mutatedRefused: 0,
+    incomplete: 0,
+    failures: [],
+  };
+}
+
 function describeFrames(frames: Frame[]): string {
   return (
     frames.map((f) => `${f.command}${header(f, 'message') ? `(${header(f, 'message')})` : ''}`).join(', ') ||

@@ -1,66 +1,16 @@
 /**
- * Helpers shared by the fault tests: authorization files, /metrics reads, REST pushes, heap
- * measurements and a bystander session that must keep receiving while a test attacks others.
+ * Helpers shared by the fault tests: REST pushes, heap measurements and a bystander session that
+ * must keep receiving while a test attacks others. Authorization files and /metrics reads are in
+ * test/support/authorization.ts and test/support/metrics.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
-import type { AuthorizationRules } from '../../../app/destinations/authorization';
 import { header } from '../../../app/stomp/frame';
 import { connectRaw, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
 import type { RunningService } from '../../support/service';
 import { waitFor } from '../../support/wait';
-
-const dirs: string[] = [];
-
-/** Writes rules to a temporary file for the `authorizationFile` setting. */
-export function authorizationFile(rules: AuthorizationRules): string {
-  const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-faults-'));
-  dirs.push(dir);
-  const file = join(dir, 'authorization.json');
-  writeFileSync(file, JSON.stringify(rules));
-  return file;
-}
-
-/** Subscribe and send on every /topic and /queue, subscribe on /user, send on /app. */
-export function openAuthorizationFile(): string {
-  return authorizationFile({
-    subscribe: [
-      { destination: '/topic/**', users: '*' },
-      { destination: '/queue/**', users: '*' },
-      { destination: '/user/**', users: '*' },
-    ],
-    send: [
-      { destination: '/topic/**', users: '*' },
-      { destination: '/queue/**', users: '*' },
-      { destination: '/app/**', users: '*' },
-    ],
-  });
-}
-
-after(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-/** The value of one sample in a service's /metrics text (0 when absent). */
-export async function metricValue(
-  url: string,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return 0;
-}
 
 /** POST /api/users/{user}/messages; resolves with the status and the parsed body. */
 export async function pushToUser(

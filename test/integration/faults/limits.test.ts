@@ -8,7 +8,9 @@ import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawTransport } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
-import { Bystander, metricValue, openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
+import { metricValue } from '../../support/metrics';
+import { Bystander } from './harness';
 
 describe('faults: limits', function () {
   this.timeout(60_000);

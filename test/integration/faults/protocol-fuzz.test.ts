@@ -12,8 +12,10 @@ import type { Frame } from '../../../app/stomp/frame';
 import { StompParser, type ParserLimits } from '../../../app/stomp/parser';
 import { startTestService, type RunningService } from '../../support/service';
 import { waitFor } from '../../support/wait';
-import { Bystander, heapUsedMb, metricValue, openAuthorizationFile } from './harness';
-import { fuzzWorker, mutate, Rng, SessionModel, type Tally } from './fuzz-support';
+import { openAuthorizationFile } from '../../support/authorization';
+import { metricValue } from '../../support/metrics';
+import { Bystander, heapUsedMb } from './harness';
+import { emptyTally, fuzzWorker, mutate, Rng, SessionModel } from './fuzz-support';
 
 const LIMITS: ParserLimits = { maxFrameBytes: 16_384, maxHeaders: 32, maxHeaderBytes: 1024 };
 const TARGET_FRAMES = Number(process.env.FUZZ_FRAMES ?? 100_000);
@@ -80,17 +82,7 @@ describe('faults: protocol fuzzing (live sessions, >= 100,000 frames)', function
     const viaTcp = await Bystander.start(service, 'tcp');
     const heapBefore = heapUsedMb();
     const options = { seed: SEED, target: TARGET_FRAMES, limits: LIMITS };
-    const tally: Tally = {
-      frames: 0,
-      batches: 0,
-      connections: 0,
-      clean: 0,
-      knownBad: 0,
-      mutatedSurvived: 0,
-      mutatedRefused: 0,
-      incomplete: 0,
-      failures: [],
-    };
+    const tally = emptyTally();
     const started = Date.now();
     const deadline = started + 90_000;
     await Promise.all([

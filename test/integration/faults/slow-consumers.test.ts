@@ -9,7 +9,8 @@ import { connectRaw, RawClients } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 import { sleep, waitFor } from '../../support/wait';
 import { Counter, stalledTcp, stalledWebSocket, type Stalled } from './consumers';
-import { metricValue, openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
+import { metricValue } from '../../support/metrics';
 
 const FAST_SESSIONS = Number(process.env.SLOW_TEST_SESSIONS ?? 200);
 

@@ -9,7 +9,7 @@ import { header } from '../../../app/stomp/frame';
 import { connectRaw, openRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
-import { openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
 
 describe('session: receipts and errors', () => {
   let service: RunningService;

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
-import { openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
 
 describe('session: headers and bodies', () => {
   let service: RunningService;

@@ -8,7 +8,8 @@ import { header } from '../../../app/stomp/frame';
 import { connectRaw, openTcp, RawClients } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 import { waitFor } from '../../support/wait';
-import { metricValue, publish, userQueue } from './harness';
+import { metricValue } from '../../support/metrics';
+import { publish, userQueue } from './harness';
 
 describe('session: limits', () => {
   let service: RunningService;
@@ -29,7 +30,7 @@ describe('session: limits', () => {
   });
 
   const limitHits = (limit: string): Promise<number> =>
-    metricValue(service, 'stomp_limits_hit_total', { limit });
+    metricValue(service.url, 'stomp_limits_hit_total', { limit });
 
   it('more frames per second than allowed → ERROR naming the rate, counted in /metrics', async () => {
     const before = await limitHits('frames_per_second');

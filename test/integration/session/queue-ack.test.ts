@@ -8,7 +8,7 @@ import { header, type Frame } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
-import { openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
 
 describe('session: queues and acknowledgements', () => {
   let service: RunningService;

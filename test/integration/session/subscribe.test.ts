@@ -8,7 +8,7 @@ import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
-import { metricValue } from './harness';
+import { metricValue } from '../../support/metrics';
 
 describe('session: SUBSCRIBE and UNSUBSCRIBE', () => {
   let service: RunningService;
@@ -107,7 +107,7 @@ describe('session: SUBSCRIBE and UNSUBSCRIBE', () => {
   });
 
   it('the subscription limit → ERROR with the limit, counted in /metrics', async () => {
-    const before = await metricValue(service, 'stomp_limits_hit_total', {
+    const before = await metricValue(service.url, 'stomp_limits_hit_total', {
       limit: 'subscriptions_per_session',
     });
     const sub = await connect();
@@ -118,7 +118,7 @@ describe('session: SUBSCRIBE and UNSUBSCRIBE', () => {
       /at most 3 subscriptions per session/,
     );
     expect(
-      await metricValue(service, 'stomp_limits_hit_total', { limit: 'subscriptions_per_session' }),
+      await metricValue(service.url, 'stomp_limits_hit_total', { limit: 'subscriptions_per_session' }),
     ).to.equal(before + 1);
   });
 

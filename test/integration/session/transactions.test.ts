@@ -7,7 +7,7 @@ import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
-import { openAuthorizationFile } from './harness';
+import { openAuthorizationFile } from '../../support/authorization';
 
 describe('session: transactions', () => {
   let service: RunningService;

@@ -7,8 +7,8 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { ChildRun } from '../backend/child-process';
-import { startRelayService } from '../backend/relay-service';
-import { tokenFor, type RunningService } from '../../support/service';
+import { STOMP_URL } from '../../support/rabbitmq';
+import { startTestService, tokenFor, type RunningService } from '../../support/service';
 
 const CLIENT = join(__dirname, 'stomp_py_client.py');
 
@@ -41,7 +41,7 @@ describe('raw STOMP over TCP with stomp.py (RabbitMQ)', function () {
   };
 
   before(async () => {
-    service = await startRelayService({ stompTcpPort: 0 });
+    service = await startTestService({ brokerUrl: STOMP_URL, stompTcpPort: 0 });
     expect(service.tcpPort).to.be.a('number');
   });
   afterEach(async () => {
