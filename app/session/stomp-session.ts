@@ -57,6 +57,8 @@ export class StompSession implements RegisteredSession {
   private lastReceivedAt = Date.now();
   private lastSentAt = Date.now();
   private behindSince = 0;
+  /** Runs only while the client is behind: an idle session costs no timer for this. */
+  private behindTimer?: NodeJS.Timeout;
   private rateTokens: number;
   private rateRefilledAt = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -205,9 +207,6 @@ export class StompSession implements RegisteredSession {
         );
       }
     }
-    this.timers.push(
-      setInterval(() => this.checkSlowConsumer(), Math.min(1000, this.ctx.settings.sendTimeLimitMs)),
-    );
     this.ctx.registry.add(this, this.info());
     this.ctx.logger.info(
       {
@@ -273,9 +272,13 @@ export class StompSession implements RegisteredSession {
     const s = this.ctx.settings;
     if (buffered === 0) {
       this.behindSince = 0;
+      clearInterval(this.behindTimer);
+      this.behindTimer = undefined;
       return;
     }
     if (this.behindSince === 0) this.behindSince = Date.now();
+    // Nothing may be written for a while: keep looking until the buffer drains or the limit hits.
+    this.behindTimer ??= setInterval(() => this.checkSlowConsumer(), Math.min(1000, s.sendTimeLimitMs));
     const behindFor = Date.now() - this.behindSince;
     if (buffered > s.sendBufferLimitBytes || behindFor > s.sendTimeLimitMs) {
       this.ctx.metrics.limitsHit.inc({ limit: 'send_buffer' });
@@ -327,6 +330,7 @@ export class StompSession implements RegisteredSession {
     this.state = 'closed';
     for (const t of this.timers) clearTimeout(t);
     this.timers.length = 0;
+    clearInterval(this.behindTimer);
     this.transactions.clear();
     for (const sub of this.subscriptions.all()) {
       this.subscriptions.remove(sub.id);
