@@ -8,7 +8,14 @@ import { EmbeddedBroker } from './embedded';
 import { RabbitRelayBroker } from './rabbitmq/rabbit-relay-broker';
 
 export function createBroker(settings: Settings, logger: Logger, metrics: Metrics): Broker {
-  if (!settings.brokerUrl) return new EmbeddedBroker({ instanceId: settings.instanceId });
+  if (!settings.brokerUrl) {
+    return new EmbeddedBroker({
+      instanceId: settings.instanceId,
+      // The relay logs a subscriber that fails to take a message; so does the embedded broker.
+      onDeliveryError: (err, session) =>
+        logger.error({ err, session }, 'subscriber failed to take a message'),
+    });
+  }
   // A static import: a dynamic import() is left to Node's ESM loader by tsx's CommonJS hook (tests
   // under mocha -r tsx/cjs), which cannot resolve an extensionless .ts path. Loading the relay code
   // costs nothing until a RabbitRelayBroker is made; the embedded broker never opens a connection.

@@ -151,7 +151,10 @@ async function subscribe(session: StompSession, frame: Frame): Promise<void> {
     throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
   }
   const sub: ClientSubscription = { id, destination, target, ackMode: ack as AckMode, closed: false };
+  // Counted from the moment the table holds it: finish() uncounts every subscription in the table,
+  // including one whose broker subscribe is still pending when the connection goes.
   session.subscriptions.add(sub);
+  metrics.subscriptions.inc();
   try {
     const brokerSub = await broker.subscribe({
       sessionId: session.id,
@@ -168,10 +171,9 @@ async function subscribe(session: StompSession, frame: Frame): Promise<void> {
     }
     sub.broker = brokerSub;
   } catch (err: unknown) {
-    session.subscriptions.remove(id);
+    if (session.subscriptions.remove(id)) metrics.subscriptions.dec();
     throw err;
   }
-  metrics.subscriptions.inc();
   registry.update(session.info());
 }
 

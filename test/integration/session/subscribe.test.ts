@@ -6,8 +6,11 @@
 import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
-import { startTestService, type RunningService } from '../../support/service';
-import { sleep } from '../../support/wait';
+import type { BrokerSubscription, SubscribeRequest } from '../../../app/broker/broker';
+import { EmbeddedBroker } from '../../../app/broker/embedded';
+import { startService } from '../../../app/server';
+import { startTestService, testSettings, type RunningService } from '../../support/service';
+import { sleep, waitFor } from '../../support/wait';
 import { metricValue } from '../../support/metrics';
 
 describe('session: SUBSCRIBE and UNSUBSCRIBE', () => {
@@ -170,5 +173,51 @@ describe('session: SUBSCRIBE and UNSUBSCRIBE', () => {
     }
     await sleep(100);
     expect(listener.all('MESSAGE')).to.have.length(0);
+  });
+});
+
+describe('session: a connection lost while the broker is still subscribing', () => {
+  /** An embedded broker whose subscribe() waits until the test opens the gate. */
+  class GatedBroker extends EmbeddedBroker {
+    calls = 0;
+    private open: () => void = () => undefined;
+    private readonly gate = new Promise<void>((resolve) => {
+      this.open = resolve;
+    });
+
+    release(): void {
+      this.open();
+    }
+
+    override async subscribe(request: SubscribeRequest): Promise<BrokerSubscription> {
+      this.calls++;
+      await this.gate;
+      return super.subscribe(request);
+    }
+  }
+
+  let service: RunningService;
+  let broker: GatedBroker;
+  const clients = new RawClients();
+
+  before(async () => {
+    const settings = testSettings();
+    broker = new GatedBroker({ instanceId: settings.instanceId });
+    service = await startService({ settings, broker });
+  });
+  after(async () => {
+    clients.closeAll();
+    await service.stop();
+  });
+
+  it('leaves the subscription gauge at zero, not below', async () => {
+    const client = clients.add(await connectRaw(service, 'alice'));
+    client.send('SUBSCRIBE', { id: 's1', destination: '/topic/chat.gated' });
+    await waitFor(() => broker.calls === 1, 2000, 'the broker to be asked to subscribe');
+    client.close();
+    await waitFor(() => service.registry.size === 0, 2000, 'the session to end');
+    broker.release();
+    await sleep(100);
+    expect(await metricValue(service.url, 'stomp_subscriptions')).to.equal(0);
   });
 });

@@ -1,9 +1,13 @@
 import { expect } from 'chai';
+import pino from 'pino';
 
 import type { Delivery, Readiness } from '../../../app/broker/broker';
+import { createBroker } from '../../../app/broker/create-broker';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
+import { Metrics } from '../../../app/observability/metrics';
 import { brokerSuite } from '../../support/broker-suite';
 import { expectServiceError, message, queue, topic, userTarget } from '../../support/broker-harness';
+import { testSettings } from '../../support/service';
 import { sleep, waitFor } from '../../support/wait';
 
 brokerSuite('embedded broker', async () => [new EmbeddedBroker({ instanceId: 'test' })]);
@@ -169,5 +173,36 @@ describe('embedded broker, beyond the shared suite', function () {
   it('rejects an invalid maxQueueLength', function () {
     expect(() => new EmbeddedBroker({ instanceId: 'i1', maxQueueLength: 0 })).to.throw(/maxQueueLength/);
     broker = new EmbeddedBroker({ instanceId: 'i1' });
+  });
+});
+
+describe('createBroker (embedded)', () => {
+  it('logs a subscriber whose deliver callback throws instead of dropping the error', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const broker = createBroker(testSettings(), logger, new Metrics({ defaultMetrics: false }));
+    try {
+      await broker.start();
+      await broker.subscribe({
+        sessionId: 'failing-session',
+        user: 'u',
+        target: { kind: 'topic', name: 'boom' },
+        ackMode: 'auto',
+        prefetch: 10,
+        deliver: () => {
+          throw new Error('deliver blew up');
+        },
+      });
+      await broker.publish(
+        { kind: 'topic', name: 'boom' },
+        { id: 'm1', headers: {}, body: Buffer.from('x') },
+      );
+      const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      const entry = logged.find((l) => l.session === 'failing-session');
+      expect(entry, 'a log line for the failed delivery').to.not.equal(undefined);
+      expect(JSON.stringify(entry)).to.include('deliver blew up');
+    } finally {
+      await broker.stop();
+    }
   });
 });
