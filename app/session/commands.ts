@@ -10,7 +10,7 @@ import type { AckMode, TransactionOp } from '../broker/broker';
 import { bearerToken } from '../auth/token-verifier';
 import { parseDestination, printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
-import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
+import { frame as makeFrame, header, type Frame } from '../stomp/frame';
 import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
 import { applicationHeaders } from './message-headers';
 import type { StompSession } from './stomp-session';
@@ -18,7 +18,6 @@ import type { ClientSubscription } from './subscriptions';
 
 type CommandHandler = (session: StompSession, frame: Frame) => Promise<void> | void;
 
-const ALL_VERSIONS: readonly StompVersion[] = ['1.0', '1.1', '1.2'];
 const ACK_MODES: readonly AckMode[] = ['auto', 'client', 'client-individual'];
 
 function required(frame: Frame, name: string): string {
@@ -32,8 +31,7 @@ function required(frame: Frame, name: string): string {
 /** §CONNECT or STOMP Frames, §Protocol Negotiation, §Heart-beating. */
 function connect(session: StompSession, frame: Frame): void {
   const { settings, verifier, registry, broker, metrics, isDraining } = session.ctx;
-  const offered = session.socket.info.versions ?? ALL_VERSIONS;
-  const supported = ALL_VERSIONS.filter((v) => offered.includes(v));
+  const supported = session.supportedVersions();
   const version = negotiateVersion(header(frame, 'accept-version'), supported);
   if (!version) {
     throw new ServiceError(

@@ -42,12 +42,13 @@ const RESERVED_PREFIXES = [
 export const MAX_APPLICATION_HEADERS = 32;
 
 export function applicationHeaders(headers: HeaderList): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a header named __proto__ or constructor is just a header here.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   let count = 0;
   for (const [name, value] of headers) {
     const lower = name.toLowerCase();
     if (HOP_HEADERS.has(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p))) continue;
-    if (name in out) continue; // first occurrence wins (STOMP 1.2)
+    if (Object.hasOwn(out, name)) continue; // first occurrence wins (STOMP 1.2)
     if (++count > MAX_APPLICATION_HEADERS) break;
     out[name] = value;
   }

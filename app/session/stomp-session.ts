@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { Delivery, SessionInfo, TransactionOp } from '../broker/broker';
 import { ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
+import { negotiateVersion } from '../stomp/negotiate';
 import { StompParser } from '../stomp/parser';
 import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
 import type { ClientSocket } from '../transport/transport';
@@ -39,6 +40,7 @@ const CLOSE_REASON: Partial<Record<ErrorCode, CloseReason>> = {
 
 /** Heart-beats arriving this much later than agreed still count: networks and timers jitter. */
 const HEARTBEAT_GRACE = 2;
+const ALL_VERSIONS: readonly StompVersion[] = ['1.0', '1.1', '1.2'];
 const MAX_OPEN_TRANSACTIONS = 16;
 
 export class StompSession implements RegisteredSession {
@@ -113,8 +115,20 @@ export class StompSession implements RegisteredSession {
     }
   }
 
+  /** STOMP versions this connection may speak: all three, or those its WebSocket subprotocols named. */
+  supportedVersions(): StompVersion[] {
+    const offered = this.socket.info.versions ?? ALL_VERSIONS;
+    return ALL_VERSIONS.filter((v) => offered.includes(v));
+  }
+
   private enqueue(frame: Frame): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'connecting' && (frame.command === 'CONNECT' || frame.command === 'STOMP')) {
+      // The frames after CONNECT may already sit in the same chunk: the parser must read them in
+      // the negotiated version's escaping now, not once CONNECT has been handled (asynchronously).
+      const version = negotiateVersion(header(frame, 'accept-version'), this.supportedVersions());
+      if (version) this.parser.version = version;
+    }
     if (!this.takeRateToken()) {
       this.ctx.metrics.limitsHit.inc({ limit: 'frames_per_second' });
       this.fail(
@@ -235,7 +249,8 @@ export class StompSession implements RegisteredSession {
     // Control headers first: a parser keeps the first of repeated headers, so no application header
     // can stand in for `destination` or `subscription`.
     const f = makeFrame('MESSAGE', headers, delivery.body);
-    for (const [k, v] of Object.entries(delivery.headers)) if (!(k in headers)) f.headers.push([k, v]);
+    for (const [k, v] of Object.entries(delivery.headers))
+      if (!Object.hasOwn(headers, k)) f.headers.push([k, v]);
     this.sendFrame(f);
     this.checkSlowConsumer();
   }

@@ -100,7 +100,8 @@ export class PoolSlot {
     try {
       await this.send(subscription.subscribeFrame(), { receipt: true });
     } catch (err: unknown) {
-      // A lost connection re-subscribes everything registered: only forget it if we were refused.
+      // Not subscribed (refused, or the connection went): forget it, so a reconnect does not
+      // re-create a subscription whose caller was told it failed.
       this.subscriptions.delete(subscription.id);
       throw err;
     }

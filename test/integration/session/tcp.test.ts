@@ -99,4 +99,23 @@ describe('session: raw TCP endpoint', () => {
     await sleep(100);
     expect(service.registry.countForUser('zed')).to.equal(0);
   });
+  it('reads frames sent in the same write as CONNECT in the negotiated version (1.0: no escapes)', async () => {
+    const client = clients.add(await openTcp(service));
+    // One write: CONNECT, SUBSCRIBE and a SEND whose header holds a backslash, which STOMP 1.0 does
+    // not escape. Read with 1.2 rules, `\\d` would be an undefined escape and end the session.
+    client.sendRaw(
+      'CONNECT\naccept-version:1.0\npasscode:' +
+        tokenFor(service, 'alice') +
+        '\n\n\u0000' +
+        'SUBSCRIBE\ndestination:/user/queue/echo\n\n\u0000' +
+        'SEND\ndestination:/app/echo\nx-path:C:\\dir\nreceipt:r1\n\nping\u0000',
+    );
+    const connected = await client.waitForFrame('CONNECTED');
+    expect(header(connected, 'version')).to.equal('1.0');
+    const receipt = await client.waitForFrame('RECEIPT');
+    expect(header(receipt, 'receipt-id')).to.equal('r1');
+    const echoed = await client.waitForFrame('MESSAGE');
+    expect(echoed.body.toString()).to.equal('ping');
+    expect(client.frames.filter((f) => f.command === 'ERROR')).to.deep.equal([]);
+  });
 });
