@@ -159,6 +159,13 @@ export const SETTINGS = {
     65536,
     'Client frames received and not yet handled (waiting on the broker).',
   ),
+  maxTransactionBytes: int(
+    'MAX_TRANSACTION_BYTES',
+    1048576,
+    1024,
+    1073741824,
+    'Message bytes a session may hold in open transactions (BEGIN without COMMIT).',
+  ),
   maxSessionsPerUser: int(
     'MAX_SESSIONS_PER_USER',
     50,

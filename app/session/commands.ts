@@ -113,7 +113,9 @@ async function send(session: StompSession, frame: Frame): Promise<void> {
     return;
   }
   if (transaction !== undefined) {
-    openTransaction(session, transaction).push({ op: 'publish', target, message });
+    const ops = openTransaction(session, transaction);
+    checkTransactionBytes(session, message.body.length);
+    ops.push({ op: 'publish', target, message });
     return;
   }
   const stop = metrics.publishLatency.startTimer({ source: 'stomp' });
@@ -225,6 +227,22 @@ function openTransaction(session: StompSession, name: string): TransactionOp[] {
     );
   }
   return ops;
+}
+
+/** Bytes of messages held in this session's open transactions (bounded, like every client buffer). */
+function checkTransactionBytes(session: StompSession, adding: number): void {
+  const limit = session.ctx.settings.maxTransactionBytes;
+  let held = adding;
+  for (const ops of session.transactions.values()) {
+    for (const op of ops) if (op.op === 'publish') held += op.message.body.length;
+  }
+  if (held > limit) {
+    session.ctx.metrics.limitsHit.inc({ limit: 'transaction_bytes' });
+    throw new ServiceError(
+      'limit_exceeded',
+      `open transactions may hold at most ${limit} bytes of messages: COMMIT or ABORT first`,
+    );
+  }
 }
 
 /** §BEGIN. */

@@ -8,6 +8,7 @@ import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-s
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
 import { openAuthorizationFile } from '../../support/authorization';
+import { metricValue } from '../../support/metrics';
 
 describe('session: transactions', () => {
   let service: RunningService;
@@ -122,5 +123,27 @@ describe('session: transactions', () => {
     await client.sendWithReceipt('COMMIT', { transaction: 't1' });
     client.send('COMMIT', { transaction: 't1' });
     expect(header(await client.expectErrorAndClose(), 'message')).to.match(/no transaction 't1'/);
+  });
+  it('open transactions hold at most MAX_TRANSACTION_BYTES of messages: ERROR, counted in /metrics', async () => {
+    const small = await startTestService({
+      authorizationFile: openAuthorizationFile(),
+      maxTransactionBytes: 2048,
+    });
+    try {
+      const sender = clients.add(await connectRaw(small, 'alice'));
+      await sender.sendWithReceipt('BEGIN', { transaction: 'a' });
+      await sender.sendWithReceipt('BEGIN', { transaction: 'b' });
+      await sender.sendWithReceipt('SEND', { destination: '/topic/tx', transaction: 'a' }, 'x'.repeat(1000));
+      await sender.sendWithReceipt('SEND', { destination: '/topic/tx', transaction: 'b' }, 'x'.repeat(1000));
+      sender.send('SEND', { destination: '/topic/tx', transaction: 'a', receipt: 'r3' }, 'x'.repeat(100));
+      const error = await sender.expectErrorAndClose();
+      expect(header(error, 'message')).to.include('at most 2048 bytes');
+      expect(header(error, 'receipt-id')).to.equal('r3');
+      expect(await metricValue(small.url, 'stomp_limits_hit_total', { limit: 'transaction_bytes' })).to.equal(
+        1,
+      );
+    } finally {
+      await small.stop();
+    }
   });
 });
