@@ -99,7 +99,7 @@ function checkTogether(s: Settings): void {
       throw new ConfigError('ALLOWED_ORIGINS', `'${origin}' is not an origin like https://app.example.com`);
     }
   }
-  if (s.brokerUrl && !s.brokerUrl.split(',').every((u) => /^stomp(\+ssl)?:\/\//.test(u.trim()))) {
+  if (s.brokerUrl && !s.brokerUrl.split(',').every((u) => /^stomp:\/\//.test(u.trim()))) {
     throw new ConfigError('BROKER_URL', 'each address must start with stomp://');
   }
   if (s.amqpUrl && !/^amqps?:\/\//.test(s.amqpUrl))

@@ -66,6 +66,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   } else {
     logger.info({ broker: broker.kind, pool: settings.brokerPoolSize }, `relaying to ${broker.kind}`);
   }
+  if (settings.nodeEnv !== 'production') {
+    logger.warn(
+      'development mode: POST /api/dev/token issues tokens to anyone (NODE_ENV=production turns it off)',
+    );
+  }
   if (verifier.generatedSecret) {
     logger.warn(
       'JWT_SECRET not set: using a random secret for this run (development only; tokens die with the process)',
@@ -171,19 +176,26 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     else if (sockJs.matches(req.url)) sockJs.handleUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(settings.port, settings.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : settings.port;
-
   let tcp: TcpEndpoint | undefined;
   let tcpPort: number | undefined;
-  if (settings.stompTcpPort >= 0) {
-    tcp = new TcpEndpoint(onConnection);
-    tcpPort = await tcp.listen(settings.stompTcpPort, settings.host);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(settings.port, settings.host, () => resolve());
+    });
+    if (settings.stompTcpPort >= 0) {
+      tcp = new TcpEndpoint(onConnection);
+      tcpPort = await tcp.listen(settings.stompTcpPort, settings.host);
+    }
+  } catch (err: unknown) {
+    // A port in use: release what is already open (broker connections, the bridge) before failing.
+    server.close();
+    await bridge?.stop();
+    await broker.stop();
+    throw err;
   }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : settings.port;
   logger.info({ port, tcpPort, instance: settings.instanceId }, `listening on http://localhost:${port}`);
 
   let drained: Promise<void> | undefined;
