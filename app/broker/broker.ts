@@ -16,7 +16,8 @@
  * - publish() resolves only once the broker has taken the message (receipt or confirm) and rejects
  *   with ServiceError('broker_unavailable') when it cannot; nothing resolved is dropped later.
  */
-import type { MessageTarget } from '../destinations/destination';
+import { formatTarget, type MessageTarget } from '../destinations/destination';
+import { ServiceError } from '../errors';
 
 export type AckMode = 'auto' | 'client' | 'client-individual';
 
@@ -97,4 +98,15 @@ export interface Broker {
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
   publish(target: MessageTarget, message: OutgoingMessage): Promise<void>;
   commit(ops: TransactionOp[]): Promise<void>;
+}
+
+/**
+ * Every broker refuses a subscription to another user's destination. The destination parser
+ * already makes that unspellable; this holds for callers that build targets by hand.
+ */
+export function assertOwnUserTarget(request: SubscribeRequest): void {
+  const { target } = request;
+  if (target.kind === 'user' && target.user !== request.user) {
+    throw new ServiceError('forbidden', `${formatTarget(target)} of another user cannot be subscribed to`);
+  }
 }

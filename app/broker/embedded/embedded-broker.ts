@@ -21,6 +21,7 @@ import type {
   SubscribeRequest,
   TransactionOp,
 } from '../broker';
+import { assertOwnUserTarget } from '../broker';
 import { MessageQueue, type StoredMessage } from './queue';
 import { LocalSessionDirectory } from './session-directory';
 import { EmbeddedSubscription, type DeliveryErrorHandler } from './subscription';
@@ -137,11 +138,7 @@ export class EmbeddedBroker implements Broker {
   async subscribe(request: SubscribeRequest): Promise<BrokerSubscription> {
     this.assertRunning();
     const { target } = request;
-    if (target.kind === 'user' && target.user !== request.user) {
-      // The destination parser already makes this unspellable; refuse it here too in case a
-      // caller builds targets by hand.
-      throw new ServiceError('forbidden', `${formatTarget(target)} of another user cannot be subscribed to`);
-    }
+    assertOwnUserTarget(request);
     if (request.ackMode !== 'auto' && (!Number.isInteger(request.prefetch) || request.prefetch < 0)) {
       throw new ServiceError('bad_request', `prefetch must be a whole number >= 0, got ${request.prefetch}`);
     }

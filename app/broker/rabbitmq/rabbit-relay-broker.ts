@@ -32,6 +32,7 @@ import type {
   SubscribeRequest,
   TransactionOp,
 } from '../broker';
+import { assertOwnUserTarget } from '../broker';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
 import { parseBrokerUrl } from './broker-url';
 import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
@@ -190,6 +191,7 @@ export class RabbitRelayBroker implements Broker {
 
   async subscribe(request: SubscribeRequest): Promise<BrokerSubscription> {
     this.assertRunning();
+    assertOwnUserTarget(request);
     const { target } = request;
     const prefetch = Math.min(
       request.prefetch > 0 ? request.prefetch : this.options.prefetch,

@@ -105,7 +105,7 @@ describe('RabbitMQ relay', function () {
         subscriptions.push(
           await broker.subscribe({
             sessionId: `s${i}`,
-            user: 'u',
+            user: target.kind === 'user' ? target.user : 'u',
             target,
             ackMode: 'auto',
             prefetch: 10,
@@ -125,7 +125,7 @@ describe('RabbitMQ relay', function () {
       const subscribe = (target: Parameters<Broker['subscribe']>[0]['target']) =>
         broker.subscribe({
           sessionId: 's',
-          user: 'alice',
+          user: target.kind === 'user' ? target.user : 'alice',
           target,
           ackMode: 'auto',
           prefetch: 10,
