@@ -108,10 +108,11 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
     b.upsert(sessionInfo('b-1', ALICE, '2024-01-01T00:00:01.000Z', ID_PREFIX + 'b'));
     c.upsert(sessionInfo('c-1', BOB, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'c'));
     for (const d of [a, b, c]) {
+      // Announcements from different instances arrive in no set order: wait for both users.
       await waitFor(
-        async () => (await ids(d, ALICE)).join() === 'b-1,a-2',
+        async () => (await ids(d, ALICE)).join() === 'b-1,a-2' && (await ids(d, BOB)).join() === 'c-1',
         PROPAGATION_MS,
-        "alice's two sessions on every instance",
+        "alice's two sessions and bob's one on every instance",
       );
       expect(await ids(d, BOB)).to.deep.equal(['c-1']);
       expect(await ids(d, CAROL)).to.deep.equal([]);
