@@ -113,9 +113,9 @@ async function send(session: StompSession, frame: Frame): Promise<void> {
     return;
   }
   if (transaction !== undefined) {
-    const ops = openTransaction(session, transaction);
+    const tx = openTransaction(session, transaction);
     checkTransactionBytes(session, message.body.length);
-    ops.push({ op: 'publish', target, message });
+    tx.ops.push({ op: 'publish', target, message });
     return;
   }
   const stop = metrics.publishLatency.startTimer({ source: 'stomp' });
@@ -193,12 +193,16 @@ async function unsubscribe(session: StompSession, frame: Frame): Promise<void> {
 /** §ACK and §NACK: 1.2 quotes the MESSAGE's `ack` header as `id`; 1.0/1.1 quote `message-id`. */
 function acknowledge(op: 'ack' | 'nack'): CommandHandler {
   return async (session, frame) => {
+    const transaction = header(frame, 'transaction');
+    // Inside a transaction the delivery is settled only at COMMIT: ABORT leaves it acknowledgeable.
+    const settle = transaction === undefined;
     const target =
       session.version === '1.2'
-        ? session.subscriptions.resolveToken(required(frame, 'id'))
+        ? session.subscriptions.resolveToken(required(frame, 'id'), settle)
         : session.subscriptions.resolveMessageId(
             required(frame, 'message-id'),
             header(frame, 'subscription'),
+            settle,
           );
     if (!target)
       throw new ServiceError(
@@ -207,33 +211,42 @@ function acknowledge(op: 'ack' | 'nack'): CommandHandler {
       );
     const brokerSub = target.subscription.broker;
     if (!brokerSub) return;
-    const transaction = header(frame, 'transaction');
     if (transaction !== undefined) {
-      openTransaction(session, transaction).push({ op, subscription: brokerSub, ackId: target.brokerAckId });
+      const tx = openTransaction(session, transaction);
+      for (const open of session.transactions.values()) {
+        if (open.acks.includes(target.token)) {
+          throw new ServiceError(
+            'bad_frame',
+            `${frame.command} for a message already acknowledged in a transaction`,
+          );
+        }
+      }
+      tx.ops.push({ op, subscription: brokerSub, ackId: target.brokerAckId });
+      tx.acks.push(target.token);
       return;
     }
     await (op === 'ack' ? brokerSub.ack(target.brokerAckId) : brokerSub.nack(target.brokerAckId));
   };
 }
 
-function openTransaction(session: StompSession, name: string): TransactionOp[] {
-  const ops = session.transactions.get(name);
-  if (!ops)
+function openTransaction(session: StompSession, name: string): { ops: TransactionOp[]; acks: string[] } {
+  const tx = session.transactions.get(name);
+  if (!tx)
     throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
-  if (ops.length >= session.ctx.settings.maxFramesInFlight) {
+  if (tx.ops.length >= session.ctx.settings.maxFramesInFlight) {
     throw new ServiceError(
       'limit_exceeded',
       `at most ${session.ctx.settings.maxFramesInFlight} frames per transaction`,
     );
   }
-  return ops;
+  return tx;
 }
 
 /** Bytes of messages held in this session's open transactions (bounded, like every client buffer). */
 function checkTransactionBytes(session: StompSession, adding: number): void {
   const limit = session.ctx.settings.maxTransactionBytes;
   let held = adding;
-  for (const ops of session.transactions.values()) {
+  for (const { ops } of session.transactions.values()) {
     for (const op of ops) if (op.op === 'publish') held += op.message.body.length;
   }
   if (held > limit) {
@@ -256,16 +269,17 @@ function begin(session: StompSession, frame: Frame): void {
       `at most ${session.transactionLimit} open transactions per session`,
     );
   }
-  session.transactions.set(name, []);
+  session.transactions.set(name, { ops: [], acks: [] });
 }
 
 /** §COMMIT: everything the transaction collected reaches the broker together. */
 async function commit(session: StompSession, frame: Frame): Promise<void> {
   const name = required(frame, 'transaction');
-  const ops = session.transactions.get(name);
-  if (!ops) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
+  const tx = session.transactions.get(name);
+  if (!tx) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
   session.transactions.delete(name);
-  if (ops.length > 0) await session.ctx.broker.commit(ops);
+  if (tx.ops.length > 0) await session.ctx.broker.commit(tx.ops);
+  for (const token of tx.acks) session.subscriptions.settleToken(token);
 }
 
 /** §ABORT. */

@@ -50,7 +50,8 @@ export class StompSession implements RegisteredSession {
   user = '';
   version: StompVersion = '1.2';
   readonly subscriptions = new SubscriptionTable();
-  readonly transactions = new Map<string, TransactionOp[]>();
+  /** Open transactions: the work for the broker, and the ack tokens to settle at COMMIT. */
+  readonly transactions = new Map<string, { ops: TransactionOp[]; acks: string[] }>();
   connectedAt = new Date();
 
   private readonly parser: StompParser;

@@ -26,6 +26,8 @@ interface PendingAck {
 export interface AckTarget {
   subscription: ClientSubscription;
   brokerAckId: string;
+  /** Our token for this delivery: a transactional ACK settles it only at COMMIT. */
+  token: string;
 }
 
 export class SubscriptionTable {
@@ -66,28 +68,43 @@ export class SubscriptionTable {
     return token;
   }
 
-  /** STOMP 1.2: the `id` header of ACK/NACK is our token. */
-  resolveToken(token: string): AckTarget | undefined {
+  /**
+   * STOMP 1.2: the `id` header of ACK/NACK is our token. With `settle` false (an ACK inside a
+   * transaction) the delivery stays pending until `settleToken` at COMMIT, so after ABORT the
+   * client can still acknowledge it.
+   */
+  resolveToken(token: string, settle = true): AckTarget | undefined {
     const p = this.pending.get(token);
-    return p ? this.settle(token, p) : undefined;
+    return p ? this.target(token, p, settle) : undefined;
   }
 
   /** STOMP 1.0/1.1: ACK names `message-id` (and `subscription` in 1.1). */
-  resolveMessageId(messageId: string, subscriptionId: string | undefined): AckTarget | undefined {
+  resolveMessageId(
+    messageId: string,
+    subscriptionId: string | undefined,
+    settle = true,
+  ): AckTarget | undefined {
     for (const [token, p] of this.pending) {
       if (
         p.messageId === messageId &&
         (subscriptionId === undefined || p.subscriptionId === subscriptionId)
       ) {
-        return this.settle(token, p);
+        return this.target(token, p, settle);
       }
     }
     return undefined;
   }
 
-  private settle(token: string, p: PendingAck): AckTarget | undefined {
+  /** A transaction's ACK/NACK took effect (COMMIT): forget the delivery as resolveToken would. */
+  settleToken(token: string): void {
+    const p = this.pending.get(token);
+    if (p) this.target(token, p, true);
+  }
+
+  private target(token: string, p: PendingAck, settle: boolean): AckTarget | undefined {
     const subscription = this.subs.get(p.subscriptionId);
     if (!subscription) return undefined;
+    if (!settle) return { subscription, brokerAckId: p.brokerAckId, token };
     if (subscription.ackMode === 'client') {
       // Cumulative: this ack covers every earlier delivery of the subscription too.
       for (const [t, q] of this.pending) {
@@ -97,6 +114,6 @@ export class SubscriptionTable {
     } else {
       this.pending.delete(token);
     }
-    return { subscription, brokerAckId: p.brokerAckId };
+    return { subscription, brokerAckId: p.brokerAckId, token };
   }
 }

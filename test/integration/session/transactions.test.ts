@@ -98,6 +98,42 @@ describe('session: transactions', () => {
     expect(header(again, 'redelivered')).to.equal('true');
   });
 
+  it('after ABORT, a message ACKed inside the transaction can still be acknowledged', async () => {
+    const consumer = clients.add(await connectRaw(service, 'erin'));
+    await consumer.sendWithReceipt('SUBSCRIBE', {
+      id: 'q',
+      destination: '/queue/tx-abort-ack',
+      ack: 'client-individual',
+    });
+    await client.sendWithReceipt('SEND', { destination: '/queue/tx-abort-ack' }, 'job');
+    const m = await consumer.waitForFrame('MESSAGE');
+    await consumer.sendWithReceipt('BEGIN', { transaction: 'a' });
+    await consumer.sendWithReceipt('ACK', { id: header(m, 'ack')!, transaction: 'a' });
+    await consumer.sendWithReceipt('ABORT', { transaction: 'a' });
+    await consumer.sendWithReceipt('ACK', { id: header(m, 'ack')! });
+    // Settled for good now: the same ack id is no longer pending.
+    consumer.send('ACK', { id: header(m, 'ack')!, receipt: 'again' });
+    const error = await consumer.expectErrorAndClose();
+    expect(header(error, 'receipt-id')).to.equal('again');
+  });
+
+  it('a COMMITted ACK settles the message: acknowledging it again is an error', async () => {
+    const consumer = clients.add(await connectRaw(service, 'frank'));
+    await consumer.sendWithReceipt('SUBSCRIBE', {
+      id: 'q',
+      destination: '/queue/tx-commit-ack',
+      ack: 'client-individual',
+    });
+    await client.sendWithReceipt('SEND', { destination: '/queue/tx-commit-ack' }, 'job');
+    const m = await consumer.waitForFrame('MESSAGE');
+    await consumer.sendWithReceipt('BEGIN', { transaction: 'c' });
+    await consumer.sendWithReceipt('ACK', { id: header(m, 'ack')!, transaction: 'c' });
+    await consumer.sendWithReceipt('COMMIT', { transaction: 'c' });
+    consumer.send('ACK', { id: header(m, 'ack')!, receipt: 'again' });
+    const error = await consumer.expectErrorAndClose();
+    expect(header(error, 'message')).to.include('no pending acknowledgement');
+  });
+
   const unknown: [string, Record<string, string>][] = [
     ['SEND', { destination: '/topic/tx', transaction: 'nope' }],
     ['COMMIT', { transaction: 'nope' }],
