@@ -48,7 +48,7 @@ function newestMtime(path: string): number {
 /** Runs `npm run build` when dist/ is missing or older than the sources it is built from. */
 function buildIfNeeded(): void {
   const main = join(PROJECT_ROOT, 'dist/app/main.js');
-  const sources = ['app', 'config', 'tsconfig.json', 'tsconfig.build.json'].map((p) => join(PROJECT_ROOT, p));
+  const sources = ['app', 'config', 'tsconfig.json'].map((p) => join(PROJECT_ROOT, p));
   const built = existsSync(main) ? statSync(main).mtimeMs : 0;
   if (built >= Math.max(...sources.map(newestMtime))) return;
   console.log('cluster: dist/ is missing or older than app/; npm run build');
