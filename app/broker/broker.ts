@@ -110,3 +110,11 @@ export function assertOwnUserTarget(request: SubscribeRequest): void {
     throw new ServiceError('forbidden', `${formatTarget(target)} of another user cannot be subscribed to`);
   }
 }
+
+/** The order every SessionDirectory lists sessions in: by connectedAt, then a stable total order. */
+export function byConnectedAt(a: SessionInfo, b: SessionInfo): number {
+  const difference = Date.parse(a.connectedAt) - Date.parse(b.connectedAt);
+  if (difference !== 0 && !Number.isNaN(difference)) return difference;
+  if (a.connectedAt !== b.connectedAt) return a.connectedAt < b.connectedAt ? -1 : 1;
+  return a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0;
+}

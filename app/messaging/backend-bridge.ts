@@ -21,9 +21,11 @@
  */
 import { Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
 import type { Settings } from '../../config/settings';
-import { EXCHANGES, EXCHANGE_DECLARATIONS, userRoutingKey } from '../broker/rabbitmq/topology';
+import { EXCHANGES, EXCHANGE_DECLARATIONS, percentEncode, userRoutingKey } from '../broker/rabbitmq/topology';
+import { INTERNAL_HEADER_PREFIX } from '../broker/reserved-headers';
 import { effectiveAmqpUrl } from '../config';
 import { ServiceError } from '../errors';
+import { withTimeout } from '../timeout';
 import { projectPath } from '../paths';
 import type { AppMessage } from './app-router';
 import { BackendServices } from './backend-services';
@@ -67,16 +69,7 @@ const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
 const RETRY_HIGH_MS = 5_000;
 
-function escapeWord(segment: string): string {
-  let out = '';
-  for (const ch of segment) {
-    if (KEEP.test(ch)) out += ch;
-    else
-      for (const byte of Buffer.from(ch, 'utf8'))
-        out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
+const escapeWord = (segment: string): string => percentEncode(segment, KEEP);
 
 /** `orders/create` → `orders.create`; `orders/v1.2` → `orders.v1%2E2`. */
 export function backendRoutingKey(route: string): string {
@@ -92,22 +85,19 @@ export function backendRoutingKey(route: string): string {
 
 /** Client headers a backend may see: not ours, not RabbitMQ's sender-selected routing. */
 function clientHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (lower.startsWith('x-relay-') || lower === 'cc' || lower === 'bcc' || lower === 'content-type')
+    if (
+      lower.startsWith(INTERNAL_HEADER_PREFIX) ||
+      lower === 'cc' ||
+      lower === 'bcc' ||
+      lower === 'content-type'
+    )
       continue;
     out[name] = value;
   }
   return out;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 export class BackendBridge {

@@ -6,6 +6,7 @@
  */
 import { UNPRINTABLE } from '../auth/token-verifier';
 import type { OutgoingMessage } from '../broker/broker';
+import { isReservedHeader } from '../broker/reserved-headers';
 import { printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
 
@@ -14,45 +15,12 @@ export const MAX_HEADER_VALUE = 4096;
 const HEADER_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
- * Header names a caller may not set (compared lower-case): STOMP's own frame headers, which the
- * service writes itself (a forged `message-id` or `subscription` would mislead clients), and ones
- * RabbitMQ's STOMP plugin acts on when it sees them on SEND (reply-to creates queues, user-id is
- * checked against the connection's user, x-queue-* declare queue arguments).
+ * Header names a caller may not set, besides those no message may carry in (reserved-headers.ts):
+ * ones the service writes on MESSAGE frames itself, so a backend cannot make a push look like
+ * something else.
  */
-const RESERVED = new Set([
-  'destination',
-  'subscription',
-  'message-id',
-  'ack',
-  'id',
-  'receipt',
-  'receipt-id',
-  'transaction',
-  'content-length',
-  'redelivered',
-  'persistent',
-  'user-name',
-  'session',
-  'server',
-  'version',
-  'accept-version',
-  'heart-beat',
-  'host',
-  'login',
-  'passcode',
-  'message',
-  'reply-to',
-  'expires',
-  'expiration',
-  'priority',
-  'user-id',
-  'amqp-message-id',
-  'x-message-ttl',
-  'x-expires',
-  'x-overflow',
-  'x-single-active-consumer',
-]);
-const RESERVED_PREFIXES = ['x-stomp-relay', 'x-queue-', 'x-max-', 'x-dead-letter-', 'x-stream-'];
+const SERVICE_HEADERS = new Set(['user-name', 'message', 'sender']);
+const SERVICE_PREFIXES = ['x-stomp-relay'];
 
 /** Control, format (bidi overrides, zero-width), lone surrogate and whitespace characters. */
 
@@ -101,7 +69,11 @@ function headersOf(value: unknown): Record<string, string> {
       throw bad(`header name '${printable(name)}' is not allowed: use 1-64 letters, digits, _ and -`);
     }
     const lower = name.toLowerCase();
-    if (RESERVED.has(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p))) {
+    if (
+      isReservedHeader(lower) ||
+      SERVICE_HEADERS.has(lower) ||
+      SERVICE_PREFIXES.some((p) => lower.startsWith(p))
+    ) {
       throw bad(`header '${name}' is reserved and cannot be set by a caller`);
     }
     if (typeof v !== 'string') throw bad(`header '${name}' must have a string value`);

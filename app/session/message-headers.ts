@@ -1,33 +1,15 @@
 /**
- * Which headers of a client SEND travel with the message. STOMP control headers belong to one hop
- * and are dropped; so are names this service sets itself on MESSAGE frames, so a sender cannot
- * forge them (a `sender` header on chat, `user-name`, ...). Everything else passes through.
+ * Which headers of a client SEND travel with the message. Those no message may carry in
+ * (broker/reserved-headers.ts: STOMP control headers, what RabbitMQ acts on, our internals) are
+ * dropped; so are names this service sets itself on MESSAGE frames, so a sender cannot forge them
+ * (`sender` on chat, `user-name`), and credentials. Everything else passes through.
  */
+import { isReservedHeader } from '../broker/reserved-headers';
 import type { HeaderList } from '../stomp/frame';
 
-const HOP_HEADERS = new Set([
-  'destination',
-  'receipt',
-  'transaction',
-  'content-length',
-  'subscription',
-  'message-id',
-  'ack',
-  'id',
-  'redelivered',
-  'persistent',
-  'expires',
-  'priority',
-  'reply-to',
-  'user-name',
-  'sender',
-  'session',
-  'authorization',
-  'passcode',
-  'login',
-]);
+const SERVICE_HEADERS = new Set(['user-name', 'sender', 'authorization']);
 
-/** Internal header prefixes the broker side uses; clients never set them. */
+/** Prefixes a client never sets: ours, and RabbitMQ argument families in their broadest spelling. */
 const RESERVED_PREFIXES = [
   'x-stomp-relay',
   'x-relay',
@@ -47,7 +29,13 @@ export function applicationHeaders(headers: HeaderList): Record<string, string> 
   let count = 0;
   for (const [name, value] of headers) {
     const lower = name.toLowerCase();
-    if (HOP_HEADERS.has(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p))) continue;
+    if (
+      isReservedHeader(lower) ||
+      SERVICE_HEADERS.has(lower) ||
+      RESERVED_PREFIXES.some((p) => lower.startsWith(p))
+    ) {
+      continue;
+    }
     if (Object.hasOwn(out, name)) continue; // first occurrence wins (STOMP 1.2)
     if (++count > MAX_APPLICATION_HEADERS) break;
     out[name] = value;

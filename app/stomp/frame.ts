@@ -36,6 +36,13 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
 
 export type StompVersion = '1.0' | '1.1' | '1.2';
 
+/**
+ * Frames whose headers are never escaped (spec 1.2 §Value Encoding): CONNECT and CONNECTED, so a
+ * 1.0 peer can read them before a version is agreed, and STOMP, which is CONNECT under its 1.1+
+ * name and read at the same moment. The parser and the serializer share this one rule.
+ */
+export const UNESCAPED_COMMANDS: ReadonlySet<string> = new Set(['CONNECT', 'STOMP', 'CONNECTED']);
+
 export type HeaderList = [name: string, value: string][];
 
 export interface Frame {

@@ -22,7 +22,7 @@
  * Spec: https://stomp.github.io/stomp-specification-1.2.html#Augmented_BNF
  */
 import { ServiceError } from '../errors';
-import type { Frame, HeaderList, StompVersion } from './frame';
+import { UNESCAPED_COMMANDS, type Frame, type HeaderList, type StompVersion } from './frame';
 
 export interface ParserLimits {
   /** Header section (command line, header lines and their EOLs) plus body, excluding the NUL. */
@@ -62,13 +62,6 @@ const ESCAPES: Record<StompVersion, ReadonlyMap<string, string> | undefined> = {
     ['r', '\r'],
   ]),
 };
-
-/**
- * CONNECT and CONNECTED never escape, so that a 1.0 peer can read them before any version is agreed
- * (spec 1.2 §Value Encoding). STOMP is CONNECT under its 1.1+ name and is read at the same moment,
- * before negotiation, so it gets the same treatment.
- */
-const UNESCAPED_COMMANDS: ReadonlySet<string> = new Set(['CONNECT', 'STOMP', 'CONNECTED']);
 
 function unescapeHeader(raw: string, version: StompVersion, command: string): string {
   const escapes = ESCAPES[version];

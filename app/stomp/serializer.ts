@@ -8,16 +8,13 @@
  * Spec: https://stomp.github.io/stomp-specification-1.2.html#STOMP_Frames
  */
 import { ServiceError } from '../errors';
-import type { Frame, StompVersion } from './frame';
+import { UNESCAPED_COMMANDS, type Frame, type StompVersion } from './frame';
 
 /** A heart-beat is a single EOL (spec 1.2 §Heart-beating). */
 export const HEARTBEAT_FRAME: Buffer = Buffer.from('\n');
 
 const NUL_BYTE = Buffer.from([0]);
 const COMMAND_PATTERN = /^[A-Z]{1,20}$/;
-
-/** Same rule as the parser: CONNECT, its alias STOMP and CONNECTED are never escaped (spec 1.2 §Value Encoding). */
-const UNESCAPED_COMMANDS: ReadonlySet<string> = new Set(['CONNECT', 'STOMP', 'CONNECTED']);
 
 type Escaper = (text: string) => string;
 

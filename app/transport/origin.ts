@@ -4,6 +4,7 @@
  * same-origin GET), so it cannot be a cross-site attack and is let through, as Spring does.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
   const origin = req.headers.origin;
@@ -23,4 +24,11 @@ export function queryToken(url: string | undefined): string | undefined {
   const q = url.indexOf('?');
   if (q < 0) return undefined;
   return new URLSearchParams(url.slice(q + 1)).get('access_token') ?? undefined;
+}
+
+/** The answer to a WebSocket upgrade from an origin that is not allowed. */
+export function refuseUpgrade(socket: Duplex): void {
+  socket.end(
+    'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n',
+  );
 }

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import sockjs, { type Connection } from 'sockjs';
 import type { ClientSocket, ConnectionInfo } from './transport';
-import { originAllowed, queryToken } from './origin';
+import { originAllowed, queryToken, refuseUpgrade } from './origin';
 import type { Logger } from '../observability/logger';
 
 export interface SockJsEndpointOptions {
@@ -145,9 +145,7 @@ export class SockJsEndpoint {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!originAllowed(req, this.options.allowedOrigins)) {
-      socket.end(
-        'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n',
-      );
+      refuseUpgrade(socket);
       return;
     }
     this.handler(req, socket, head);

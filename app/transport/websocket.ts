@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { ClientSocket, ConnectionInfo } from './transport';
-import { originAllowed, queryToken } from './origin';
+import { originAllowed, queryToken, refuseUpgrade } from './origin';
 
 const SUBPROTOCOL_VERSIONS: Record<string, string[]> = {
   'v12.stomp': ['1.2'],
@@ -106,9 +106,7 @@ export class WebSocketEndpoint {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!originAllowed(req, this.options.allowedOrigins)) {
-      socket.end(
-        'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\norigin not allowed\n',
-      );
+      refuseUpgrade(socket);
       return;
     }
     this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req));

@@ -24,8 +24,9 @@
  * every new channel, and each time it is ready again we send a hello (we may have missed events).
  */
 import { Connection, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
-import type { SessionDirectory, SessionInfo } from '../broker';
+import { byConnectedAt, type SessionDirectory, type SessionInfo } from '../broker';
 import { ServiceError } from '../../errors';
+import { withTimeout } from '../../timeout';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, directoryQueueName } from './topology';
 
 export interface DirectoryLogger {
@@ -179,7 +180,11 @@ export class AmqpSessionDirectory implements SessionDirectory {
     this.state = 'stopping';
     clearInterval(this.timer);
     try {
-      await withTimeout(this.publish({ v: 1, type: 'gone', from: this.instanceId }), STOP_TIMEOUT_MS);
+      await withTimeout(
+        this.publish({ v: 1, type: 'gone', from: this.instanceId }),
+        STOP_TIMEOUT_MS,
+        'goodbye',
+      );
     } catch (err: unknown) {
       this.logger.warn(
         { err },
@@ -316,6 +321,7 @@ export class AmqpSessionDirectory implements SessionDirectory {
           await connection?.close();
         })(),
         STOP_TIMEOUT_MS,
+        'closing the session directory connection',
       );
     } catch (err: unknown) {
       this.logger.warn({ err }, 'session directory: AMQP close did not finish; closing the socket');
@@ -326,22 +332,6 @@ export class AmqpSessionDirectory implements SessionDirectory {
 
 function copySession(info: SessionInfo): SessionInfo {
   return { ...info, subscriptions: info.subscriptions.map((s) => ({ ...s })) };
-}
-
-function byConnectedAt(a: SessionInfo, b: SessionInfo): number {
-  const ta = Date.parse(a.connectedAt);
-  const tb = Date.parse(b.connectedAt);
-  if (ta !== tb && !Number.isNaN(ta) && !Number.isNaN(tb)) return ta - tb;
-  if (a.connectedAt !== b.connectedAt) return a.connectedAt < b.connectedAt ? -1 : 1;
-  return a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 // --- wire format: everything from the network is checked before it is believed ---

@@ -66,6 +66,16 @@ function codePointBytes(ch: string): Iterable<number> {
   return Buffer.from(ch, 'utf8');
 }
 
+/** Every character outside `keep` as `%XX` per UTF-8 byte: injective, and ASCII only. */
+export function percentEncode(text: string, keep: RegExp): string {
+  let out = '';
+  for (const ch of text) {
+    if (keep.test(ch)) out += ch;
+    else for (const byte of codePointBytes(ch)) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /**
  * The routing key for a user's pushes. Injective, and free of anything RabbitMQ could read as
  * structure: `[A-Za-z0-9_-]` stay, every other UTF-8 byte becomes `%XX` (so `.`, `*`, `#` and `%`
@@ -75,14 +85,7 @@ function codePointBytes(ch: string): Iterable<number> {
  * long names colliding would need a SHA-256 collision.
  */
 export function userRoutingKey(user: string): string {
-  let out = '';
-  for (const ch of user) {
-    if (KEEP.test(ch)) {
-      out += ch;
-    } else {
-      for (const byte of codePointBytes(ch)) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-    }
-  }
+  const out = percentEncode(user, KEEP);
   // Only ASCII is left, so length in characters is length in bytes.
   return out.length > MAX_USER_KEY_BYTES ? `h.${sha256Hex(out)}` : out;
 }

@@ -18,56 +18,17 @@
 import type { MessageTarget } from '../../destinations/destination';
 import { header, type Frame } from '../../stomp/frame';
 import type { OutgoingMessage } from '../broker';
+import { INTERNAL_HEADER_PREFIX, isReservedHeader } from '../reserved-headers';
 
 export const CLIENT_QUEUE_PREFIX = 'stomp-relay.queue.';
 export const MESSAGE_ID_HEADER = 'x-relay-message-id';
-const INTERNAL_PREFIX = 'x-relay-';
-
-/** STOMP control headers and headers the plugin adds or interprets. */
-const RESERVED = new Set([
-  'destination',
-  'receipt',
-  'receipt-id',
-  'transaction',
-  'content-length',
-  'message-id',
-  'subscription',
-  'ack',
-  'id',
-  'redelivered',
-  'prefetch-count',
-  'durable',
-  'auto-delete',
-  'exclusive',
-  'persistent',
-  'reply-to',
-  'expiration',
-  'expires',
-  'priority',
-  'user-id',
-  'amqp-message-id',
-  'timestamp',
-  'host',
-  'login',
-  'passcode',
-  'heart-beat',
-  'accept-version',
-  'version',
-  'session',
-  'server',
-]);
-
-/** `x-` headers RabbitMQ reads as queue arguments or consumer options. */
-const RABBIT_X_HEADER =
-  /^x-(queue-|max-|dead-letter-|message-ttl|expires|overflow|single-active|stream-|priority|cancel-on|relay-)/;
 
 export function isPassThroughHeader(name: string): boolean {
-  const lower = name.toLowerCase();
-  return !RESERVED.has(lower) && !RABBIT_X_HEADER.test(lower) && !lower.startsWith(INTERNAL_PREFIX);
+  return !isReservedHeader(name);
 }
 
 export function applicationHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(headers)) if (isPassThroughHeader(name)) out[name] = value;
   return out;
 }
@@ -96,13 +57,14 @@ export interface InboundMessage {
 }
 
 export function readMessage(message: Frame): InboundMessage {
-  const headers: Record<string, string> = {};
-  const internal: Record<string, string> = {};
+  // No prototype: a header named __proto__ or constructor is just a header here.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const internal: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, value] of message.headers) {
     const lower = name.toLowerCase();
-    if (lower.startsWith(INTERNAL_PREFIX)) {
-      if (!(lower in internal)) internal[lower] = value;
-    } else if (isPassThroughHeader(name) && !(name in headers)) {
+    if (lower.startsWith(INTERNAL_HEADER_PREFIX)) {
+      if (!Object.hasOwn(internal, lower)) internal[lower] = value;
+    } else if (isPassThroughHeader(name) && !Object.hasOwn(headers, name)) {
       headers[name] = value; // first occurrence wins (spec 1.2 §Repeated Header Entries)
     }
   }

@@ -209,6 +209,8 @@ describe('REST POST /api/users/{user}/messages', () => {
       [{ 'reply-to': '/temp-queue/x' }, 'reserved'],
       [{ 'x-stomp-relay-origin': 'x' }, 'reserved'],
       [{ 'x-queue-type': 'quorum' }, 'reserved'],
+      [{ 'x-relay-user': 'bob' }, 'reserved'],
+      [{ sender: 'someone-else' }, 'reserved'],
       [{ trace: 'a\nb' }, 'control characters'],
       [{ 'content-type': 'text/plain', 'Content-Type': 'text/html' }, 'given twice'],
     ];
