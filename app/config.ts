@@ -54,13 +54,17 @@ function parseValue(name: string, kind: Kind, raw: unknown): unknown {
   }
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
+/**
+ * A JSON object from a file a setting names (CONFIG_FILE, AUTHORIZATION_FILE, BACKENDS_FILE); any
+ * problem is a ConfigError naming that setting, so the process stops with one readable line.
+ */
+export function readJsonSettingFile(setting: string, path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err: unknown) {
     throw new ConfigError(
-      'CONFIG_FILE',
+      setting,
       `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`,
     );
   }
@@ -70,7 +74,7 @@ function readConfigFile(path: string): Record<string, unknown> {
       throw new Error('not a JSON object');
     return parsed as Record<string, unknown>;
   } catch (err: unknown) {
-    throw new ConfigError('CONFIG_FILE', `${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ConfigError(setting, `${path}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
@@ -118,7 +122,7 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<Settings> = {},
 ): Settings {
-  const fromFile = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : {};
+  const fromFile = env.CONFIG_FILE ? readJsonSettingFile('CONFIG_FILE', env.CONFIG_FILE) : {};
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(SETTINGS) as Key[]) {
     const spec = SETTINGS[key];

@@ -4,7 +4,7 @@
  * `*` matches one name word (no `.` or `/`), `**` matches anything, `{user}` matches exactly the
  * session's user. The first rule whose pattern matches decides; no match means refused.
  */
-import { readFileSync } from 'node:fs';
+import { readJsonSettingFile } from '../config';
 import { ServiceError } from '../errors';
 
 export interface AuthorizationRule {
@@ -98,16 +98,8 @@ export class Authorizer {
   }
 
   static fromFile(file: string): Authorizer {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (err: unknown) {
-      throw new ServiceError(
-        'bad_request',
-        `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-    return new Authorizer(parsed as AuthorizationRules, file);
+    const parsed = readJsonSettingFile('AUTHORIZATION_FILE', file);
+    return new Authorizer(parsed as unknown as AuthorizationRules, file);
   }
 
   canSubscribe(user: string, destination: string): boolean {

@@ -6,8 +6,7 @@
  *
  *   { "services": [ { "name": "orders", "users": "*" }, { "name": "billing", "users": ["alice"] } ] }
  */
-import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config';
+import { ConfigError, readJsonSettingFile } from '../config';
 
 export interface BackendServiceRule {
   /** The first route segment, as the client writes it (`orders` for `/app/orders/create`), or `*`. */
@@ -46,18 +45,8 @@ export class BackendServices {
   }
 
   static fromFile(file: string): BackendServices {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (err: unknown) {
-      throw new ConfigError(
-        SETTING,
-        `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-    if (typeof parsed !== 'object' || parsed === null)
-      throw new ConfigError(SETTING, `${file}: not a JSON object`);
-    return new BackendServices((parsed as { services?: unknown }).services, file);
+    const parsed = readJsonSettingFile(SETTING, file);
+    return new BackendServices(parsed.services, file);
   }
 
   canReach(user: string, service: string): boolean {
