@@ -133,6 +133,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const app = express();
   app.disable('x-powered-by');
+  // res.send() would hash every JSON answer for an ETag; no caller revalidates a push or a session
+  // list, and the static files get theirs from express.static anyway.
+  app.set('etag', false);
   app.use(
     '/api',
     createApiRouter({ settings, broker, verifier, metrics, logger, isDraining: () => draining, track }),

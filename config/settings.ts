@@ -202,6 +202,13 @@ export const SETTINGS = {
     'How long a client may stay behind before it is dropped.',
   ),
   restBodyLimitBytes: int('REST_BODY_LIMIT_BYTES', 65536, 256, 16777216, 'Largest REST request body.'),
+  restTokenCacheSize: int(
+    'REST_TOKEN_CACHE_SIZE',
+    1000,
+    0,
+    1000000,
+    'Verified REST bearer tokens remembered until they expire (at most 5 minutes), so a backend reusing its token is not re-verified per push; 0 turns this off.',
+  ),
   shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000, 'Longest SIGTERM drain before exit.'),
   authorizationFile: str(
     'AUTHORIZATION_FILE',

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import express, { type Request, type RequestHandler } from 'express';
 import type { Settings } from '../../config/settings';
 import type { TokenVerifier } from '../auth/token-verifier';
+import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker, OutgoingMessage } from '../broker/broker';
 import {
   formatTarget,
@@ -37,6 +38,9 @@ export interface ApiDeps {
   /** Counts in-flight pushes so SIGTERM can wait for them. */
   track<T>(work: Promise<T>): Promise<T>;
 }
+
+/** A remembered REST token is verified again after this long even if it expires later. */
+const TOKEN_CACHE_MAX_AGE_MS = 5 * 60_000;
 
 type PushKind = 'user' | 'destination';
 type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
@@ -72,7 +76,10 @@ function sharedTarget(destination: string, caller: Principal): MessageTarget {
 export function createApiRouter(deps: ApiDeps): express.Router {
   const { settings, broker, metrics, logger } = deps;
   const router = express.Router();
-  const authenticate = createAuthenticator(deps.verifier);
+  const authenticate = createAuthenticator(
+    deps.verifier,
+    new VerifiedTokenCache({ maxEntries: settings.restTokenCacheSize, maxAgeMs: TOKEN_CACHE_MAX_AGE_MS }),
+  );
   const json = express.json({ limit: settings.restBodyLimitBytes });
   const push = requireScope('push');
 
@@ -113,16 +120,19 @@ export function createApiRouter(deps: ApiDeps): express.Router {
         await publish(target, { id, ...request.message });
         metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
         outcome = 'accepted';
-        logger.debug(
-          {
-            id,
-            caller: principalOf(req).user,
-            destination: formatTarget(target),
-            kind,
-            bytes: request.message.body.length,
-          },
-          'REST push accepted',
-        );
+        // Checked first: otherwise the record is built for every push with debug logging off.
+        if (logger.isLevelEnabled('debug')) {
+          logger.debug(
+            {
+              id,
+              caller: principalOf(req).user,
+              destination: formatTarget(target),
+              kind,
+              bytes: request.message.body.length,
+            },
+            'REST push accepted',
+          );
+        }
         res.status(202).json({ id });
       } catch (err: unknown) {
         outcome = outcomeOf(err);

@@ -12,7 +12,8 @@ import type { Request, RequestHandler } from 'express';
 import jwt, { type JwtPayload } from 'jsonwebtoken';
 import passport from 'passport';
 import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
-import { TokenVerifier } from '../auth/token-verifier';
+import { bearerToken, TokenVerifier } from '../auth/token-verifier';
+import type { VerifiedTokenCache } from '../auth/verified-token-cache';
 import { ServiceError } from '../errors';
 
 /** Who is calling, as the verified token says. */
@@ -78,8 +79,12 @@ function stringsOnly(
   });
 }
 
-/** Builds the per-service authenticator; its middleware answers 401 JSON or lets the request on. */
-export function createAuthenticator(verifier: TokenVerifier): RequestHandler {
+/**
+ * Builds the per-service authenticator; its middleware answers 401 JSON or lets the request on.
+ * A bearer token passport-jwt accepted before (and that has not expired since) is taken from
+ * `cache` without running passport again; anything else goes through passport-jwt.
+ */
+export function createAuthenticator(verifier: TokenVerifier, cache: VerifiedTokenCache): RequestHandler {
   const instance = new passport.Passport();
   const options = verifier.verifyOptions;
   instance.use(
@@ -92,11 +97,18 @@ export function createAuthenticator(verifier: TokenVerifier): RequestHandler {
         algorithms: verifier.algorithms,
         issuer: stringsOnly(options.issuer),
         audience: stringsOnly(options.audience),
+        passReqToCallback: true,
       },
-      (payload: JwtPayload, done: (err: unknown, user?: Principal | false, info?: unknown) => void) => {
+      (
+        req: Request,
+        payload: JwtPayload,
+        done: (err: unknown, user?: Principal | false, info?: unknown) => void,
+      ) => {
         try {
-          const { user, scopes } = TokenVerifier.claims(payload);
-          done(null, { user, scopes });
+          const verified = TokenVerifier.claims(payload);
+          const jwt = bearerToken(req.get('authorization'));
+          if (jwt !== undefined) cache.add(jwt, verified);
+          done(null, { user: verified.user, scopes: verified.scopes });
         } catch (err: unknown) {
           // A token with a good signature but no usable subject: an authentication failure, not a 500.
           done(null, false, err);
@@ -106,6 +118,13 @@ export function createAuthenticator(verifier: TokenVerifier): RequestHandler {
   );
 
   return (req, res, next) => {
+    const jwt = bearerToken(req.get('authorization'));
+    const known = jwt === undefined ? undefined : cache.get(jwt);
+    if (known !== undefined) {
+      principals.set(req, { user: known.user, scopes: known.scopes });
+      next();
+      return;
+    }
     const handler: RequestHandler = instance.authenticate(
       'jwt',
       { session: false },

@@ -79,6 +79,7 @@ export function targets(
   const pairs: [string, string][] = [
     ['rest', 'backend-publisher'],
     ['stomp-send', 'self-send'],
+    ['amqp-backend', 'backend-publisher'],
   ];
   for (const [mine, theirs] of pairs) {
     const p = oneToOne.find((o) => o.system === 'product' && o.variant === mine);

@@ -40,6 +40,7 @@ export interface RunOptions {
 
 const WEB_STOMP_URL = 'ws://127.0.0.1:15674/ws';
 const BROKER_URL = 'stomp://guest:guest@127.0.0.1:61613';
+const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const DIRECT_QUEUE_PREFIX = 'stomp-bench.';
 const POOL_SIZE = 2; // BROKER_POOL_SIZE default
 /** Sockets left free on RabbitMQ for everyone else (other tests, our own pools). */
@@ -213,6 +214,19 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
                   },
                 },
                 { name: 'stomp-send', pusher: { kind: 'clients', destination: '/app/echo' } },
+                {
+                  name: 'amqp-backend',
+                  pusher: {
+                    kind: 'loadgen',
+                    via: {
+                      protocol: 'amqp',
+                      url: AMQP_URL,
+                      userPrefix: 'bench-u',
+                      userDestination: 'queue/echo',
+                    },
+                    destination: '',
+                  },
+                },
               ],
               productPids,
             )),

@@ -5,6 +5,10 @@
  * the service being measured.
  */
 import http from 'node:http';
+import { Connection } from 'rabbitmq-client';
+import { EXCHANGES, userRoutingKey } from '../../app/broker/rabbitmq/topology';
+import { USER_DESTINATION_HEADER } from '../../app/broker/rabbitmq/user-delivery';
+import { MESSAGE_ID_HEADER } from '../../app/broker/rabbitmq/wire';
 import { openClient, Stats, tokenFor, type ClientPlan, type LoadClient } from './clients';
 import { makeBody } from './payload';
 import { pump, type PumpOptions, type PumpResult } from './pump';
@@ -30,9 +34,23 @@ export interface ClientSendArgs extends PumpOptions {
   confirm: boolean;
 }
 
+/**
+ * A backend publishing user pushes straight to the user exchange over AMQP, with publisher
+ * confirms, as README "Replies: REST, or exchange stomp-relay.user" documents: no instance sees the
+ * publish, only the deliveries.
+ */
+export interface AmqpBackendPlan {
+  protocol: 'amqp';
+  url: string;
+  userPrefix: string;
+  /** `x-relay-user-destination`, e.g. `queue/echo`. */
+  userDestination: string;
+}
+
 /** A load generator's own connection(s): `{k}` in destination/user is seq modulo keyCount. */
 export interface PublishArgs extends PumpOptions {
-  via: ClientPlan | { protocol: 'rest'; baseUrl: string; secret: string; userPrefix: string };
+  via:
+    ClientPlan | { protocol: 'rest'; baseUrl: string; secret: string; userPrefix: string } | AmqpBackendPlan;
   connections: number;
   destination: string;
   keyCount: number;
@@ -95,6 +113,7 @@ async function publish(args: PublishArgs): Promise<PumpResult> {
       agent.destroy();
     }
   }
+  if (via.protocol === 'amqp') return amqpPublish(args, via, key);
   const publishers: LoadClient[] = [];
   const own = new Stats();
   try {
@@ -108,6 +127,30 @@ async function publish(args: PublishArgs): Promise<PumpResult> {
     );
   } finally {
     await Promise.all(publishers.map((p) => p.close()));
+  }
+}
+
+async function amqpPublish(
+  args: PublishArgs,
+  via: AmqpBackendPlan,
+  key: (seq: number) => string,
+): Promise<PumpResult> {
+  const connection = new Connection({ url: via.url, connectionName: 'stomp-relay bench backend' });
+  const publisher = connection.createPublisher({ confirm: true });
+  try {
+    return await pump(args, (seq) =>
+      publisher.send(
+        {
+          exchange: EXCHANGES.user,
+          routingKey: userRoutingKey(`${via.userPrefix}${key(seq)}`),
+          headers: { [USER_DESTINATION_HEADER]: via.userDestination, [MESSAGE_ID_HEADER]: `bench-${seq}` },
+        },
+        Buffer.from(makeBody(seq)),
+      ),
+    );
+  } finally {
+    await publisher.close();
+    await connection.close();
   }
 }
 

@@ -8,9 +8,9 @@
  * arrives while the previous group is closing waits for its UNSUBSCRIBE to be confirmed, so two
  * consumers of one key never overlap by accident and the queue is not deleted under a newcomer.
  *
- * A group's broker subscription acknowledges each message after handing it to every member
- * (prefetch bounds what the broker may push ahead of that), so nothing is lost to an instance
- * crash mid fan-out: the unacknowledged message is redelivered to the queue's next consumer.
+ * A group's broker subscription is auto-acknowledged: its queue is per instance and auto-delete, so
+ * an acknowledgement could return nothing to anyone (the queue goes with the subscription or its
+ * connection), and members get at-most-once delivery, like the client's own `ack: auto`.
  */
 import type { Delivery } from '../broker';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';

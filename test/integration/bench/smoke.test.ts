@@ -35,8 +35,8 @@ describe('bench harness (smoke)', function () {
     }
   });
 
-  it('measures one-to-one pushes over REST and STOMP SEND', () => {
-    for (const variant of ['rest', 'stomp-send']) {
+  it('measures one-to-one pushes over REST, STOMP SEND and a backend on AMQP', () => {
+    for (const variant of ['rest', 'stomp-send', 'amqp-backend']) {
       const o = results.oneToOne.find((r) => r.system === 'product' && r.variant === variant);
       expect(o, variant).to.not.equal(undefined);
       expect(o!.throughput.delivered, variant).to.be.greaterThan(0);

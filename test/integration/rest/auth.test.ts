@@ -62,6 +62,21 @@ describe('REST authentication (passport-jwt)', () => {
       await expect401(withToken(token), 'token_expired', /^token expired at \d{4}-/);
     });
 
+    it('refuses a token once it has expired, even after it was accepted (remembered tokens expire too)', async () => {
+      const token = tokenFor(app, 'backend', 'push', { expiresIn: 2 });
+      expect((await withToken(token)).status).to.equal(202);
+      expect((await withToken(token)).status).to.equal(202);
+      const exp = (jwt.decode(token) as { exp: number }).exp * 1000;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp - Date.now()) + 50));
+      await expect401(withToken(token), 'token_expired', /^token expired at \d{4}-/);
+    });
+
+    it('does not take a remembered token for another one that differs only in its signature', async () => {
+      const token = tokenFor(app, 'backend', 'push');
+      expect((await withToken(token)).status).to.equal(202);
+      await expect401(withToken(`${token.slice(0, -2)}xx`), 'unauthenticated', /^invalid token/);
+    });
+
     it('answers 401 for a token not valid yet', async () => {
       const token = tokenFor(app, 'backend', 'push', { notBefore: 600 });
       await expect401(withToken(token), 'unauthenticated', /^token not valid before/);
