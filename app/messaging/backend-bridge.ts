@@ -113,6 +113,9 @@ export class BackendBridge {
       url: options.amqpUrl,
       connectionName: `stomp-relay ${options.instanceId} (backend bridge)`,
       retryHigh: RETRY_HIGH_MS,
+      // rabbitmq-client leaves Nagle on: a forward sent while the previous one is unacknowledged at
+      // the TCP level would wait for that ACK, which the peer may delay by up to 40 ms.
+      noDelay: true,
     });
     this.connection.on('error', (err: unknown) =>
       options.logger.warn({ err }, 'backend bridge: AMQP connection error'),

@@ -135,7 +135,11 @@ async function amqpPublish(
   via: AmqpBackendPlan,
   key: (seq: number) => string,
 ): Promise<PumpResult> {
-  const connection = new Connection({ url: via.url, connectionName: 'stomp-relay bench backend' });
+  const connection = new Connection({
+    url: via.url,
+    connectionName: 'stomp-relay bench backend',
+    noDelay: true, // as a latency-minded backend would (rabbitmq-client leaves Nagle on)
+  });
   const publisher = connection.createPublisher({ confirm: true });
   try {
     return await pump(args, (seq) =>

@@ -110,6 +110,7 @@ export class AmqpSessionDirectory implements SessionDirectory {
       url: this.amqpUrl,
       connectionName: `${this.queue} (session directory)`,
       retryHigh: RETRY_HIGH_MS,
+      noDelay: true, // a session list request must not wait on Nagle (see backend-bridge.ts)
     });
     this.connection = connection;
     connection.on('error', (err: unknown) =>
