@@ -176,8 +176,8 @@ export class StompConnection {
   /**
    * Frames written during one turn of the event loop leave in one socket write, after the turn's
    * I/O callbacks: under load, the SENDs of many REST requests and the ACKs of many deliveries
-   * arrive in the same turn, and one write syscall for all of them instead of one each was the
-   * largest item of the service's CPU profile. Costs no timer wait: setImmediate runs right after
+   * arrive in the same turn, and one write syscall for all of them instead of one each (socket
+   * writes were the largest item of the service's CPU profile). Costs no timer wait: setImmediate runs right after
    * the poll phase that produced them.
    */
   private write(bytes: Buffer): void {
