@@ -1,17 +1,10 @@
 /**
  * One broker subscription (one SUBSCRIBE id) on one pool slot, and the delivery tags it holds.
  *
- * `ack: client-individual` on the broker whenever anything is to be acknowledged, whatever the client
- * asked for. The plugin gives all subscriptions of a connection one AMQP channel, and its `client`
- * mode is basic.ack with `multiple`, which would also settle other subscriptions' messages on that
- * channel. Client mode `client` (cumulative) is done here, one tag at a time.
- *
- * `ack: auto` on the broker for a subscription to a queue of its own (spec `autoAck`): such a queue
- * is auto-delete, so whatever an acknowledgement could return to it dies with it when the
- * subscription or its connection goes; acknowledging there only cost an ACK frame per message on
- * both sides (dropping it took the one-to-one benchmark's REST pushes from about 3,000 to 4,600 a
- * second). What bounds the broker's sending then is TCP: the pool reads the socket as fast as the
- * event loop turns.
+ * Always `ack: client-individual` on the broker, whatever the client asked for. The plugin gives
+ * all subscriptions of a connection one AMQP channel, and its `client` mode is basic.ack with
+ * `multiple`, which would also settle other subscriptions' messages on that channel. Client mode
+ * `client` (cumulative) is done here, one tag at a time.
  *
  * Closing returns unacknowledged messages to the queue (broker.ts semantics), which the plugin does
  * not do: UNSUBSCRIBE cancels the consumer but leaves its deliveries unacknowledged until the
@@ -28,12 +21,9 @@ export interface ConsumerSpec {
   destination: string;
   /** Extra SUBSCRIBE headers (x-queue-name, ...). */
   headers: Record<string, string>;
-  /** Only for `client-individual` subscriptions: auto-acknowledged ones have no prefetch window. */
   prefetch: number;
   /** The queue is this subscription's own (auto-delete): unacknowledged messages die with it. */
   ownsQueue: boolean;
-  /** The broker acknowledges on sending (only where `ownsQueue`: nothing to return a message to). */
-  autoAck?: boolean;
   /** Parking spot for the close protocol, e.g. `/exchange/amq.direct/…` with its x-queue-name. */
   parking: { destination: string; queueName: string };
   onMessage(message: InboundMessage, consumer: BrokerConsumer): void;
@@ -59,14 +49,11 @@ export class BrokerConsumer implements SlotSubscription {
   }
 
   subscribeFrame(): Frame {
-    const acknowledged =
-      this.spec.autoAck === true && this.spec.ownsQueue
-        ? { ack: 'auto' }
-        : { ack: 'client-individual', 'prefetch-count': String(this.spec.prefetch) };
     return frame('SUBSCRIBE', {
       id: this.id,
       destination: this.spec.destination,
-      ...acknowledged,
+      ack: 'client-individual',
+      'prefetch-count': String(this.spec.prefetch),
       ...this.spec.headers,
     });
   }

@@ -11,11 +11,9 @@
  *   subscription per user per instance (user-delivery.ts).
  * - topic and user subscriptions in a client ack mode get a private auto-delete queue
  *   (`….<name>~<n>`), so their acks and NACK redeliveries are theirs alone.
- * Shared (ack auto) subscriptions are auto-acknowledged on the broker: their queue is their own and
- * auto-delete, so there is nothing an acknowledgement could return a message to; TCP bounds what the
- * broker sends ahead. Every other broker subscription has a finite prefetch-count (BROKER_PREFETCH
- * at most) and acknowledges to the broker only once the message was handed on, so a slow instance
- * cannot be made to buffer without bound. The STOMP connections are a fixed pool (connection-pool.ts).
+ * Every broker subscription has a finite prefetch-count (BROKER_PREFETCH at most) and acknowledges
+ * to the broker only once the message was handed on, so a slow instance cannot be made to buffer
+ * without bound. The STOMP connections are a fixed pool (connection-pool.ts).
  *
  * publish() resolves on the plugin's RECEIPT, which it sends once the publish is confirmed.
  * commit() runs inside a plugin transaction with a unique name on the connection holding the
@@ -217,7 +215,6 @@ export class RabbitRelayBroker implements Broker {
           headers: { 'x-queue-name': route.queueName },
           prefetch: this.options.prefetch,
           ownsQueue: true,
-          autoAck: true,
           parking: this.parking,
         },
         member,
