@@ -3,22 +3,14 @@
  * can still take (Web-STOMP peers count against its file-descriptor limit), and deleting the
  * queues the direct peer runs leave behind (`/queue/<name>` in the STOMP plugin is durable).
  */
-import { connect } from 'node:net';
+import { tcpOpen } from '../support/rabbitmq';
 
 const MANAGEMENT = 'http://127.0.0.1:15672/api';
 const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
 
-export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
+/** Whether something accepts a TCP connection on 127.0.0.1:`port` within 2 s. */
+export function portOpen(port: number): Promise<boolean> {
+  return tcpOpen(port, 2000);
 }
 
 async function management<T>(path: string, method = 'GET'): Promise<T | undefined> {

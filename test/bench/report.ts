@@ -49,6 +49,24 @@ function ratio(a: number | null | undefined, b: number | null | undefined): numb
   return a === null || a === undefined || !b ? null : r2(a / b);
 }
 
+/** A target on the ratio `mine / theirs`: at least `bound.atLeast`, or at most `bound.atMost`. */
+function ratioTarget(
+  name: string,
+  mine: number | null | undefined,
+  theirs: number | null | undefined,
+  unit: string,
+  bound: { atLeast: number } | { atMost: number },
+): Target {
+  const x = ratio(mine, theirs);
+  const atLeast = 'atLeast' in bound;
+  return {
+    name,
+    goal: atLeast ? `>= ${bound.atLeast}x` : `<= ${bound.atMost}x`,
+    actual: `${x ?? '-'}x (${mine ?? '-'} vs ${theirs ?? '-'} ${unit})`,
+    met: x === null ? null : atLeast ? x >= bound.atLeast : x <= bound.atMost,
+  };
+}
+
 export function targets(
   fanout: FanoutResult[],
   oneToOne: OneToOneResult[],
@@ -57,24 +75,26 @@ export function targets(
   const out: Target[] = [];
   const direct = fanout.find((f) => f.system === 'webstomp');
   if (direct) {
-    const product = fan(fanout, 'product', direct.subscribers);
-    const x = ratio(product?.throughput.deliveredPerSec, direct.throughput.deliveredPerSec);
-    out.push({
-      name: `fan-out throughput vs Web-STOMP direct (${direct.subscribers} subscribers)`,
-      goal: '>= 3x',
-      actual: `${x ?? '-'}x (${product?.throughput.deliveredPerSec ?? '-'} vs ${direct.throughput.deliveredPerSec} msg/s)`,
-      met: x === null ? null : x >= 3,
-    });
+    out.push(
+      ratioTarget(
+        `fan-out throughput vs Web-STOMP direct (${direct.subscribers} subscribers)`,
+        fan(fanout, 'product', direct.subscribers)?.throughput.deliveredPerSec,
+        direct.throughput.deliveredPerSec,
+        'msg/s',
+        { atLeast: 3 },
+      ),
+    );
   }
   for (const bare of fanout.filter((f) => f.system === 'bare-ws')) {
-    const product = fan(fanout, 'product', bare.subscribers);
-    const x = ratio(product?.throughput.deliveredPerSec, bare.throughput.deliveredPerSec);
-    out.push({
-      name: `fan-out throughput vs bare-ws ceiling (${bare.subscribers} subscribers)`,
-      goal: '>= 0.5x',
-      actual: `${x ?? '-'}x (${product?.throughput.deliveredPerSec ?? '-'} vs ${bare.throughput.deliveredPerSec} msg/s)`,
-      met: x === null ? null : x >= 0.5,
-    });
+    out.push(
+      ratioTarget(
+        `fan-out throughput vs bare-ws ceiling (${bare.subscribers} subscribers)`,
+        fan(fanout, 'product', bare.subscribers)?.throughput.deliveredPerSec,
+        bare.throughput.deliveredPerSec,
+        'msg/s',
+        { atLeast: 0.5 },
+      ),
+    );
   }
   const pairs: [string, string][] = [
     ['rest', 'backend-publisher'],
@@ -85,20 +105,22 @@ export function targets(
     const p = oneToOne.find((o) => o.system === 'product' && o.variant === mine);
     const d = oneToOne.find((o) => o.system === 'webstomp' && o.variant === theirs);
     if (!p || !d) continue;
-    const x = ratio(p.throughput.deliveredPerSec, d.throughput.deliveredPerSec);
-    out.push({
-      name: `one-to-one throughput, product ${mine} vs direct ${theirs}`,
-      goal: '>= 1x',
-      actual: `${x ?? '-'}x (${p.throughput.deliveredPerSec} vs ${d.throughput.deliveredPerSec} msg/s)`,
-      met: x === null ? null : x >= 1,
-    });
-    const y = ratio(p.latency.p99Ms, d.latency.p99Ms);
-    out.push({
-      name: `one-to-one p99 at ${p.latency.ratePerSec}/s, product ${mine} vs direct ${theirs}`,
-      goal: '<= 1.5x',
-      actual: `${y ?? '-'}x (${p.latency.p99Ms} vs ${d.latency.p99Ms} ms)`,
-      met: y === null ? null : y <= 1.5,
-    });
+    out.push(
+      ratioTarget(
+        `one-to-one throughput, product ${mine} vs direct ${theirs}`,
+        p.throughput.deliveredPerSec,
+        d.throughput.deliveredPerSec,
+        'msg/s',
+        { atLeast: 1 },
+      ),
+      ratioTarget(
+        `one-to-one p99 at ${p.latency.ratePerSec}/s, product ${mine} vs direct ${theirs}`,
+        p.latency.p99Ms,
+        d.latency.p99Ms,
+        'ms',
+        { atMost: 1.5 },
+      ),
+    );
   }
   if (idle) {
     const top = idle.levels.at(-1);
