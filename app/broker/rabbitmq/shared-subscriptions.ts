@@ -11,10 +11,7 @@
  * A group's broker subscription acknowledges each message after handing it to every member, so
  * prefetch bounds what the broker may push ahead of the instance. That bound is what the ACKs buy:
  * the group's queue is per instance and auto-delete, so an unacknowledged message dies with it
- * rather than going to another consumer. (Broker-side ack:auto was tried: about 40 % more
- * one-to-one pushes per second, but without the bound the fan-out in
- * test/integration/faults/slow-consumers.test.ts grew the service's memory by 66 MiB in one of two
- * runs, over that test's 64 MiB limit.)
+ * rather than going to another consumer.
  */
 import type { Delivery } from '../broker';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
