@@ -1,23 +1,19 @@
 /**
- * The REST routers on a bare express app with a real broker behind them, on port 0. The API and
- * ops routers are what is under test; startService() adds transports and sessions that these
- * tests do not need, and a bare app lets a test choose the broker (a stopped one, one that fails).
+ * The REST API as the service runs it: startService()'s own wiring on port 0, with a broker the test
+ * may choose (a gated one, one that is stopped or fails). What differs from production is only what
+ * a test needs to see or set: the pushes in flight, and the draining state without a real SIGTERM.
  */
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import jwt, { type SignOptions } from 'jsonwebtoken';
 
 import type { Settings } from '../../../config/settings';
-import { loadConfig } from '../../../app/config';
-import { TokenVerifier } from '../../../app/auth/token-verifier';
+import type { TokenVerifier } from '../../../app/auth/token-verifier';
 import type { Broker, BrokerSubscription, Delivery } from '../../../app/broker/broker';
 import type { MessageTarget } from '../../../app/destinations/destination';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
-import { Metrics } from '../../../app/observability/metrics';
-import { silentLogger } from '../../../app/observability/logger';
-import { createApiRouter } from '../../../app/rest/api';
-import { createOpsRouter } from '../../../app/rest/ops';
+import type { Metrics } from '../../../app/observability/metrics';
+import { startService } from '../../../app/server';
+import { testSettings } from '../../support/service';
 
 export interface RestApp {
   url: string;
@@ -25,9 +21,9 @@ export interface RestApp {
   broker: Broker;
   verifier: TokenVerifier;
   metrics: Metrics;
-  /** Set to make the app behave as during a SIGTERM drain. */
+  /** Set to make the app behave as during a SIGTERM drain (new work refused); cannot be unset. */
   draining: boolean;
-  /** Pushes handed to track() and not yet settled. */
+  /** Pushes handed to the broker and not yet settled. */
   inFlight: number;
   close(): Promise<void>;
 }
@@ -39,62 +35,26 @@ export interface RestAppOptions {
 }
 
 export async function startRestApp(options: RestAppOptions = {}): Promise<RestApp> {
-  const settings = loadConfig({}, { jwtSecret: randomBytes(32).toString('base64url'), ...options.settings });
+  const settings = testSettings({ jwtSecret: randomBytes(32).toString('base64url'), ...options.settings });
   const broker = options.broker ?? new EmbeddedBroker({ instanceId: settings.instanceId });
-  await broker.start();
-  const verifier = new TokenVerifier(settings);
-  const metrics = new Metrics({ defaultMetrics: false });
-  const state = { draining: false, inFlight: 0 };
-
-  const app = express();
-  app.use(
-    '/api',
-    createApiRouter({
-      settings,
-      broker,
-      verifier,
-      metrics,
-      logger: silentLogger,
-      isDraining: () => state.draining,
-      track: async (work) => {
-        state.inFlight += 1;
-        try {
-          return await work;
-        } finally {
-          state.inFlight -= 1;
-        }
-      },
-    }),
-  );
-  app.use('/', createOpsRouter({ broker, metrics, isDraining: () => state.draining }));
-
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-
+  const service = await startService({ settings, broker });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: service.url,
     settings,
     broker,
-    verifier,
-    metrics,
+    verifier: service.verifier,
+    metrics: service.metrics,
     get draining() {
-      return state.draining;
+      return service.admission.isDraining();
     },
     set draining(value: boolean) {
-      state.draining = value;
+      if (!value) throw new Error('a drain cannot be undone');
+      service.admission.refuseNewWork();
     },
     get inFlight() {
-      return state.inFlight;
+      return service.admission.inFlightCount;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await broker.stop();
-    },
+    close: () => service.stop(),
   };
 }
 

@@ -1,0 +1,144 @@
+/**
+ * The one HTTP server of an instance: REST under /api, the ops endpoints, the page and its scripts,
+ * SockJS under /ws and plain WebSocket upgrades on /stomp. As a part (start.ts) it listens on start,
+ * stops accepting on drain, and closes every client connection on stop.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import express from 'express';
+import type { Settings } from '../config/settings';
+import type { Admission } from './admission';
+import type { TokenVerifier } from './auth/token-verifier';
+import type { Broker } from './broker/broker';
+import type { Logger } from './observability/logger';
+import type { Metrics } from './observability/metrics';
+import { projectPath } from './paths';
+import { createApiRouter } from './rest/api';
+import { createOpsRouter } from './rest/ops';
+import type { Part } from './start';
+import { SockJsEndpoint } from './transport/sockjs';
+import type { ClientSocket } from './transport/transport';
+import { WebSocketEndpoint } from './transport/websocket';
+
+export interface HttpListenerDeps {
+  settings: Settings;
+  broker: Broker;
+  verifier: TokenVerifier;
+  metrics: Metrics;
+  logger: Logger;
+  admission: Admission;
+  onConnection(socket: ClientSocket): void;
+}
+
+function createApp(deps: HttpListenerDeps): express.Express {
+  const { settings, broker, verifier, metrics, logger, admission } = deps;
+  const isDraining = (): boolean => admission.isDraining();
+  const app = express();
+  app.disable('x-powered-by');
+  // res.send() would hash every JSON answer for an ETag; no caller revalidates a push or a session
+  // list, and the static files get theirs from express.static anyway.
+  app.set('etag', false);
+  app.use(
+    '/api',
+    createApiRouter({
+      settings,
+      broker,
+      verifier,
+      metrics,
+      logger,
+      isDraining,
+      track: (work) => admission.track(work),
+    }),
+  );
+  app.use(createOpsRouter({ broker, metrics, isDraining }));
+  app.use(
+    '/vendor/stomp.umd.min.js',
+    express.static(projectPath('node_modules/@stomp/stompjs/bundles/stomp.umd.min.js')),
+  );
+  app.use(
+    '/vendor/sockjs.min.js',
+    express.static(projectPath('node_modules/sockjs-client/dist/sockjs.min.js')),
+  );
+  app.use(express.static(projectPath('public')));
+  return app;
+}
+
+/** `http://0.0.0.0:8080`, `http://[::1]:8080`: where the server is bound, as a URL. */
+function boundUrl(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+export class HttpListener implements Part {
+  readonly name = 'http listener';
+  private readonly server: Server;
+  private readonly webSocket: WebSocketEndpoint;
+  private readonly sockJs: SockJsEndpoint;
+
+  constructor(private readonly deps: HttpListenerDeps) {
+    const { settings, logger, onConnection } = deps;
+    const app = createApp(deps);
+    this.webSocket = new WebSocketEndpoint({
+      allowedOrigins: settings.allowedOrigins,
+      // A WebSocket message carries one or more frames; a little over one frame is plenty.
+      maxPayloadBytes: settings.maxFrameBytes + settings.maxHeaderBytes,
+      onConnection,
+    });
+    this.sockJs = new SockJsEndpoint({
+      prefix: '/ws',
+      allowedOrigins: settings.allowedOrigins,
+      clientScriptUrl: '/vendor/sockjs.min.js',
+      // One SockJS message is a JSON array of frames (escaping can double a character, a client may
+      // batch a few frames): room for several full frames, but not for an attacker's 64 MiB.
+      maxMessageBytes: 16 * (settings.maxFrameBytes + settings.maxHeaderBytes),
+      logger,
+      onConnection,
+    });
+    this.server = createServer((req, res) => {
+      if (this.sockJs.matches(req.url)) this.sockJs.handleRequest(req, res);
+      else app(req, res);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/stomp') this.webSocket.handleUpgrade(req, socket, head);
+      else if (this.sockJs.matches(req.url)) this.sockJs.handleUpgrade(req, socket, head);
+      else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    });
+  }
+
+  /** The bound address; only after start. */
+  get address(): AddressInfo {
+    const address = this.server.address();
+    if (address === null || typeof address === 'string') throw new Error('the HTTP server is not listening');
+    return address;
+  }
+
+  get url(): string {
+    return boundUrl(this.address);
+  }
+
+  async start(): Promise<void> {
+    const { port, host } = this.deps.settings;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting connections; open ones (REST pushes in flight, sessions) go on for now. */
+  async drain(): Promise<void> {
+    if (this.server.listening) this.server.close();
+  }
+
+  async stop(): Promise<void> {
+    if (this.server.listening) this.server.close();
+    this.webSocket.close();
+    this.sockJs.close();
+    this.server.closeAllConnections();
+  }
+}
