@@ -22,13 +22,13 @@
 import { Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
 import type { Settings } from '../../config/settings';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, percentEncode, userRoutingKey } from '../broker/rabbitmq/topology';
-import { INTERNAL_HEADER_PREFIX } from '../broker/reserved-headers';
 import { effectiveAmqpUrl } from '../config';
 import { ServiceError } from '../errors';
 import { withTimeout } from '../timeout';
 import { projectPath } from '../paths';
 import type { AppMessage } from './app-router';
 import { BackendServices } from './backend-services';
+import { allowedHeaders } from './header-policy';
 
 /** AMQP headers the bridge puts on every message for a backend. */
 export const BACKEND_HEADERS = {
@@ -83,19 +83,14 @@ export function backendRoutingKey(route: string): string {
   return key;
 }
 
-/** Client headers a backend may see: not ours, not RabbitMQ's sender-selected routing. */
+/**
+ * Client headers a backend sees: those the header policy relays (never ours, never RabbitMQ's own
+ * such as CC/BCC), content-type apart, since it travels as the AMQP property.
+ */
 function clientHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [name, value] of Object.entries(headers)) {
-    const lower = name.toLowerCase();
-    if (
-      lower.startsWith(INTERNAL_HEADER_PREFIX) ||
-      lower === 'cc' ||
-      lower === 'bcc' ||
-      lower === 'content-type'
-    )
-      continue;
-    out[name] = value;
+  for (const [name, value] of allowedHeaders(Object.entries(headers), 'relay')) {
+    if (name.toLowerCase() !== 'content-type') out[name] = value;
   }
   return out;
 }

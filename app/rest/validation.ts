@@ -6,23 +6,11 @@
  */
 import { UNPRINTABLE } from '../auth/token-verifier';
 import type { OutgoingMessage } from '../broker/broker';
-import { isReservedHeader } from '../broker/reserved-headers';
 import { printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
+import { allowedHeaders, MAX_APPLICATION_HEADERS } from '../messaging/header-policy';
 
-export const MAX_HEADERS = 32;
 export const MAX_HEADER_VALUE = 4096;
-const HEADER_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-/**
- * Header names a caller may not set, besides those no message may carry in (reserved-headers.ts):
- * ones the service writes on MESSAGE frames itself, so a backend cannot make a push look like
- * something else.
- */
-const SERVICE_HEADERS = new Set(['user-name', 'message', 'sender']);
-const SERVICE_PREFIXES = ['x-stomp-relay'];
-
-/** Control, format (bidi overrides, zero-width), lone surrogate and whitespace characters. */
 
 function bad(message: string): ServiceError {
   return new ServiceError('bad_request', message);
@@ -57,30 +45,22 @@ export function userName(value: unknown, field: string): string {
   return value;
 }
 
+/** The caller's headers: names as the header policy's `rest` mode allows (400 naming any other). */
 function headersOf(value: unknown): Record<string, string> {
   if (value === undefined) return {};
   if (!isObject(value)) throw bad('headers must be a JSON object of string values');
   const entries = Object.entries(value);
-  if (entries.length > MAX_HEADERS) throw bad(`at most ${MAX_HEADERS} headers (got ${entries.length})`);
+  if (entries.length > MAX_APPLICATION_HEADERS) {
+    throw bad(`at most ${MAX_APPLICATION_HEADERS} headers (got ${entries.length})`);
+  }
   // Collected as entries: a caller's '__proto__' stays an ordinary (if odd) header name.
   const headers: [string, string][] = [];
-  for (const [name, v] of entries) {
-    if (!HEADER_NAME.test(name)) {
-      throw bad(`header name '${printable(name)}' is not allowed: use 1-64 letters, digits, _ and -`);
-    }
-    const lower = name.toLowerCase();
-    if (
-      isReservedHeader(lower) ||
-      SERVICE_HEADERS.has(lower) ||
-      SERVICE_PREFIXES.some((p) => lower.startsWith(p))
-    ) {
-      throw bad(`header '${name}' is reserved and cannot be set by a caller`);
-    }
+  for (const [name, v] of allowedHeaders(entries, 'rest')) {
     if (typeof v !== 'string') throw bad(`header '${name}' must have a string value`);
     if (v.length > MAX_HEADER_VALUE)
       throw bad(`header '${name}' is longer than ${MAX_HEADER_VALUE} characters`);
     if (/\p{Cc}/u.test(v)) throw bad(`header '${name}' must not contain control characters`);
-    if (lower === 'content-type') {
+    if (name.toLowerCase() === 'content-type') {
       // One content-type, spelt as STOMP clients read it, whatever case the caller used.
       if (headers.some(([n]) => n === 'content-type')) throw bad('header content-type is given twice');
       headers.push(['content-type', v]);

@@ -10,9 +10,9 @@ import type { AckMode, TransactionOp } from '../broker/broker';
 import { bearerToken } from '../auth/token-verifier';
 import { parseDestination, printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
+import { allowedHeaderRecord } from '../messaging/header-policy';
 import { frame as makeFrame, header, type Frame } from '../stomp/frame';
 import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
-import { applicationHeaders } from './message-headers';
 import type { StompSession } from './stomp-session';
 import type { ClientSubscription } from './subscriptions';
 
@@ -96,7 +96,8 @@ async function send(session: StompSession, frame: Frame): Promise<void> {
   if (!authorizer.canSend(session.user, destination)) {
     throw new ServiceError('forbidden', `not allowed to send to '${printable(destination)}'`);
   }
-  const message = { id: randomUUID(), headers: applicationHeaders(frame.headers), body: frame.body };
+  // Reserved names are stripped, not refused (header-policy.ts says why); the message goes on.
+  const message = { id: randomUUID(), headers: allowedHeaderRecord(frame.headers, 'send'), body: frame.body };
   const transaction = header(frame, 'transaction');
   if (target.kind === 'app') {
     if (transaction !== undefined)

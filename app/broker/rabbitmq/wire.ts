@@ -17,21 +17,11 @@
  */
 import type { MessageTarget } from '../../destinations/destination';
 import { header, type Frame } from '../../stomp/frame';
+import { allowedHeaderRecord, INTERNAL_HEADER_PREFIX, isRelayedHeader } from '../../messaging/header-policy';
 import type { OutgoingMessage } from '../broker';
-import { INTERNAL_HEADER_PREFIX, isReservedHeader } from '../reserved-headers';
 
 export const CLIENT_QUEUE_PREFIX = 'stomp-relay.queue.';
 export const MESSAGE_ID_HEADER = 'x-relay-message-id';
-
-export function isPassThroughHeader(name: string): boolean {
-  return !isReservedHeader(name);
-}
-
-export function applicationHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [name, value] of Object.entries(headers)) if (isPassThroughHeader(name)) out[name] = value;
-  return out;
-}
 
 /** Broker destination for SEND and SUBSCRIBE of a topic or queue target. */
 export function brokerDestination(target: Extract<MessageTarget, { kind: 'topic' | 'queue' }>): string {
@@ -40,7 +30,11 @@ export function brokerDestination(target: Extract<MessageTarget, { kind: 'topic'
 
 /** Headers of a SEND carrying `message`, plus `extra` (our own, added last so nothing overrides them). */
 export function sendHeaders(message: OutgoingMessage, extra: Record<string, string>): Record<string, string> {
-  return { ...applicationHeaders(message.headers), [MESSAGE_ID_HEADER]: message.id, ...extra };
+  return {
+    ...allowedHeaderRecord(Object.entries(message.headers), 'relay'),
+    [MESSAGE_ID_HEADER]: message.id,
+    ...extra,
+  };
 }
 
 /** What a MESSAGE frame from the broker carries, in the service's terms. */
@@ -64,7 +58,7 @@ export function readMessage(message: Frame): InboundMessage {
     const lower = name.toLowerCase();
     if (lower.startsWith(INTERNAL_HEADER_PREFIX)) {
       if (!Object.hasOwn(internal, lower)) internal[lower] = value;
-    } else if (isPassThroughHeader(name) && !Object.hasOwn(headers, name)) {
+    } else if (isRelayedHeader(name) && !Object.hasOwn(headers, name)) {
       headers[name] = value; // first occurrence wins (spec 1.2 §Repeated Header Entries)
     }
   }

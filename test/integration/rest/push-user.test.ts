@@ -227,6 +227,14 @@ describe('REST POST /api/users/{user}/messages', () => {
     expect(ok.status).to.equal(202);
   });
 
+  it('refuses, naming it, every header a STOMP SEND would have stripped', async () => {
+    for (const name of ['authorization', 'x-user-id', 'x-message-ttl', 'CC', 'message', 'x-relayed']) {
+      const answer = await push({ destination: '/queue/greetings', body: 'x', headers: { [name]: 'v' } });
+      expect(answer.status, name).to.equal(400);
+      expect(errorOf(answer).detail, name).to.include(`'${name}' is reserved`);
+    }
+  });
+
   it('keeps odd but allowed header names as ordinary headers', async () => {
     const { deliveries } = await record(app.broker, 'alice', greetings);
     const answer = await push({
