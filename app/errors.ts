@@ -26,7 +26,9 @@ export type ErrorCode =
   | 'slow_consumer'
   | 'bad_request'
   | 'not_found'
+  | 'method_not_allowed'
   | 'payload_too_large'
+  | 'overloaded'
   | 'internal';
 
 export class ServiceError extends Error {

@@ -15,6 +15,7 @@ import type { Logger } from './observability/logger';
 import type { Metrics } from './observability/metrics';
 import { projectPath } from './paths';
 import { createApiRouter } from './rest/api';
+import { errorMiddleware } from './rest/errors';
 import { createOpsRouter } from './rest/ops';
 import type { Part } from './start';
 import { SockJsEndpoint } from './transport/sockjs';
@@ -47,8 +48,7 @@ function createApp(deps: HttpListenerDeps): express.Express {
       verifier,
       metrics,
       logger,
-      isDraining,
-      track: (work) => admission.track(work),
+      admission,
     }),
   );
   app.use(createOpsRouter({ broker, metrics, isDraining }));
@@ -61,6 +61,8 @@ function createApp(deps: HttpListenerDeps): express.Express {
     express.static(projectPath('node_modules/sockjs-client/dist/sockjs.min.js')),
   );
   app.use(express.static(projectPath('public')));
+  // Errors from the ops routes (a wrong method, say) answer JSON like /api's; /api has its own.
+  app.use(errorMiddleware({ logger, metrics }));
   return app;
 }
 

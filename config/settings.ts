@@ -202,6 +202,13 @@ export const SETTINGS = {
     'How long a client may stay behind before it is dropped.',
   ),
   restBodyLimitBytes: int('REST_BODY_LIMIT_BYTES', 65536, 256, 16777216, 'Largest REST request body.'),
+  restMaxPushesInFlight: int(
+    'REST_MAX_PUSHES_IN_FLIGHT',
+    1000,
+    1,
+    1000000,
+    'REST pushes an instance holds waiting for the broker to take them (each holds its body); past it a push answers 503 `overloaded` with Retry-After.',
+  ),
   restTokenCacheSize: int(
     'REST_TOKEN_CACHE_SIZE',
     1000,

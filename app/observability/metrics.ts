@@ -59,6 +59,11 @@ export class Metrics {
     labelNames: ['limit'] as const,
     registers: [this.registry],
   });
+  readonly restPushesInFlight = new Gauge({
+    name: 'stomp_rest_pushes_in_flight',
+    help: 'REST pushes handed to the broker and not yet taken (bounded by REST_MAX_PUSHES_IN_FLIGHT)',
+    registers: [this.registry],
+  });
   readonly publishLatency = new Histogram({
     name: 'stomp_publish_latency_seconds',
     help: 'Time from accepting a message (REST or SEND) until the broker has taken it',

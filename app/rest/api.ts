@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import express, { type Request, type RequestHandler } from 'express';
 import type { Settings } from '../../config/settings';
+import type { Admission } from '../admission';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker, OutgoingMessage } from '../broker/broker';
@@ -23,7 +24,7 @@ import {
 import { isServiceError, ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import { errorMiddleware, notFound, sendError } from './errors';
+import { errorMiddleware, methodNotAllowed, notFound, sendError } from './errors';
 import { createAuthenticator, principalOf, requireScope, type Principal } from './passport';
 import { devTokenRequest, pushRequest, userName } from './validation';
 
@@ -33,10 +34,8 @@ export interface ApiDeps {
   verifier: TokenVerifier;
   metrics: Metrics;
   logger: Logger;
-  /** True once SIGTERM has started the drain: pushes are refused so the caller retries elsewhere. */
-  isDraining(): boolean;
-  /** Counts in-flight pushes so SIGTERM can wait for them. */
-  track<T>(work: Promise<T>): Promise<T>;
+  /** Refuses pushes once SIGTERM has started the drain; counts the ones in flight. */
+  admission: Admission;
 }
 
 /** A remembered REST token is verified again after this long even if it expires later. */
@@ -46,7 +45,8 @@ type PushKind = 'user' | 'destination';
 type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
 
 function outcomeOf(err: unknown): PushOutcome {
-  return isServiceError(err) && (err.code === 'broker_unavailable' || err.code === 'draining')
+  return isServiceError(err) &&
+    (err.code === 'broker_unavailable' || err.code === 'draining' || err.code === 'overloaded')
     ? 'unavailable'
     : 'rejected';
 }
@@ -74,7 +74,7 @@ function sharedTarget(destination: string, caller: Principal): MessageTarget {
 }
 
 export function createApiRouter(deps: ApiDeps): express.Router {
-  const { settings, broker, metrics, logger } = deps;
+  const { settings, broker, metrics, logger, admission } = deps;
   const router = express.Router();
   const authenticate = createAuthenticator(
     deps.verifier,
@@ -89,13 +89,26 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     if (!readiness.ready) {
       throw new ServiceError('broker_unavailable', `the broker is unavailable: ${readiness.reason}`);
     }
+    // Each push waiting on the broker holds its body; past the cap the caller is told to come back
+    // (or go to another instance) rather than this instance holding without bound.
+    if (admission.inFlightCount >= settings.restMaxPushesInFlight) {
+      metrics.limitsHit.inc({ limit: 'rest_pushes_in_flight' });
+      throw new ServiceError(
+        'overloaded',
+        `this instance already has ${settings.restMaxPushesInFlight} pushes waiting on the broker ` +
+          '(REST_MAX_PUSHES_IN_FLIGHT): retry shortly, or on another instance',
+      );
+    }
+    metrics.restPushesInFlight.inc();
     try {
-      await deps.track(broker.publish(target, message));
+      await admission.track(broker.publish(target, message));
     } catch (err: unknown) {
       // The broker's own refusals (limits, unavailable) keep their code; anything else is an
       // unexplained failure to take the message, which for the caller means "not delivered, retry".
       if (isServiceError(err) && err.code !== 'internal') throw err;
       throw new ServiceError('broker_unavailable', 'the broker did not take the message', { cause: err });
+    } finally {
+      metrics.restPushesInFlight.dec();
     }
   }
 
@@ -107,7 +120,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     return async (req, res) => {
       let outcome: PushOutcome = 'rejected';
       try {
-        if (deps.isDraining()) {
+        if (admission.isDraining()) {
           throw new ServiceError(
             'draining',
             'this instance is shutting down; send the request to another instance',
@@ -153,6 +166,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
       parseUserPushDestination(destination, userName(req.params.user, 'the user in the URL')),
     ),
   );
+  router.all('/users/:user/messages', methodNotAllowed(['POST']));
 
   // POST /api/messages: like convertAndSend, to /topic/<name> or /queue/<name>.
   router.post(
@@ -162,6 +176,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     json,
     pushHandler('destination', (req, destination) => sharedTarget(destination, principalOf(req))),
   );
+  router.all('/messages', methodNotAllowed(['POST']));
 
   // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
   router.get('/users/:user/sessions', authenticate, async (req, res) => {
@@ -181,6 +196,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     }
     res.json({ user, sessions });
   });
+  router.all('/users/:user/sessions', methodNotAllowed(['GET']));
 
   // POST /api/dev/token: development only, so the demo page and curl examples work without an IdP.
   if (settings.nodeEnv === 'production') {
@@ -206,6 +222,8 @@ export function createApiRouter(deps: ApiDeps): express.Router {
       res.set('Cache-Control', 'no-store').json({ token, user, expiresIn: settings.devTokenTtlS });
     });
   }
+
+  router.all('/dev/token', methodNotAllowed(['POST']));
 
   router.use(notFound);
   router.use(errorMiddleware({ logger, metrics }));

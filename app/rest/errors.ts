@@ -28,6 +28,7 @@ const STATUS: Readonly<Record<HttpErrorCode, number>> = {
   token_expired: 401,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   no_route: 404,
   payload_too_large: 413,
   frame_too_large: 413,
@@ -40,6 +41,7 @@ const STATUS: Readonly<Record<HttpErrorCode, number>> = {
   broker_unavailable: 503,
   draining: 503,
   not_ready: 503,
+  overloaded: 503,
   slow_consumer: 503,
 };
 
@@ -154,3 +156,27 @@ export const notFound: RequestHandler = (req, _res, next) => {
     ),
   );
 };
+
+/**
+ * Placed after a path's routes: any other method answers 405 with `Allow` (RFC 9110 §15.5.6), and
+ * OPTIONS answers 204 with it. `methods` are the ones routed; HEAD comes with GET, as express
+ * answers HEAD from a GET route.
+ */
+export function methodNotAllowed(methods: readonly string[]): RequestHandler {
+  const allowed = [...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'];
+  const allow = allowed.join(', ');
+  return (req, res, next) => {
+    res.set('Allow', allow);
+    if (req.method === 'OPTIONS') {
+      res.status(204).end();
+      return;
+    }
+    const path = printable(req.originalUrl.split('?')[0]);
+    next(
+      new ServiceError(
+        'method_not_allowed',
+        `${printable(req.method)} is not allowed on ${path}: use ${methods.join(' or ')}`,
+      ),
+    );
+  };
+}

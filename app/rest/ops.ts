@@ -6,7 +6,7 @@
 import express from 'express';
 import type { Broker } from '../broker/broker';
 import type { Metrics } from '../observability/metrics';
-import { sendError } from './errors';
+import { methodNotAllowed, sendError } from './errors';
 
 export interface OpsDeps {
   broker: Broker;
@@ -40,6 +40,8 @@ export function createOpsRouter(deps: OpsDeps): express.Router {
     const text = await deps.metrics.registry.metrics();
     res.set('Content-Type', deps.metrics.registry.contentType).send(text);
   });
+
+  for (const path of ['/healthz', '/readyz', '/metrics']) router.all(path, methodNotAllowed(['GET']));
 
   return router;
 }

@@ -57,13 +57,38 @@ describe('ops endpoints and the /api fallbacks', () => {
   it('answers unknown /api routes with 404 JSON', async () => {
     for (const [method, path] of [
       ['GET', '/api/nope'],
-      ['GET', '/api/messages'],
-      ['DELETE', '/api/users/alice/messages'],
+      ['POST', '/api/users/alice'],
+      ['DELETE', '/api/users/alice/messages/x'],
     ]) {
       const answer = await call(app, method, path);
       expect(answer.status, `${method} ${path}`).to.equal(404);
       expect(errorOf(answer).error).to.equal('not_found');
       expect(errorOf(answer).detail).to.equal(`no such endpoint: ${method} ${path}`);
     }
+  });
+
+  it('answers a wrong method on an existing route with 405 JSON and Allow', async () => {
+    for (const [method, path, allow] of [
+      ['GET', '/api/messages', 'POST, OPTIONS'],
+      ['DELETE', '/api/users/alice/messages', 'POST, OPTIONS'],
+      ['PUT', '/api/users/alice/sessions', 'GET, HEAD, OPTIONS'],
+      ['GET', '/api/dev/token', 'POST, OPTIONS'],
+      ['POST', '/healthz', 'GET, HEAD, OPTIONS'],
+      ['DELETE', '/metrics', 'GET, HEAD, OPTIONS'],
+    ]) {
+      const answer = await call(app, method, path, { token: tokenFor(app, 'backend', 'push') });
+      expect(answer.status, `${method} ${path}`).to.equal(405);
+      expect(answer.headers.get('allow'), `${method} ${path}`).to.equal(allow);
+      expect(errorOf(answer)).to.deep.equal({
+        error: 'method_not_allowed',
+        detail: `${method} is not allowed on ${path}: use ${allow.split(', ')[0]}`,
+      });
+    }
+  });
+
+  it('answers OPTIONS on a route with 204 and Allow', async () => {
+    const answer = await call(app, 'OPTIONS', '/api/users/alice/messages');
+    expect(answer.status).to.equal(204);
+    expect(answer.headers.get('allow')).to.equal('POST, OPTIONS');
   });
 });

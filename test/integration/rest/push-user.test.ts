@@ -102,6 +102,34 @@ describe('REST POST /api/users/{user}/messages', () => {
     expect(app.inFlight).to.equal(0);
   });
 
+  it('answers 503 overloaded with Retry-After past REST_MAX_PUSHES_IN_FLIGHT, and counts it', async () => {
+    await app.close();
+    const broker = new GatedBroker({ instanceId: 'gated' });
+    app = await startRestApp({ broker, settings: { restMaxPushesInFlight: 2 } });
+    pusher = tokenFor(app, 'backend', 'push');
+    const held = [
+      push({ destination: '/queue/greetings', body: '1' }),
+      push({ destination: '/queue/greetings', body: '2' }),
+    ];
+    await waitFor(() => broker.waiting === 2, 2000, 'two publishes to reach the broker');
+    const refused = await push({ destination: '/queue/greetings', body: '3' });
+    expect(refused.status).to.equal(503);
+    expect(refused.headers.get('retry-after')).to.equal('1');
+    expect(errorOf(refused).error).to.equal('overloaded');
+    expect(errorOf(refused).detail).to.include('REST_MAX_PUSHES_IN_FLIGHT');
+    const metrics = await call(app, 'GET', '/metrics');
+    expect(metrics.body).to.include('stomp_limits_hit_total{limit="rest_pushes_in_flight"} 1');
+    expect(metrics.body).to.include('stomp_rest_pushes_in_flight 2');
+    expect(metrics.body).to.include('stomp_pushes_total{kind="user",outcome="unavailable"} 1');
+    broker.open();
+    expect((await Promise.all(held)).map((a) => a.status)).to.deep.equal([202, 202]);
+    // Room again once the broker has taken them.
+    const after = push({ destination: '/queue/greetings', body: '4' });
+    await waitFor(() => broker.waiting === 1, 2000, 'the next publish to reach the broker');
+    broker.open();
+    expect((await after).status).to.equal(202);
+  });
+
   it('answers 503 broker_unavailable, never 202, when the broker cannot take the message', async () => {
     await app.close();
     app = await startRestApp({ broker: new UnavailableBroker({ instanceId: 'down' }) });
