@@ -159,6 +159,13 @@ export const SETTINGS = {
     65536,
     'Client frames received and not yet handled (waiting on the broker).',
   ),
+  maxTransactionFrames: int(
+    'MAX_TRANSACTION_FRAMES',
+    256,
+    1,
+    65536,
+    'SENDs, ACKs and NACKs one open transaction may collect before its COMMIT or ABORT.',
+  ),
   maxTransactionBytes: int(
     'MAX_TRANSACTION_BYTES',
     1048576,

@@ -29,8 +29,8 @@ export class TokenVerifier {
   readonly algorithms: Algorithm[];
   /**
    * The key as a KeyObject, made once. Given a string, jsonwebtoken first tries it as a PEM public
-   * key on every verify and falls back after the throw: ~280 µs per token against ~5 µs this way
-   * (measured in the REST push benchmark, where it was 41% of the service's CPU).
+   * key on every verify and falls back to a secret only after that parse throws, which costs far
+   * more than checking the signature itself.
    */
   readonly key: KeyObject;
   /** True when the secret was generated at start because none was configured (development). */

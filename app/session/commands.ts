@@ -234,10 +234,12 @@ function openTransaction(session: StompSession, name: string): { ops: Transactio
   const tx = session.transactions.get(name);
   if (!tx)
     throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
-  if (tx.ops.length >= session.ctx.settings.maxFramesInFlight) {
+  const limit = session.ctx.settings.maxTransactionFrames;
+  if (tx.ops.length >= limit) {
+    session.ctx.metrics.limitsHit.inc({ limit: 'transaction_frames' });
     throw new ServiceError(
       'limit_exceeded',
-      `at most ${session.ctx.settings.maxFramesInFlight} frames per transaction`,
+      `at most ${limit} frames per transaction (MAX_TRANSACTION_FRAMES): COMMIT or ABORT first`,
     );
   }
   return tx;

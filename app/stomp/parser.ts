@@ -78,7 +78,7 @@ function unescapeHeader(raw: string, version: StompVersion, command: string): st
     const replacement = escapes.get(next);
     // Spec: "Undefined escape sequences such as \t MUST be treated as a fatal protocol error."
     if (replacement === undefined) {
-      throw badFrame(`undefined escape sequence '\\${printable(next)}' in header`);
+      throw badFrame(`undefined escape sequence '\\${escapeCharShown(next)}' in header`);
     }
     out += replacement;
     i++;
@@ -305,6 +305,6 @@ function lineTooLong(limits: ParserLimits): ServiceError {
 }
 
 /** Shows a control character in an error message as a code rather than as raw bytes. */
-function printable(ch: string): string {
+function escapeCharShown(ch: string): string {
   return /^[\x21-\x7e]$/.test(ch) ? ch : `x${ch.codePointAt(0)?.toString(16).padStart(2, '0') ?? ''}`;
 }

@@ -182,4 +182,30 @@ describe('session: transactions', () => {
       await small.stop();
     }
   });
+
+  it('a transaction collects at most MAX_TRANSACTION_FRAMES frames, apart from MAX_FRAMES_IN_FLIGHT', async () => {
+    const small = await startTestService({
+      authorizationFile: openAuthorizationFile(),
+      maxTransactionFrames: 3,
+      maxFramesInFlight: 1000,
+    });
+    try {
+      const sender = clients.add(await connectRaw(small, 'alice'));
+      await sender.sendWithReceipt('BEGIN', { transaction: 'a' });
+      for (let i = 0; i < 3; i++) {
+        await sender.sendWithReceipt('SEND', { destination: '/topic/tx', transaction: 'a' }, `m${i}`);
+      }
+      sender.send('SEND', { destination: '/topic/tx', transaction: 'a', receipt: 'r4' }, 'one too many');
+      const error = await sender.expectErrorAndClose();
+      expect(header(error, 'message')).to.include(
+        'at most 3 frames per transaction (MAX_TRANSACTION_FRAMES)',
+      );
+      expect(header(error, 'receipt-id')).to.equal('r4');
+      expect(
+        await metricValue(small.url, 'stomp_limits_hit_total', { limit: 'transaction_frames' }),
+      ).to.equal(1);
+    } finally {
+      await small.stop();
+    }
+  });
 });
