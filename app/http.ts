@@ -7,14 +7,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express from 'express';
-import type { Settings } from '../config/settings';
-import type { Admission } from './admission';
-import type { TokenVerifier } from './auth/token-verifier';
-import type { Broker } from './broker/broker';
-import type { Logger } from './observability/logger';
-import type { Metrics } from './observability/metrics';
 import { projectPath } from './paths';
-import { createApiRouter } from './rest/api';
+import { createApiRouter, type ApiDeps } from './rest/api';
 import { errorMiddleware } from './rest/errors';
 import { createOpsRouter } from './rest/ops';
 import type { Part } from './start';
@@ -22,35 +16,19 @@ import { SockJsEndpoint } from './transport/sockjs';
 import type { ClientSocket } from './transport/transport';
 import { WebSocketEndpoint } from './transport/websocket';
 
-export interface HttpListenerDeps {
-  settings: Settings;
-  broker: Broker;
-  verifier: TokenVerifier;
-  metrics: Metrics;
-  logger: Logger;
-  admission: Admission;
+export interface HttpListenerDeps extends ApiDeps {
   onConnection(socket: ClientSocket): void;
 }
 
 function createApp(deps: HttpListenerDeps): express.Express {
-  const { settings, broker, verifier, metrics, logger, admission } = deps;
+  const { broker, metrics, logger, admission } = deps;
   const isDraining = (): boolean => admission.isDraining();
   const app = express();
   app.disable('x-powered-by');
   // res.send() would hash every JSON answer for an ETag; no caller revalidates a push or a session
   // list, and the static files get theirs from express.static anyway.
   app.set('etag', false);
-  app.use(
-    '/api',
-    createApiRouter({
-      settings,
-      broker,
-      verifier,
-      metrics,
-      logger,
-      admission,
-    }),
-  );
+  app.use('/api', createApiRouter(deps));
   app.use(createOpsRouter({ broker, metrics, isDraining }));
   app.use(
     '/vendor/stomp.umd.min.js',

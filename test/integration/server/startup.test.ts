@@ -10,10 +10,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Settings } from '../../../config/settings';
-import { effectiveAmqpUrl } from '../../../app/config';
+import type { Broker } from '../../../app/broker/broker';
+import { createBroker } from '../../../app/broker/create-broker';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
-import { RabbitRelayBroker } from '../../../app/broker/rabbitmq/rabbit-relay-broker';
 import { silentLogger } from '../../../app/observability/logger';
+import { Metrics } from '../../../app/observability/metrics';
 import { startService, type RunningService, type ServiceOptions } from '../../../app/server';
 import { ownConnectionsTo, STOMP_URL } from '../../support/rabbitmq';
 import { testSettings } from '../../support/service';
@@ -56,25 +57,20 @@ async function failedStart(options: ServiceOptions): Promise<Error> {
   return expect.fail('the service started');
 }
 
-/** The relay with the settings' names, started for real, then failing as a broker start can. */
-class BrokerFailingAfterConnecting extends RabbitRelayBroker {
-  override async start(): Promise<void> {
-    await super.start();
-    throw new Error('broker start failed after connecting');
-  }
-}
-
-function relayFor(settings: Settings): BrokerFailingAfterConnecting {
-  return new BrokerFailingAfterConnecting({
-    brokerUrl: settings.brokerUrl,
-    amqpUrl: effectiveAmqpUrl(settings),
-    instanceId: settings.instanceId,
-    poolSize: settings.brokerPoolSize,
-    heartbeatMs: settings.brokerHeartbeatMs,
-    prefetch: settings.brokerPrefetch,
-    reconnectMaxMs: settings.brokerReconnectMaxMs,
-    announceMs: settings.directoryAnnounceMs,
-    logger: silentLogger,
+/** The broker the settings select, started for real, whose start then fails (a half start). */
+function failingAfterStart(settings: Settings): Broker {
+  const broker = createBroker(settings, silentLogger, new Metrics({ defaultMetrics: false }));
+  return new Proxy(broker, {
+    get(target, property) {
+      if (property === 'start') {
+        return async () => {
+          await target.start();
+          throw new Error('broker start failed after connecting');
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
   });
 }
 
@@ -140,7 +136,7 @@ describe('service start-up failures release what started', () => {
 
   it('a broker that fails part-way through its start is stopped, its connections closed', async () => {
     const settings = testSettings({ brokerUrl: STOMP_URL, stompTcpPort: 0 });
-    const err = await failedStart({ settings, broker: relayFor(settings) });
+    const err = await failedStart({ settings, broker: failingAfterStart(settings) });
     expect(err.message).to.equal('broker start failed after connecting');
     await expectNothingLeftOpen();
   });
