@@ -1,16 +1,17 @@
 /**
- * Looking at the local RabbitMQ from tests: what queues, exchanges and bindings exist (management
- * HTTP API), running rabbitmqctl, and counting TCP connections to a port. `npm test` makes sure the
- * node and its plugins are up first (test/support/ensure-rabbitmq.cjs).
+ * Looking at RabbitMQ from tests: what queues, exchanges and bindings exist (management HTTP API),
+ * running rabbitmqctl, and counting TCP connections to a port. Every helper takes an optional node
+ * (test/support/rabbit-nodes.ts), the machine's own by default. `npm test` makes sure the local node
+ * and the 4.x node are up first (test/support/ensure-rabbitmq.cjs, ensure-rabbitmq4.cjs).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
+import { LOCAL_RABBIT, type RabbitNode } from './rabbit-nodes';
 import { waitFor } from './wait';
 
-export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
-export const STOMP_URL = 'stomp://guest:guest@127.0.0.1:61613';
-const MANAGEMENT = 'http://127.0.0.1:15672/api';
+export const AMQP_URL = LOCAL_RABBIT.amqpUrl;
+export const STOMP_URL = LOCAL_RABBIT.stompUrl;
 const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
 
 const execFileAsync = promisify(execFile);
@@ -39,33 +40,67 @@ export interface BindingInfo {
   routing_key: string;
 }
 
-/** GET on the management API (default vhost), parsed JSON; throws with the status on failure. */
-export async function managementGet<T>(path: string): Promise<T> {
-  const res = await fetch(`${MANAGEMENT}${path}`, { headers: { authorization: AUTH } });
-  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+export interface ConnectionInfo {
+  name: string;
+  user: string;
+  client_properties?: { connection_name?: string };
+}
+
+export interface DeprecatedFeatureInfo {
+  name: string;
+  deprecation_phase: string;
+  provided_by?: string;
+}
+
+/** GET on a node's management API, parsed JSON; throws with the node, path and status on failure. */
+export async function managementGet<T>(path: string, node: RabbitNode = LOCAL_RABBIT): Promise<T> {
+  const res = await fetch(`${node.managementUrl}${path}`, {
+    headers: { authorization: AUTH },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`GET ${path} on ${node.name}: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
+}
+
+/** The node's RabbitMQ version (management API), remembered in `node.version`. */
+export async function rabbitVersion(node: RabbitNode = LOCAL_RABBIT): Promise<string> {
+  node.version ??= (await managementGet<{ rabbitmq_version: string }>('/overview', node)).rabbitmq_version;
+  return node.version;
 }
 
 /**
  * Queues of vhost `/`. Existence is current; `consumers` comes from the management stats and can
  * lag by a few seconds, so poll (waitFor) rather than assert once.
  */
-export async function listQueues(): Promise<QueueInfo[]> {
-  const queues = await managementGet<QueueInfo[]>('/queues/%2F');
+export async function listQueues(node: RabbitNode = LOCAL_RABBIT): Promise<QueueInfo[]> {
+  const queues = await managementGet<QueueInfo[]>('/queues/%2F', node);
   return queues.map((q) => ({ ...q, consumers: q.consumers ?? 0 }));
 }
 
-export function listExchanges(): Promise<ExchangeInfo[]> {
-  return managementGet<ExchangeInfo[]>('/exchanges/%2F');
+export function listExchanges(node: RabbitNode = LOCAL_RABBIT): Promise<ExchangeInfo[]> {
+  return managementGet<ExchangeInfo[]>('/exchanges/%2F', node);
 }
 
-export function listBindings(): Promise<BindingInfo[]> {
-  return managementGet<BindingInfo[]>('/bindings/%2F');
+export function listBindings(node: RabbitNode = LOCAL_RABBIT): Promise<BindingInfo[]> {
+  return managementGet<BindingInfo[]>('/bindings/%2F', node);
+}
+
+/** Client connections (any vhost), from the management stats: they can lag by a few seconds. */
+export function listConnections(node: RabbitNode = LOCAL_RABBIT): Promise<ConnectionInfo[]> {
+  return managementGet<ConnectionInfo[]>('/connections', node);
+}
+
+/**
+ * Deprecated features the node sees in use right now (RabbitMQ 3.13 and later; 3.10 answers 404).
+ * On the 4.x node, which denies them, anything listed here is something 4.3 would refuse.
+ */
+export function deprecatedFeaturesUsed(node: RabbitNode): Promise<DeprecatedFeatureInfo[]> {
+  return managementGet<DeprecatedFeatureInfo[]>('/deprecated-features/used', node);
 }
 
 /** Names of the queues whose name starts with `prefix`, e.g. `stomp-relay.<instanceId>.`. */
-export async function queueNames(prefix = ''): Promise<string[]> {
-  return (await listQueues()).map((q) => q.name).filter((name) => name.startsWith(prefix));
+export async function queueNames(prefix = '', node: RabbitNode = LOCAL_RABBIT): Promise<string[]> {
+  return (await listQueues(node)).map((q) => q.name).filter((name) => name.startsWith(prefix));
 }
 
 /**
@@ -75,13 +110,17 @@ export async function queueNames(prefix = ''): Promise<string[]> {
  * pid the CLI does not print usably), then `ss -K` aborts the client's socket, so both ends see the
  * connection die. Needs root (CAP_NET_ADMIN). Resolves with how many were cut.
  */
-export async function cutConnectionsNamed(prefix: string): Promise<number> {
+export async function cutConnectionsNamed(prefix: string, node: RabbitNode = LOCAL_RABBIT): Promise<number> {
   interface ConnectionRow {
     name: string;
     client_properties: [string, string, unknown][];
   }
   const rows = JSON.parse(
-    await rabbitmqctl(['list_connections', 'name', 'client_properties', '--formatter', 'json', '-q']),
+    await rabbitmqctl(
+      ['list_connections', 'name', 'client_properties', '--formatter', 'json', '-q'],
+      60_000,
+      node,
+    ),
   ) as ConnectionRow[];
   let cut = 0;
   for (const row of rows) {
@@ -100,9 +139,17 @@ export async function cutConnectionsNamed(prefix: string): Promise<number> {
   return cut;
 }
 
-/** Runs rabbitmqctl with `args` and resolves with its stdout; rejects with stderr on failure. */
-export async function rabbitmqctl(args: string[], timeoutMs = 60_000): Promise<string> {
-  const { stdout } = await execFileAsync('rabbitmqctl', args, { timeout: timeoutMs });
+/** Runs rabbitmqctl with `args` against `node` and resolves with its stdout; rejects with stderr on failure. */
+export async function rabbitmqctl(
+  args: string[],
+  timeoutMs = 60_000,
+  node: RabbitNode = LOCAL_RABBIT,
+): Promise<string> {
+  const { command, args: before, env } = node.ctl;
+  const { stdout } = await execFileAsync(command, [...before, ...args], {
+    timeout: timeoutMs,
+    env: env ? { ...process.env, ...env } : process.env,
+  });
   return stdout;
 }
 
@@ -140,14 +187,14 @@ export function tcpOpen(port: number, timeoutMs = 1_000): Promise<boolean> {
 }
 
 /** Waits until AMQP, STOMP and the management API all answer (e.g. after stop_app/start_app). */
-export async function waitForRabbit(timeoutMs = 60_000): Promise<void> {
+export async function waitForRabbit(timeoutMs = 60_000, node: RabbitNode = LOCAL_RABBIT): Promise<void> {
   await waitFor(
     async () => {
-      if (!(await tcpOpen(5672)) || !(await tcpOpen(61613))) return false;
-      await managementGet('/overview');
+      if (!(await tcpOpen(node.amqpPort)) || !(await tcpOpen(node.stompPort))) return false;
+      await managementGet('/overview', node);
       return true;
     },
     timeoutMs,
-    'RabbitMQ (AMQP 5672, STOMP 61613, management 15672)',
+    `RabbitMQ ${node.name} (AMQP ${node.amqpPort}, STOMP ${node.stompPort}, management ${node.managementPort})`,
   );
 }

@@ -201,10 +201,15 @@ function describe(f: Frame): string {
 }
 
 /** Raw STOMP over TCP to `service.tcpPort` (start the service with `stompTcpPort: 0`). */
-export async function openTcp(service: RunningService): Promise<RawStompClient> {
+export function openTcp(service: RunningService): Promise<RawStompClient> {
   if (service.tcpPort === undefined) throw new Error('start the service with stompTcpPort: 0');
+  return openTcpPort(service.tcpPort);
+}
+
+/** Raw STOMP over TCP to any STOMP server on 127.0.0.1:`port` (a RabbitMQ node's STOMP plugin, say). */
+export async function openTcpPort(port: number): Promise<RawStompClient> {
   const client = new RawStompClient();
-  const socket: Socket = netConnect(service.tcpPort, '127.0.0.1');
+  const socket: Socket = netConnect(port, '127.0.0.1');
   socket.on('data', (chunk: Buffer) => client.received(chunk));
   socket.on('close', () => client.markClosed());
   socket.on('error', () => socket.destroy());
