@@ -25,6 +25,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
+const { debianMirror } = require('./debian-mirror.cjs');
 
 const TREE_DIR = '/var/lib/stomp-relay-test/rabbitmq4';
 const ROOT = path.join(TREE_DIR, 'root');
@@ -218,49 +219,6 @@ function alive(pid) {
   } catch {
     return false;
   }
-}
-
-/** The Debian archive this machine's apt uses: the URI of a deb entry for a Debian release. */
-function debianMirror() {
-  const releases = /^(stable|testing|unstable|oldstable|sid|buster|bullseye|bookworm|trixie|forky|duke)$/;
-  const entries = [];
-  const listFiles = ['/etc/apt/sources.list'];
-  const sourcesFiles = [];
-  try {
-    for (const name of fs.readdirSync('/etc/apt/sources.list.d').sort()) {
-      const file = path.join('/etc/apt/sources.list.d', name);
-      if (name.endsWith('.list')) listFiles.push(file);
-      if (name.endsWith('.sources')) sourcesFiles.push(file);
-    }
-  } catch {
-    // no sources.list.d
-  }
-  for (const file of listFiles) {
-    if (!fs.existsSync(file)) continue;
-    for (const raw of fs.readFileSync(file, 'utf8').split('\n')) {
-      const line = raw
-        .replace(/#.*/, '')
-        .replace(/\[[^\]]*\]/, ' ')
-        .trim();
-      const [type, uri, suite] = line.split(/\s+/);
-      if (type === 'deb' && uri && suite) entries.push({ uris: [uri], suites: [suite] });
-    }
-  }
-  for (const file of sourcesFiles) {
-    for (const stanza of fs.readFileSync(file, 'utf8').split(/\n\s*\n/)) {
-      const fields = {};
-      for (const raw of stanza.split('\n')) {
-        const m = /^([A-Za-z-]+):\s*(.*)$/.exec(raw.replace(/#.*/, ''));
-        if (m) fields[m[1].toLowerCase()] = m[2].trim();
-      }
-      if (!(fields.types || '').split(/\s+/).includes('deb') || /^no$/i.test(fields.enabled || '')) continue;
-      entries.push({ uris: (fields.uris || '').split(/\s+/), suites: (fields.suites || '').split(/\s+/) });
-    }
-  }
-  for (const entry of entries) {
-    if (entry.suites.some((s) => releases.test(s)) && entry.uris[0]) return entry.uris[0].replace(/\/+$/, '');
-  }
-  return undefined;
 }
 
 /** A uid/gid free both on this machine and in the tree, so the node's processes are nobody else's. */
