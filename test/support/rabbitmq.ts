@@ -56,7 +56,7 @@ export interface DeprecatedFeatureInfo {
 export async function managementGet<T>(path: string, node: RabbitNode = LOCAL_RABBIT): Promise<T> {
   const res = await fetch(`${node.managementUrl}${path}`, {
     headers: { authorization: AUTH },
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(60_000),
   });
   if (!res.ok) throw new Error(`GET ${path} on ${node.name}: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
@@ -91,8 +91,10 @@ export function listConnections(node: RabbitNode = LOCAL_RABBIT): Promise<Connec
 }
 
 /**
- * Deprecated features the node sees in use right now (RabbitMQ 3.13 and later; 3.10 answers 404).
- * On the 4.x node, which denies them, anything listed here is something 4.3 would refuse.
+ * Deprecated features the node finds in use (RabbitMQ 3.13 and later; 3.10 answers 404). Only those
+ * with a usage check are ever listed (on 4.0: transient_nonexcl_queues, classic_queue_mirroring),
+ * and a node that denies them, as RABBIT4 does, refuses their use instead: there the refusal is
+ * what a test sees, and an empty list here shows the denial still holds.
  */
 export function deprecatedFeaturesUsed(node: RabbitNode): Promise<DeprecatedFeatureInfo[]> {
   return managementGet<DeprecatedFeatureInfo[]>('/deprecated-features/used', node);

@@ -201,7 +201,7 @@ function describe(f: Frame): string {
 }
 
 /** Raw STOMP over TCP to `service.tcpPort` (start the service with `stompTcpPort: 0`). */
-export function openTcp(service: RunningService): Promise<RawStompClient> {
+export async function openTcp(service: RunningService): Promise<RawStompClient> {
   if (service.tcpPort === undefined) throw new Error('start the service with stompTcpPort: 0');
   return openTcpPort(service.tcpPort);
 }
