@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'overloaded'
+  | 'inbox_unavailable'
+  | 'idempotency_conflict'
   | 'internal';
 
 export class ServiceError extends Error {

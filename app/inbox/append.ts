@@ -1,0 +1,153 @@
+/**
+ * One append round: the transaction that stores a group of pushes (several callers' worth, from
+ * the Batcher). In order: lock the users' counters (in user order, held to COMMIT: this is what
+ * makes seqs follow commit order across instances), answer Idempotency-Key retries from what is
+ * stored, insert the rest with the next seqs, advance the counters, expire what INBOX_MAX_MESSAGES
+ * no longer keeps.
+ */
+import { createHash } from 'node:crypto';
+
+import { ServiceError } from '../errors';
+import { date, int, text, type Queryable } from './engine';
+import * as sql from './statements';
+import type { AppendOutcome, InboxAppend, StoredPush } from './store';
+
+export interface AppendContext {
+  now: Date;
+  expiresAt: Date;
+  maxMessages: number;
+}
+
+/** What identifies "the same request" for an Idempotency-Key: destination, headers and body. */
+export function fingerprint(item: InboxAppend): string {
+  const hash = createHash('sha256');
+  hash.update(item.destination).update('\0');
+  const headers = Object.keys(item.headers)
+    .sort()
+    .map((name) => [name, item.headers[name]]);
+  hash.update(JSON.stringify(headers)).update('\0');
+  hash.update(item.body);
+  return hash.digest('hex');
+}
+
+interface Stored {
+  push: Omit<StoredPush, 'duplicate'>;
+  fingerprint: string;
+}
+
+const keyOf = (user: string, key: string): string => `${user}\0${key}`;
+
+async function findKeys(tx: Queryable, items: InboxAppend[]): Promise<Map<string, Stored>> {
+  const keyed = items.filter((item) => item.idempotencyKey !== undefined);
+  const found = new Map<string, Stored>();
+  if (keyed.length === 0) return found;
+  const rows = await tx.query(sql.FIND_KEYS, [
+    keyed.map((item) => item.user),
+    keyed.map((item) => item.idempotencyKey ?? ''),
+  ]);
+  for (const row of rows) {
+    found.set(keyOf(text(row.user_id), text(row.idempotency_key)), {
+      push: {
+        id: text(row.id),
+        seq: int(row.seq),
+        createdAt: date(row.created_at),
+        expiresAt: date(row.expires_at),
+      },
+      fingerprint: text(row.fingerprint),
+    });
+  }
+  return found;
+}
+
+function conflict(item: InboxAppend): AppendOutcome {
+  return {
+    ok: false,
+    error: new ServiceError(
+      'idempotency_conflict',
+      `Idempotency-Key '${item.idempotencyKey}' was used for a different message to ${item.user}`,
+    ),
+  };
+}
+
+export interface AppendRoundResult {
+  outcomes: AppendOutcome[];
+  expiredByLimit: number;
+}
+
+export async function appendRound(
+  tx: Queryable,
+  items: InboxAppend[],
+  context: AppendContext,
+): Promise<AppendRoundResult> {
+  const users = [...new Set(items.map((item) => item.user))].sort();
+  const counters = new Map<string, { last: number; cut: number }>();
+  for (const row of await tx.query(sql.LOCK_USERS, [users])) {
+    counters.set(text(row.user_id), { last: int(row.last_seq), cut: int(row.cut_seq) });
+  }
+  const known = await findKeys(tx, items);
+  const outcomes: AppendOutcome[] = [];
+  const rows: { item: InboxAppend; seq: number; fingerprint: string }[] = [];
+  for (const item of items) {
+    const print = fingerprint(item);
+    const key = item.idempotencyKey === undefined ? undefined : keyOf(item.user, item.idempotencyKey);
+    const earlier = key === undefined ? undefined : known.get(key);
+    if (earlier) {
+      outcomes.push(
+        earlier.fingerprint === print
+          ? { ok: true, push: { ...earlier.push, duplicate: true } }
+          : conflict(item),
+      );
+      continue;
+    }
+    const counter = counters.get(item.user);
+    if (!counter) throw new Error(`no seq counter locked for user ${item.user}`);
+    counter.last += 1;
+    const push = { id: item.id, seq: counter.last, createdAt: context.now, expiresAt: context.expiresAt };
+    if (key !== undefined) known.set(key, { push, fingerprint: print }); // a repeat within the batch
+    rows.push({ item, seq: counter.last, fingerprint: print });
+    outcomes.push({ ok: true, push: { ...push, duplicate: false } });
+  }
+  if (rows.length === 0) return { outcomes, expiredByLimit: 0 };
+
+  await tx.query(sql.INSERT_MESSAGES, [
+    rows.map((row) => row.item.user),
+    rows.map((row) => row.seq),
+    rows.map((row) => row.item.id),
+    rows.map((row) => row.item.destination),
+    rows.map((row) => JSON.stringify(row.item.headers)),
+    rows.map((row) => row.item.body.toString('base64')),
+    rows.map((row) => row.item.idempotencyKey ?? null),
+    rows.map((row) => row.fingerprint),
+    context.now,
+    context.expiresAt,
+  ]);
+  return { outcomes, expiredByLimit: await advanceCounters(tx, counters, context) };
+}
+
+/** Writes the new last seqs and expires, per user, what falls out of the newest INBOX_MAX_MESSAGES. */
+async function advanceCounters(
+  tx: Queryable,
+  counters: Map<string, { last: number; cut: number }>,
+  context: AppendContext,
+): Promise<number> {
+  const cuts = [...counters].map(([user, counter]) => ({
+    user,
+    last: counter.last,
+    low: counter.cut,
+    high: Math.max(counter.cut, counter.last - context.maxMessages),
+  }));
+  await tx.query(sql.UPDATE_USERS, [
+    cuts.map((cut) => cut.user),
+    cuts.map((cut) => cut.last),
+    cuts.map((cut) => cut.high),
+  ]);
+  const due = cuts.filter((cut) => cut.high > cut.low);
+  if (due.length === 0) return 0;
+  const [row] = await tx.query(sql.EXPIRE_OVER_LIMIT, [
+    due.map((cut) => cut.user),
+    due.map((cut) => cut.low),
+    due.map((cut) => cut.high),
+    context.now,
+  ]);
+  return int(row.n);
+}
