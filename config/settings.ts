@@ -234,6 +234,62 @@ export const SETTINGS = {
     '',
     'JSON file naming the backend services /app/<service>/... reaches over AMQP, and who may; default config/backends.json.',
   ),
+
+  // The durable inbox (app/inbox/): SPEC "The inbox: pushes that wait for the user".
+  inboxDatabaseUrl: str(
+    'INBOX_DATABASE_URL',
+    '',
+    'PostgreSQL for the inbox, postgres://user:pass@host:5432/db. Unset: the embedded store with the embedded broker; off with BROKER_URL.',
+    /^postgres(ql)?:\/\/\S+$/,
+    'a postgres:// URL',
+  ),
+  inboxDataDir: str(
+    'INBOX_DATA_DIR',
+    '',
+    'Directory the embedded inbox store (PGlite) keeps its data in. Unset: in memory, lost at exit.',
+  ),
+  inboxDestinations: {
+    env: 'INBOX_DESTINATIONS',
+    default: ['/user/queue/inbox', '/user/queue/inbox.**'],
+    kind: { type: 'list' },
+    doc: 'Durable user destinations, as patterns in the syntax of the authorization rules (comma-separated).',
+  } as SettingSpec<string[]>,
+  inboxMaxMessages: int(
+    'INBOX_MAX_MESSAGES',
+    1000,
+    1,
+    1000000,
+    'Messages kept per user, acknowledged or not, across its durable destinations; beyond it the oldest expire.',
+  ),
+  inboxTtlS: int(
+    'INBOX_TTL_S',
+    604800,
+    1,
+    315360000,
+    'Seconds a pushed message is kept; an expired one answers the status call for as long again.',
+  ),
+  inboxPoolSize: int('INBOX_POOL_SIZE', 4, 1, 100, 'PostgreSQL connections per instance for the inbox.'),
+  inboxConnectTimeoutMs: int(
+    'INBOX_CONNECT_TIMEOUT_MS',
+    2000,
+    100,
+    60000,
+    'Longest wait for an inbox database connection before answering inbox_unavailable.',
+  ),
+  inboxStatementTimeoutMs: int(
+    'INBOX_STATEMENT_TIMEOUT_MS',
+    5000,
+    100,
+    600000,
+    'Longest an inbox statement may run before it is cancelled (inbox_unavailable).',
+  ),
+  inboxSweepIntervalMs: int(
+    'INBOX_SWEEP_INTERVAL_MS',
+    60000,
+    1000,
+    3600000,
+    'How often an instance expires and deletes inbox messages (bounded work per run).',
+  ),
 } as const;
 
 type ValueOf<S> = S extends SettingSpec<infer T> ? T : never;

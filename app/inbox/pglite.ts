@@ -8,7 +8,7 @@
  * use says so in the log. PGlite is one connection: its transaction() serialises, which is what
  * a single embedded instance needs.
  */
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 
 import type { Logger } from '../observability/logger';
 import { unreachable, type Queryable, type Row, type SqlEngine, type SqlValue } from './engine';
@@ -60,6 +60,8 @@ export class PgliteEngine implements SqlEngine {
     options.logger.info(`inbox: starting the embedded store (PGlite) ${where} on first use`);
     const started = performance.now();
     try {
+      // Loaded here too: a service that never uses the inbox does not load PGlite at all.
+      const { PGlite } = await import('@electric-sql/pglite');
       const db = await PGlite.create(options.dataDir);
       options.logger.info({ ms: Math.round(performance.now() - started) }, 'inbox: embedded store ready');
       return new PgliteEngine(db);

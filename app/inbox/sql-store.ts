@@ -48,6 +48,8 @@ export interface SqlStoreOptions {
   /** Makes the engine; called on first need, and again if it failed. */
   connect: () => Promise<SqlEngine>;
   kind: 'postgres' | 'pglite';
+  /** start() leaves the engine alone: it comes up on the first call (the embedded store). */
+  lazy?: boolean;
   limits: InboxLimits;
   logger: Logger;
   observer?: StoreObserver;
@@ -127,7 +129,7 @@ export class SqlInboxStore implements InboxStore {
   }
 
   async start(): Promise<void> {
-    await this.ready();
+    if (!this.options.lazy) await this.ready();
   }
 
   async stop(): Promise<void> {
