@@ -36,6 +36,16 @@ interface Stored {
 }
 
 const keyOf = (user: string, key: string): string => `${user}\0${key}`;
+const streamOf = (user: string, destination: string): string => `${user}\0${destination}`;
+
+/** The newest kept seq per (user, destination) of the batch; read under the users' locks, so it holds to COMMIT. */
+async function findLastKept(tx: Queryable, items: InboxAppend[], now: Date): Promise<Map<string, number>> {
+  const streams = new Map<string, { user: string; destination: string }>();
+  for (const item of items) streams.set(streamOf(item.user, item.destination), item);
+  const list = [...streams.values()];
+  const rows = await tx.query(sql.LAST_KEPT, [list.map((s) => s.user), list.map((s) => s.destination), now]);
+  return new Map(rows.map((row) => [streamOf(text(row.user_id), text(row.destination)), int(row.seq)]));
+}
 
 async function findKeys(tx: Queryable, items: InboxAppend[]): Promise<Map<string, Stored>> {
   const keyed = items.filter((item) => item.idempotencyKey !== undefined);
@@ -50,6 +60,7 @@ async function findKeys(tx: Queryable, items: InboxAppend[]): Promise<Map<string
       push: {
         id: text(row.id),
         seq: int(row.seq),
+        prevSeq: int(row.prev_seq),
         createdAt: date(row.created_at),
         expiresAt: date(row.expires_at),
       },
@@ -85,8 +96,9 @@ export async function appendRound(
     counters.set(text(row.user_id), { last: int(row.last_seq), cut: int(row.cut_seq) });
   }
   const known = await findKeys(tx, items);
+  const lastKept = await findLastKept(tx, items, context.now);
   const outcomes: AppendOutcome[] = [];
-  const rows: { item: InboxAppend; seq: number; fingerprint: string }[] = [];
+  const rows: { item: InboxAppend; seq: number; prevSeq: number; fingerprint: string }[] = [];
   for (const item of items) {
     const print = fingerprint(item);
     const key = item.idempotencyKey === undefined ? undefined : keyOf(item.user, item.idempotencyKey);
@@ -102,9 +114,18 @@ export async function appendRound(
     const counter = counters.get(item.user);
     if (!counter) throw new Error(`no seq counter locked for user ${item.user}`);
     counter.last += 1;
-    const push = { id: item.id, seq: counter.last, createdAt: context.now, expiresAt: context.expiresAt };
+    const stream = streamOf(item.user, item.destination);
+    const prevSeq = lastKept.get(stream) ?? 0;
+    lastKept.set(stream, counter.last);
+    const push = {
+      id: item.id,
+      seq: counter.last,
+      prevSeq,
+      createdAt: context.now,
+      expiresAt: context.expiresAt,
+    };
     if (key !== undefined) known.set(key, { push, fingerprint: print }); // a repeat within the batch
-    rows.push({ item, seq: counter.last, fingerprint: print });
+    rows.push({ item, seq: counter.last, prevSeq, fingerprint: print });
     outcomes.push({ ok: true, push: { ...push, duplicate: false } });
   }
   if (rows.length === 0) return { outcomes, expiredByLimit: 0 };
@@ -112,6 +133,7 @@ export async function appendRound(
   await tx.query(sql.INSERT_MESSAGES, [
     rows.map((row) => row.item.user),
     rows.map((row) => row.seq),
+    rows.map((row) => row.prevSeq),
     rows.map((row) => row.item.id),
     rows.map((row) => row.item.destination),
     rows.map((row) => JSON.stringify(row.item.headers)),

@@ -86,18 +86,26 @@ export class PostgresEngine implements SqlEngine {
     }
     const tx = queryable(client);
     let broken: Error | undefined;
+    // A checked-out client reports a lost connection as an 'error' event too; unheard, it would crash.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await tx.exec('BEGIN');
       const result = await work(tx);
       await tx.exec('COMMIT');
       return result;
     } catch (err: unknown) {
-      await tx.exec('ROLLBACK').catch((rollbackError: unknown) => {
-        // The connection is gone or confused: the Pool must not hand it out again.
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
+      if (!broken) {
+        await tx.exec('ROLLBACK').catch((rollbackError: unknown) => {
+          // The connection is gone or confused: the Pool must not hand it out again.
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        });
+      }
       throw err;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

@@ -34,8 +34,10 @@ import type {
   StoreObserver,
   StoreOperation,
   SweepResult,
+  UnpublishedMessage,
+  UserSeq,
 } from './store';
-import { checkAppend, checkDevice, checkDeviceSeq, checkRead } from './validate';
+import { checkAppend, checkDevice, checkDeviceSeq, checkRead, checkUser, checkUserSeq } from './validate';
 
 export interface InboxLimits {
   /** INBOX_MAX_MESSAGES: messages kept per user. */
@@ -84,18 +86,20 @@ function progressParams(entries: DeviceSeq[]): [string[], number[], string[]] {
   return [unique.map((e) => e.user), unique.map((e) => e.seq), unique.map((e) => e.device)];
 }
 
-function toMessage(row: Row): InboxMessage {
+function messageOf(row: Row): Omit<InboxMessage, 'redelivered'> {
   return {
     id: text(row.id),
     seq: int(row.seq),
+    prevSeq: int(row.prev_seq),
     destination: text(row.destination),
     headers: row.headers as Record<string, string>,
     body: bytes(row.body),
     createdAt: date(row.created_at),
     expiresAt: date(row.expires_at),
-    redelivered: row.redelivered === true,
   };
 }
+
+const toMessage = (row: Row): InboxMessage => ({ ...messageOf(row), redelivered: row.redelivered === true });
 
 export class SqlInboxStore implements InboxStore {
   readonly kind: 'postgres' | 'pglite';
@@ -106,6 +110,7 @@ export class SqlInboxStore implements InboxStore {
   private readonly clock: () => number;
   private readonly observer: StoreObserver;
   private readonly appends: Batcher<InboxAppend, AppendOutcome>;
+  private readonly published: Batcher<UserSeq, undefined>;
   private readonly delivered: Batcher<DeviceSeq, undefined>;
   private readonly acks: Batcher<DeviceSeq, undefined>;
 
@@ -116,6 +121,11 @@ export class SqlInboxStore implements InboxStore {
     const maxItems = options.maxBatch ?? 1000;
     const maxQueued = options.maxQueued ?? 20_000;
     this.appends = new Batcher((items) => this.appendNow(items), { maxItems, maxQueued, what: 'pushes' });
+    this.published = new Batcher((items) => this.publishedNow(items), {
+      maxItems,
+      maxQueued,
+      what: 'publish confirmations',
+    });
     this.delivered = new Batcher((items) => this.progressNow('delivered', sql.MARK_DELIVERED, items), {
       maxItems,
       maxQueued,
@@ -136,7 +146,9 @@ export class SqlInboxStore implements InboxStore {
     if (this.stopped) return;
     this.stopped = true;
     const closed = new ServiceError('inbox_unavailable', 'the inbox store is shut down');
-    await Promise.all([this.appends.close(closed), this.delivered.close(closed), this.acks.close(closed)]);
+    await Promise.all(
+      [this.appends, this.published, this.delivered, this.acks].map((batcher) => batcher.close(closed)),
+    );
     const engine = await this.engine?.catch(() => undefined);
     await engine?.close();
   }
@@ -163,13 +175,14 @@ export class SqlInboxStore implements InboxStore {
   }
 
   async touchDevice(user: string, device: string): Promise<DeviceTouch> {
+    checkUser(user);
     checkDevice(device);
     const [row] = await this.round('device', (db) => db.query(sql.TOUCH_DEVICE, [user, device, this.now()]));
     return { isNew: row.inserted === true, knownAfterSeq: int(row.known_after_seq) };
   }
 
   async read(request: ReadRequest): Promise<InboxPage> {
-    const { after, limit, since } = checkRead(request);
+    const { after, before, limit, since } = checkRead(request);
     const rows = await this.round('read', (db) =>
       db.query(sql.READ_AFTER, [
         request.user,
@@ -179,9 +192,25 @@ export class SqlInboxStore implements InboxStore {
         this.now(),
         since !== undefined,
         limit + 1,
+        before,
       ]),
     );
     return { messages: rows.slice(0, limit).map(toMessage), more: rows.length > limit };
+  }
+
+  async markPublished(entries: UserSeq[]): Promise<void> {
+    entries.forEach(checkUserSeq);
+    await this.published.submit(entries);
+  }
+
+  async claimUnpublished(options: { olderThanMs: number; limit: number }): Promise<UnpublishedMessage[]> {
+    const now = this.clock();
+    const rows = await this.round('claim', (db) =>
+      db.query(sql.CLAIM_UNPUBLISHED, [new Date(now), new Date(now - options.olderThanMs), options.limit]),
+    );
+    return rows
+      .map((row) => ({ user: text(row.user_id), ...messageOf(row) }))
+      .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.seq - b.seq));
   }
 
   async markDelivered(entries: DeviceSeq[]): Promise<void> {
@@ -254,6 +283,14 @@ export class SqlInboxStore implements InboxStore {
     );
     if (result.expiredByLimit > 0) this.observer.expired('limit', result.expiredByLimit);
     return result.outcomes;
+  }
+
+  private async publishedNow(entries: UserSeq[]): Promise<undefined[]> {
+    const sorted = [...entries].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.seq - b.seq));
+    await this.round('published', (db) =>
+      db.query(sql.MARK_PUBLISHED, [sorted.map((e) => e.user), sorted.map((e) => e.seq)]),
+    );
+    return entries.map(() => undefined);
   }
 
   private async progressNow(

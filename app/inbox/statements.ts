@@ -16,18 +16,27 @@ RETURNING user_id, last_seq, cut_seq`;
 
 /** Earlier pushes holding the batch's Idempotency-Keys (expired ones too: keys live as long as status does). */
 export const FIND_KEYS = `
-SELECT m.user_id, m.idempotency_key, m.id, m.seq, m.fingerprint, m.created_at, m.expires_at
+SELECT m.user_id, m.idempotency_key, m.id, m.seq, m.prev_seq, m.fingerprint, m.created_at, m.expires_at
 FROM inbox_messages m
 JOIN unnest($1::text[], $2::text[]) AS k(user_id, idempotency_key)
   ON m.user_id = k.user_id AND m.idempotency_key = k.idempotency_key`;
 
+/** The newest kept seq of each (user, destination) of the batch, read under the users' locks. */
+export const LAST_KEPT = `
+SELECT v.user_id, v.destination,
+  COALESCE((SELECT m.seq FROM inbox_messages m
+            WHERE m.user_id = v.user_id AND m.destination = v.destination AND m.expires_at > $3
+            ORDER BY m.seq DESC LIMIT 1), 0) AS seq
+FROM unnest($1::text[], $2::text[]) AS v(user_id, destination)`;
+
 export const INSERT_MESSAGES = `
-INSERT INTO inbox_messages
-  (user_id, seq, id, destination, headers, body, idempotency_key, fingerprint, created_at, expires_at)
-SELECT v.user_id, v.seq, v.id, v.destination, v.headers::jsonb, decode(v.body, 'base64'),
-       v.idempotency_key, v.fingerprint, $9, $10
-FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-  AS v(user_id, seq, id, destination, headers, body, idempotency_key, fingerprint)`;
+INSERT INTO inbox_messages (user_id, seq, prev_seq, id, destination, headers, body, idempotency_key,
+  fingerprint, created_at, expires_at, publish_at)
+SELECT v.user_id, v.seq, v.prev_seq, v.id, v.destination, v.headers::jsonb, decode(v.body, 'base64'),
+       v.idempotency_key, v.fingerprint, $10, $11, $10
+FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[])
+  AS v(user_id, seq, prev_seq, id, destination, headers, body, idempotency_key, fingerprint)`;
 
 export const UPDATE_USERS = `
 UPDATE inbox_users u SET last_seq = v.last_seq, cut_seq = GREATEST(u.cut_seq, v.cut_seq)
@@ -42,23 +51,49 @@ WHERE u.user_id = v.user_id`;
 export const EXPIRE_OVER_LIMIT = `
 WITH expired AS (
   UPDATE inbox_messages m
-  SET expires_at = $4, expired_counted = true, body = ''::bytea, headers = '{}'::jsonb
+  SET expires_at = $4, expired_counted = true, publish_pending = false, body = ''::bytea,
+      headers = '{}'::jsonb
   FROM unnest($1::text[], $2::int8[], $3::int8[]) AS v(user_id, low, high)
   WHERE m.user_id = v.user_id AND m.seq > v.low AND m.seq <= v.high AND m.expires_at > $4
   RETURNING 1
 )
 SELECT count(*) AS n FROM expired`;
 
-/** `$6` true: inbox-since, acknowledged ones too; false: only what this device has not acknowledged. */
+/**
+ * Seqs in ($4, $8) of one destination. `$6` true: inbox-since, acknowledged ones too; false: only
+ * what this device has not acknowledged.
+ */
 export const READ_AFTER = `
-SELECT m.seq, m.id, m.destination, m.headers, m.body, m.created_at, m.expires_at,
+SELECT m.seq, m.prev_seq, m.id, m.destination, m.headers, m.body, m.created_at, m.expires_at,
        COALESCE(d.sent, 0) > 0 AS redelivered
 FROM inbox_messages m
 LEFT JOIN inbox_deliveries d ON d.user_id = m.user_id AND d.seq = m.seq AND d.device_id = $2
-WHERE m.user_id = $1 AND m.destination = $3 AND m.seq > $4 AND m.expires_at > $5
+WHERE m.user_id = $1 AND m.destination = $3 AND m.seq > $4 AND m.seq < $8 AND m.expires_at > $5
   AND ($6::boolean OR d.acked_at IS NULL)
 ORDER BY m.seq
 LIMIT $7`;
+
+/** The outbox: the broker confirmed these live publishes. */
+export const MARK_PUBLISHED = `
+UPDATE inbox_messages m SET publish_pending = false
+FROM unnest($1::text[], $2::int8[]) AS v(user_id, seq)
+WHERE m.user_id = v.user_id AND m.seq = v.seq AND m.publish_pending`;
+
+/**
+ * The outbox catch-up: kept messages still unpublished whose publish_at is before `$2`, claimed
+ * by moving publish_at to `$1` (now): another instance's catch-up skips them (SKIP LOCKED while
+ * this runs, publish_at after it) until they are that old again.
+ */
+export const CLAIM_UNPUBLISHED = `
+WITH due AS (
+  SELECT user_id, seq FROM inbox_messages
+  WHERE publish_pending AND publish_at <= $2 AND expires_at > $1
+  ORDER BY publish_at LIMIT $3
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE inbox_messages m SET publish_at = $1
+FROM due WHERE m.user_id = due.user_id AND m.seq = due.seq
+RETURNING m.user_id, m.seq, m.prev_seq, m.id, m.destination, m.headers, m.body, m.created_at, m.expires_at`;
 
 /** Rows only for messages that exist: an ack of a deleted seq leaves nothing behind. */
 const PROGRESS_ROWS = `
@@ -127,7 +162,8 @@ WITH due AS (
   ORDER BY expires_at LIMIT $2
   FOR UPDATE SKIP LOCKED
 ), counted AS (
-  UPDATE inbox_messages m SET expired_counted = true, body = ''::bytea, headers = '{}'::jsonb
+  UPDATE inbox_messages m
+  SET expired_counted = true, publish_pending = false, body = ''::bytea, headers = '{}'::jsonb
   FROM due WHERE m.user_id = due.user_id AND m.seq = due.seq AND NOT m.expired_counted
   RETURNING 1
 )

@@ -9,6 +9,14 @@
  *   across every instance writing to the same database, and the push's `id` (the same on every
  *   device). Pushes of one user keep their order; pushes arriving together share one commit
  *   (appends are grouped by the store: callers just call append()).
+ * - Each message also carries `prevSeq`, the seq of the user's previous kept message to the same
+ *   destination when it was committed (0: none). seq is per user across destinations, and live
+ *   publishes from several instances may arrive out of commit order: a subscriber that gets a live
+ *   message whose prevSeq is above the last seq it delivered has a gap, and reads (last, seq) first.
+ * - The outbox: every stored message starts unpublished. The delivery side calls markPublished()
+ *   once the broker confirmed its live publish; a periodic catch-up on any instance republishes
+ *   what claimUnpublished() hands it (a commit whose publish failed, an instance that died between
+ *   the two). Republishing twice is harmless: subscribers drop seqs they already sent.
  * - A device (`device-id` on CONNECT) becomes known to its user by touchDevice(). Every device gets
  *   every message: a device's progress is its own set of delivered and acknowledged seqs.
  * - A message is `expired` once its expiresAt has passed (INBOX_TTL_S after the push, or at once
@@ -48,6 +56,8 @@ export interface InboxAppend {
 export interface StoredPush {
   id: string;
   seq: number;
+  /** The user's previous kept seq on the same destination (0: none): goes out with the live publish. */
+  prevSeq: number;
   createdAt: Date;
   expiresAt: Date;
   /** true when an earlier push with the same Idempotency-Key and content answered this: nothing new was stored. */
@@ -60,6 +70,7 @@ export type AppendOutcome = { ok: true; push: StoredPush } | { ok: false; error:
 export interface InboxMessage {
   id: string;
   seq: number;
+  prevSeq: number;
   destination: string;
   headers: Record<string, string>;
   body: Buffer;
@@ -80,6 +91,8 @@ export interface ReadRequest {
   from: { progress: true } | { since: number };
   /** Continue after this seq (the last one of the previous page). */
   after?: number;
+  /** Only seqs below this one: a gap, up to the live message that revealed it. */
+  before?: number;
   /** Page size; default 500, at most 1000. */
   limit?: number;
 }
@@ -89,6 +102,17 @@ export interface InboxPage {
   messages: InboxMessage[];
   /** More messages follow: read again with `after` = the last seq here. */
   more: boolean;
+}
+
+/** A message the outbox catch-up must publish again. */
+export interface UnpublishedMessage extends Omit<InboxMessage, 'redelivered'> {
+  user: string;
+}
+
+/** One user's message, for markPublished batches. */
+export interface UserSeq {
+  user: string;
+  seq: number;
 }
 
 /** One device's progress on one message, for delivered/ack batches. */
@@ -133,7 +157,7 @@ export interface SweepResult {
 export type Backlog = Record<MessageState, number>;
 
 export type StoreOperation =
-  'append' | 'read' | 'delivered' | 'ack' | 'status' | 'device' | 'sweep' | 'backlog';
+  'append' | 'read' | 'published' | 'claim' | 'delivered' | 'ack' | 'status' | 'device' | 'sweep' | 'backlog';
 
 /** How the store reports to /metrics (app/inbox/metrics.ts makes one on a prom-client registry). */
 export interface StoreObserver {
@@ -160,6 +184,14 @@ export interface InboxStore {
    * the item order per user. Rejects only when nothing could be stored (`inbox_unavailable`).
    */
   append(items: InboxAppend[]): Promise<AppendOutcome[]>;
+  /** The outbox: the broker took these live publishes (batched with concurrent calls). */
+  markPublished(entries: UserSeq[]): Promise<void>;
+  /**
+   * The outbox catch-up: up to `limit` kept messages still unpublished `olderThanMs` after their
+   * commit (or their last claim). Claimed ones are not handed out again for `olderThanMs`, to any
+   * instance; whatever is not marked published by then comes back.
+   */
+  claimUnpublished(options: { olderThanMs: number; limit: number }): Promise<UnpublishedMessage[]>;
   /** Makes the device known to its user (on CONNECT); returns whether it is new. */
   touchDevice(user: string, device: string): Promise<DeviceTouch>;
   read(request: ReadRequest): Promise<InboxPage>;

@@ -3,7 +3,7 @@
  * it would have shared with others. The device id rule is SPEC's (`device-id` on CONNECT).
  */
 import { ServiceError } from '../errors';
-import type { DeviceSeq, InboxAppend, ReadRequest } from './store';
+import type { DeviceSeq, InboxAppend, ReadRequest, UserSeq } from './store';
 
 export const DEFAULT_DEVICE = 'default';
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -47,9 +47,17 @@ export function checkAppend(item: InboxAppend): void {
 }
 
 export function checkDeviceSeq(entry: DeviceSeq): void {
-  checkKey('user', entry.user);
+  checkUserSeq(entry);
   checkDevice(entry.device);
+}
+
+export function checkUserSeq(entry: UserSeq): void {
+  checkKey('user', entry.user);
   checkSeq(entry.seq);
+}
+
+export function checkUser(user: string): void {
+  checkKey('user', user);
 }
 
 function checkSeq(seq: number): void {
@@ -58,7 +66,15 @@ function checkSeq(seq: number): void {
   }
 }
 
-export function checkRead(request: ReadRequest): { after: number; limit: number; since?: number } {
+/** Above every seq: a read without `before` has no upper bound. */
+const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+export function checkRead(request: ReadRequest): {
+  after: number;
+  before: number;
+  limit: number;
+  since?: number;
+} {
   checkKey('user', request.user);
   checkDevice(request.device);
   let since: number | undefined;
@@ -68,9 +84,11 @@ export function checkRead(request: ReadRequest): { after: number; limit: number;
   }
   const after = Math.max(request.after ?? 0, since ?? 0);
   checkSeq(after);
+  const before = request.before ?? NO_BOUND;
+  checkSeq(before);
   const limit = request.limit ?? DEFAULT_PAGE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
     throw new ServiceError('bad_request', `an inbox page holds 1-${MAX_PAGE} messages`);
   }
-  return { after, limit, since };
+  return { after, before, limit, since };
 }

@@ -23,6 +23,7 @@ import {
 } from './store-harness';
 import { storeLifecycleSuite } from './store-suite-lifecycle';
 import { storeExpirySuite } from './store-suite-expiry';
+import { storeOutboxSuite } from './store-suite-outbox';
 
 export function storeSuite(fixture: StoreFixture): void {
   describe(`inbox store: ${fixture.name}`, function () {
@@ -356,6 +357,7 @@ export function storeSuite(fixture: StoreFixture): void {
       });
     });
 
+    storeOutboxSuite(h);
     storeExpirySuite(h);
     storeLifecycleSuite(h);
   });

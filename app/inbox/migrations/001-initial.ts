@@ -5,9 +5,14 @@
  *   until they commit, so seqs of one user follow commit order on every instance. `cut_seq`: every
  *   seq at or below it has expired by INBOX_MAX_MESSAGES (limit expiry only scans new ground).
  *   Rows stay when messages go, so a seq is never handed out twice.
- * - inbox_messages: the pushes. `expired_counted` marks a message whose expiry was counted for
- *   /metrics (and whose body was dropped: it is never delivered again); the sweep sets it for TTL
- *   expiry, append for limit expiry, each row once across instances.
+ * - inbox_messages: the pushes. `prev_seq`: the seq of the user's previous kept message to the same
+ *   destination when this one was committed (0: none), so a subscriber sees a gap in what arrives
+ *   live. `expired_counted` marks a message whose expiry was counted for /metrics (and whose body
+ *   was dropped: it is never delivered again); the sweep sets it for TTL expiry, append for limit
+ *   expiry, each row once across instances.
+ * - The outbox, in inbox_messages too: `publish_pending` until the broker confirmed the live
+ *   publish (or the message expired: nothing left to publish); `publish_at` is when a catch-up may
+ *   next claim it, moved forward by each claim so instances do not all republish the same rows.
  * - inbox_devices: devices known to a user; `known_after_seq` is the user's last seq when the
  *   device appeared, so "devices known when it was pushed" is `known_after_seq < seq`.
  * - inbox_deliveries: a device's progress on a message, created when it was first sent or acked
@@ -26,6 +31,7 @@ CREATE TABLE inbox_users (
 CREATE TABLE inbox_messages (
   user_id text NOT NULL,
   seq bigint NOT NULL,
+  prev_seq bigint NOT NULL,
   id text NOT NULL,
   destination text NOT NULL,
   headers jsonb NOT NULL,
@@ -35,6 +41,8 @@ CREATE TABLE inbox_messages (
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
   expired_counted boolean NOT NULL DEFAULT false,
+  publish_pending boolean NOT NULL DEFAULT true,
+  publish_at timestamptz NOT NULL,
   PRIMARY KEY (user_id, seq)
 );
 CREATE UNIQUE INDEX inbox_messages_user_id ON inbox_messages (user_id, id);
@@ -43,6 +51,7 @@ CREATE UNIQUE INDEX inbox_messages_idempotency_key ON inbox_messages (user_id, i
 CREATE INDEX inbox_messages_destination ON inbox_messages (user_id, destination, seq);
 CREATE INDEX inbox_messages_expires_at ON inbox_messages (expires_at);
 CREATE INDEX inbox_messages_uncounted ON inbox_messages (expires_at) WHERE NOT expired_counted;
+CREATE INDEX inbox_messages_outbox ON inbox_messages (publish_at) WHERE publish_pending;
 
 CREATE TABLE inbox_devices (
   user_id text NOT NULL,
