@@ -204,6 +204,7 @@ export class SqlInboxStore implements InboxStore {
   }
 
   async claimUnpublished(options: { olderThanMs: number; limit: number }): Promise<UnpublishedMessage[]> {
+    if (this.idle()) return [];
     const now = this.clock();
     const rows = await this.round('claim', (db) =>
       db.query(sql.CLAIM_UNPUBLISHED, [new Date(now), new Date(now - options.olderThanMs), options.limit]),
@@ -241,6 +242,7 @@ export class SqlInboxStore implements InboxStore {
   }
 
   async expire(options: { limit?: number } = {}): Promise<SweepResult> {
+    if (this.idle()) return { expired: 0, deleted: 0, devicesForgotten: 0, more: false };
     const limit = options.limit ?? SWEEP_LIMIT;
     const now = this.clock();
     const ttlMs = this.options.limits.ttlS * 1000;
@@ -261,10 +263,19 @@ export class SqlInboxStore implements InboxStore {
   }
 
   async backlog(): Promise<Backlog> {
+    if (this.idle()) return { pending: 0, acked: 0, expired: 0 };
     const rows = await this.round('backlog', (db) => db.query(sql.BACKLOG, [this.now()]));
     const backlog: Backlog = { pending: 0, acked: 0, expired: 0 };
     for (const row of rows) backlog[text(row.state) as MessageState] = int(row.n);
     return backlog;
+  }
+
+  /**
+   * A lazy store nobody has used yet holds nothing: periodic work (sweep, catch-up, /metrics)
+   * answers from that instead of starting the engine.
+   */
+  private idle(): boolean {
+    return this.options.lazy === true && this.engine === undefined && !this.stopped;
   }
 
   private now(): Date {
