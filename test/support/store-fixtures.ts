@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 
 import type { SqlEngine } from '../../app/inbox/engine';
+import { MemoryInboxData, MemoryInboxStore } from '../../app/inbox/memory-store';
 import { PgliteEngine } from '../../app/inbox/pglite';
 import { PostgresEngine } from '../../app/inbox/postgres';
 import { SqlInboxStore, type InboxLimits } from '../../app/inbox/sql-store';
@@ -45,6 +46,8 @@ export interface StoreFixture {
   readonly shared: boolean;
   /** Data survives reopen(). */
   readonly persistent: boolean;
+  /** A SQL engine: inspect() and migrations apply. */
+  readonly sql: boolean;
   setUp(): Promise<void>;
   /** Drops every place it made; rejects if one is left behind. */
   tearDown(): Promise<void>;
@@ -85,6 +88,7 @@ export function pgliteFixture(storage: 'memory' | 'files'): StoreFixture {
     name: `PGlite (${storage === 'memory' ? 'in memory' : 'file-backed'})`,
     shared: false,
     persistent: storage === 'files',
+    sql: true,
     async setUp() {
       const dataDir = storage === 'files' ? await mkdtemp(join(tmpdir(), 'stomp-relay-inbox-')) : undefined;
       main = { label: dataDir ?? 'memory', dataDir };
@@ -144,6 +148,7 @@ export function postgresFixture(): StoreFixture {
     name: 'PostgreSQL',
     shared: true,
     persistent: true,
+    sql: true,
     async setUp() {
       before = new Set(await leftTestDatabases());
       await makePlace();
@@ -188,6 +193,48 @@ export function postgresFixture(): StoreFixture {
       } finally {
         await client.end();
       }
+    },
+  };
+}
+
+interface MemoryPlace extends StorePlace {
+  data: MemoryInboxData;
+}
+
+/** The in-memory store: a place is one MemoryInboxData, which several stores may share. */
+export function memoryFixture(): StoreFixture {
+  let main: MemoryPlace | undefined;
+  return {
+    name: 'in memory (no SQL)',
+    shared: true,
+    persistent: false,
+    sql: false,
+    async setUp() {
+      main = { label: 'memory', data: new MemoryInboxData() };
+    },
+    async tearDown() {
+      main = undefined;
+    },
+    get main(): StorePlace {
+      if (!main) throw new Error('setUp() first');
+      return main;
+    },
+    async newPlace() {
+      return { label: 'memory', data: new MemoryInboxData() };
+    },
+    async open(place, options = {}) {
+      return new MemoryInboxStore({
+        limits: limitsOf(options),
+        clock: options.clock,
+        observer: options.observer,
+        data: (place as MemoryPlace).data,
+      });
+    },
+    async reopen(place) {
+      (place as MemoryPlace).data = new MemoryInboxData();
+    },
+    async inspect() {
+      throw new Error('no SQL in the memory store');
     },
   };
 }

@@ -15,43 +15,48 @@ async function versions(h: StoreHarness, place: StorePlace): Promise<number[]> {
   return rows.map((row) => Number(row.version));
 }
 
+function defineMigrationTests(h: StoreHarness, all: number[]): void {
+  const { fixture } = h;
+  it('applies each migration once; starting again changes nothing', async function () {
+    await h.store();
+    await h.store();
+    expect(await versions(h, fixture.main)).to.deep.equal(all);
+    const tables = await fixture.inspect(
+      fixture.main,
+      "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'inbox%' ORDER BY table_name",
+    );
+    expect(tables.map((row) => row.table_name)).to.deep.equal([
+      'inbox_deliveries',
+      'inbox_devices',
+      'inbox_messages',
+      'inbox_schema_migrations',
+      'inbox_users',
+    ]);
+  });
+
+  if (fixture.shared) {
+    it('migrates an empty database once when several stores start at the same moment', async function () {
+      const place = await fixture.newPlace();
+      const stores = await Promise.all([0, 1, 2, 3].map(() => fixture.open(place)));
+      try {
+        await Promise.all(stores.map((store) => store.start()));
+        expect(await versions(h, place)).to.deep.equal(all);
+        const to = user();
+        const outcomes = await Promise.all(stores.map((store, i) => push(store, to, `m${i}`)));
+        expect(outcomes.map((o) => o.seq).sort()).to.deep.equal([1, 2, 3, 4]);
+      } finally {
+        await Promise.all(stores.map((store) => store.stop()));
+      }
+    });
+  }
+}
+
 export function storeLifecycleSuite(h: StoreHarness): void {
   const { fixture } = h;
   const all = MIGRATIONS.map((migration) => migration.version);
 
   describe('lifecycle', function () {
-    it('applies each migration once; starting again changes nothing', async function () {
-      await h.store();
-      await h.store();
-      expect(await versions(h, fixture.main)).to.deep.equal(all);
-      const tables = await fixture.inspect(
-        fixture.main,
-        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'inbox%' ORDER BY table_name",
-      );
-      expect(tables.map((row) => row.table_name)).to.deep.equal([
-        'inbox_deliveries',
-        'inbox_devices',
-        'inbox_messages',
-        'inbox_schema_migrations',
-        'inbox_users',
-      ]);
-    });
-
-    if (fixture.shared) {
-      it('migrates an empty database once when several stores start at the same moment', async function () {
-        const place = await fixture.newPlace();
-        const stores = await Promise.all([0, 1, 2, 3].map(() => fixture.open(place)));
-        try {
-          await Promise.all(stores.map((store) => store.start()));
-          expect(await versions(h, place)).to.deep.equal(all);
-          const to = user();
-          const outcomes = await Promise.all(stores.map((store, i) => push(store, to, `m${i}`)));
-          expect(outcomes.map((o) => o.seq).sort()).to.deep.equal([1, 2, 3, 4]);
-        } finally {
-          await Promise.all(stores.map((store) => store.stop()));
-        }
-      });
-    }
+    if (fixture.sql) defineMigrationTests(h, all);
 
     if (fixture.persistent) {
       it('keeps messages, seqs and device progress across a restart', async function () {
