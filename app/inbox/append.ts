@@ -98,7 +98,7 @@ export async function appendRound(
   const known = await findKeys(tx, items);
   const lastKept = await findLastKept(tx, items, context.now);
   const outcomes: AppendOutcome[] = [];
-  const rows: { item: InboxAppend; seq: number; prevSeq: number; fingerprint: string }[] = [];
+  const rows: { item: InboxAppend; push: StoredPush; fingerprint: string }[] = [];
   for (const item of items) {
     const print = fingerprint(item);
     const key = item.idempotencyKey === undefined ? undefined : keyOf(item.user, item.idempotencyKey);
@@ -117,38 +117,30 @@ export async function appendRound(
     const stream = streamOf(item.user, item.destination);
     const prevSeq = lastKept.get(stream) ?? 0;
     lastKept.set(stream, counter.last);
-    const push = {
+    const push: StoredPush = {
       id: item.id,
       seq: counter.last,
       prevSeq,
       createdAt: context.now,
       expiresAt: context.expiresAt,
+      duplicate: false,
     };
     if (key !== undefined) known.set(key, { push, fingerprint: print }); // a repeat within the batch
-    rows.push({ item, seq: counter.last, prevSeq, fingerprint: print });
-    outcomes.push({ ok: true, push: { ...push, duplicate: false } });
+    rows.push({ item, push, fingerprint: print });
+    outcomes.push({ ok: true, push });
   }
   if (rows.length === 0) return { outcomes, expiredByLimit: 0 };
-
-  await tx.query(sql.INSERT_MESSAGES, [
-    rows.map((row) => row.item.user),
-    rows.map((row) => row.seq),
-    rows.map((row) => row.prevSeq),
-    rows.map((row) => row.item.id),
-    rows.map((row) => row.item.destination),
-    rows.map((row) => JSON.stringify(row.item.headers)),
-    rows.map((row) => row.item.body.toString('base64')),
-    rows.map((row) => row.item.idempotencyKey ?? null),
-    rows.map((row) => row.fingerprint),
-    context.now,
-    context.expiresAt,
-  ]);
-  return { outcomes, expiredByLimit: await advanceCounters(tx, counters, context) };
+  return { outcomes, expiredByLimit: await write(tx, rows, counters, context) };
 }
 
-/** Writes the new last seqs and expires, per user, what falls out of the newest INBOX_MAX_MESSAGES. */
-async function advanceCounters(
+/**
+ * One statement for the rest: the new messages, the users' counters, and INBOX_MAX_MESSAGES
+ * expiry of older messages (a CTE cannot see rows inserted by its own statement, so new messages
+ * already beyond the limit, in a batch larger than it, are inserted expired instead).
+ */
+async function write(
   tx: Queryable,
+  rows: { item: InboxAppend; push: StoredPush; fingerprint: string }[],
   counters: Map<string, { last: number; cut: number }>,
   context: AppendContext,
 ): Promise<number> {
@@ -158,18 +150,31 @@ async function advanceCounters(
     low: counter.cut,
     high: Math.max(counter.cut, counter.last - context.maxMessages),
   }));
-  await tx.query(sql.UPDATE_USERS, [
+  const highOf = new Map(cuts.map((cut) => [cut.user, cut.high]));
+  let expiredNow = 0;
+  for (const row of rows) {
+    if (row.push.seq > (highOf.get(row.item.user) ?? 0)) continue;
+    row.push.expiresAt = context.now;
+    expiredNow++;
+  }
+  const isExpired = (row: { push: StoredPush }): boolean => row.push.expiresAt === context.now;
+  const [result] = await tx.query(sql.WRITE_APPEND, [
+    rows.map((row) => row.item.user),
+    rows.map((row) => row.push.seq),
+    rows.map((row) => row.push.prevSeq),
+    rows.map((row) => row.item.id),
+    rows.map((row) => row.item.destination),
+    rows.map((row) => (isExpired(row) ? '{}' : JSON.stringify(row.item.headers))),
+    rows.map((row) => (isExpired(row) ? '' : row.item.body.toString('base64'))),
+    rows.map((row) => row.item.idempotencyKey ?? null),
+    rows.map((row) => row.fingerprint),
+    rows.map((row) => isExpired(row)),
+    context.now,
+    context.expiresAt,
     cuts.map((cut) => cut.user),
     cuts.map((cut) => cut.last),
+    cuts.map((cut) => cut.low),
     cuts.map((cut) => cut.high),
   ]);
-  const due = cuts.filter((cut) => cut.high > cut.low);
-  if (due.length === 0) return 0;
-  const [row] = await tx.query(sql.EXPIRE_OVER_LIMIT, [
-    due.map((cut) => cut.user),
-    due.map((cut) => cut.low),
-    due.map((cut) => cut.high),
-    context.now,
-  ]);
-  return int(row.n);
+  return expiredNow + int(result.n);
 }

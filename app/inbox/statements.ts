@@ -29,47 +29,56 @@ SELECT v.user_id, v.destination,
             ORDER BY m.seq DESC LIMIT 1), 0) AS seq
 FROM unnest($1::text[], $2::text[]) AS v(user_id, destination)`;
 
-export const INSERT_MESSAGES = `
-INSERT INTO inbox_messages (user_id, seq, prev_seq, id, destination, headers, body, idempotency_key,
-  fingerprint, created_at, expires_at, publish_at)
-SELECT v.user_id, v.seq, v.prev_seq, v.id, v.destination, v.headers::jsonb, decode(v.body, 'base64'),
-       v.idempotency_key, v.fingerprint, $10, $11, $10
-FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[])
-  AS v(user_id, seq, prev_seq, id, destination, headers, body, idempotency_key, fingerprint)`;
-
-export const UPDATE_USERS = `
-UPDATE inbox_users u SET last_seq = v.last_seq, cut_seq = GREATEST(u.cut_seq, v.cut_seq)
-FROM unnest($1::text[], $2::int8[], $3::int8[]) AS v(user_id, last_seq, cut_seq)
-WHERE u.user_id = v.user_id`;
-
 /**
- * INBOX_MAX_MESSAGES: seqs in (low, high] of each user expire now. Seqs of a user have no gaps, so
- * the newest `max` are exactly the seqs above last_seq - max; cut_seq keeps each range new ground.
- * Already expired ones (by TTL, not yet swept) are left for the sweep to count.
+ * The write of an append round, in one statement: insert the messages ($10: already expired by
+ * INBOX_MAX_MESSAGES, in a batch larger than it), set the users' counters, and expire each
+ * user's seqs in (low, high]: seqs of a user have no gaps, so the newest `max` are exactly those
+ * above last_seq - max, and cut_seq makes each range new ground. Already expired ones (by TTL,
+ * not yet swept) are left for the sweep to count.
  */
-export const EXPIRE_OVER_LIMIT = `
-WITH expired AS (
+export const WRITE_APPEND = `
+WITH inserted AS (
+  INSERT INTO inbox_messages (user_id, seq, prev_seq, id, destination, headers, body, idempotency_key,
+    fingerprint, created_at, expires_at, expired_counted, publish_pending, publish_at)
+  SELECT v.user_id, v.seq, v.prev_seq, v.id, v.destination, v.headers::jsonb, decode(v.body, 'base64'),
+         v.idempotency_key, v.fingerprint, $11::timestamptz,
+         CASE WHEN v.expired THEN $11::timestamptz ELSE $12::timestamptz END,
+         v.expired, NOT v.expired, $11::timestamptz
+  FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
+              $8::text[], $9::text[], $10::boolean[])
+    AS v(user_id, seq, prev_seq, id, destination, headers, body, idempotency_key, fingerprint, expired)
+  RETURNING 1
+), counters AS (
+  UPDATE inbox_users u SET last_seq = c.last_seq, cut_seq = c.high
+  FROM unnest($13::text[], $14::int8[], $15::int8[], $16::int8[]) AS c(user_id, last_seq, low, high)
+  WHERE u.user_id = c.user_id
+  RETURNING 1
+), expired AS (
   UPDATE inbox_messages m
-  SET expires_at = $4, expired_counted = true, publish_pending = false, body = ''::bytea,
+  SET expires_at = $11::timestamptz, expired_counted = true, publish_pending = false, body = ''::bytea,
       headers = '{}'::jsonb
-  FROM unnest($1::text[], $2::int8[], $3::int8[]) AS v(user_id, low, high)
-  WHERE m.user_id = v.user_id AND m.seq > v.low AND m.seq <= v.high AND m.expires_at > $4
+  FROM unnest($13::text[], $15::int8[], $16::int8[]) AS c(user_id, low, high)
+  WHERE m.user_id = c.user_id AND m.seq > c.low AND m.seq <= c.high AND m.expires_at > $11::timestamptz
   RETURNING 1
 )
-SELECT count(*) AS n FROM expired`;
+SELECT (SELECT count(*) FROM expired) AS n, (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM counters) AS counted`;
 
 /**
  * Seqs in ($4, $8) of one destination. `$6` true: inbox-since, acknowledged ones too; false: only
- * what this device has not acknowledged.
+ * what this device has not acknowledged. The device's progress is looked up per message by its
+ * whole key, not joined: a join's plan depends on statistics, and PGlite never gathers any (no
+ * autovacuum), where a nested loop over the deliveries turned a 1,000-message replay into seconds.
  */
 export const READ_AFTER = `
 SELECT m.seq, m.prev_seq, m.id, m.destination, m.headers, m.body, m.created_at, m.expires_at,
-       COALESCE(d.sent, 0) > 0 AS redelivered
+       EXISTS (SELECT 1 FROM inbox_deliveries d
+               WHERE d.user_id = m.user_id AND d.seq = m.seq AND d.device_id = $2 AND d.sent > 0) AS redelivered
 FROM inbox_messages m
-LEFT JOIN inbox_deliveries d ON d.user_id = m.user_id AND d.seq = m.seq AND d.device_id = $2
 WHERE m.user_id = $1 AND m.destination = $3 AND m.seq > $4 AND m.seq < $8 AND m.expires_at > $5
-  AND ($6::boolean OR d.acked_at IS NULL)
+  AND ($6::boolean OR NOT EXISTS (
+    SELECT 1 FROM inbox_deliveries d
+    WHERE d.user_id = m.user_id AND d.seq = m.seq AND d.device_id = $2 AND d.acked_at IS NOT NULL))
 ORDER BY m.seq
 LIMIT $7`;
 
