@@ -23,6 +23,8 @@ export interface SqlEngine extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `work` in one transaction: COMMIT when it resolves, ROLLBACK when it rejects. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Housekeeping the database does not do by itself (PGlite has no autovacuum); run now and then. */
+  maintain?(): Promise<void>;
   close(): Promise<void>;
 }
 

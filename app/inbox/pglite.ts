@@ -95,6 +95,11 @@ export class PgliteEngine implements SqlEngine {
     }
   }
 
+  /** What autovacuum does on a server: reclaim dead rows, refresh the planner's statistics. */
+  async maintain(): Promise<void> {
+    await this.exec('VACUUM (ANALYZE) inbox_users, inbox_messages, inbox_devices, inbox_deliveries');
+  }
+
   async close(): Promise<void> {
     if (!this.db.closed) await this.db.close();
   }

@@ -64,6 +64,8 @@ export interface SqlStoreOptions {
 }
 
 const ATTEMPTS = 3;
+/** How often expire() also runs the engine's housekeeping (real time: tests move only the store's clock). */
+const MAINTAIN_EVERY_MS = 10 * 60 * 1000;
 const SWEEP_LIMIT = 1000;
 const NO_OBSERVER: StoreObserver = { operation: () => undefined, expired: () => undefined };
 
@@ -107,6 +109,7 @@ export class SqlInboxStore implements InboxStore {
   private schema?: Promise<SqlEngine>;
   private lastReadiness: Readiness = { ready: true };
   private stopped = false;
+  private lastMaintained = performance.now();
   private readonly clock: () => number;
   private readonly observer: StoreObserver;
   private readonly appends: Batcher<InboxAppend, AppendOutcome>;
@@ -254,6 +257,10 @@ export class SqlInboxStore implements InboxStore {
     if (expired > 0) this.observer.expired('ttl', expired);
     const deleted = await count(sql.SWEEP_DELETE, now - ttlMs);
     const devicesForgotten = await count(sql.SWEEP_DEVICES, now - 2 * ttlMs);
+    if (performance.now() - this.lastMaintained >= MAINTAIN_EVERY_MS) {
+      this.lastMaintained = performance.now();
+      await this.round('sweep', async (db) => db.maintain?.());
+    }
     return {
       expired,
       deleted,
