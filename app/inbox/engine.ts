@@ -3,8 +3,8 @@
  * run a transaction. Everything above (statements.ts, sql-store.ts) is the same code on both.
  *
  * Values cross this seam in one shape: parameters are strings, numbers, booleans, Dates and arrays
- * of those (bodies go as base64 text and are decoded in SQL, so no driver has to agree on binary
- * arrays); rows come back as the driver parses them and are normalised by `int`, `bytes`, `date`.
+ * of those (bodies as base64 text, both ways); rows come back as the driver parses them and are
+ * normalised by `int`, `base64`, `date` and `text`.
  */
 import { ServiceError } from '../errors';
 
@@ -35,11 +35,10 @@ export function int(value: unknown): number {
   throw new Error(`expected an integer column, got ${typeof value}`);
 }
 
-/** bytea: a Buffer from pg, a Uint8Array from PGlite. */
-export function bytes(value: unknown): Buffer {
-  if (Buffer.isBuffer(value)) return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  throw new Error(`expected a bytea column, got ${typeof value}`);
+/** A body, selected as encode(body, 'base64'). */
+export function base64(value: unknown): Buffer {
+  if (typeof value === 'string') return Buffer.from(value, 'base64');
+  throw new Error(`expected a base64 text column, got ${typeof value}`);
 }
 
 export function date(value: unknown): Date {

@@ -14,7 +14,7 @@ import type { Logger } from '../observability/logger';
 import { ServiceError } from '../errors';
 import { appendRound } from './append';
 import { Batcher } from './batcher';
-import { bytes, date, int, isRetryable, storeError, text, type Row, type SqlEngine } from './engine';
+import { base64, date, int, isRetryable, storeError, text, type Row, type SqlEngine } from './engine';
 import { migrate } from './migrations';
 import * as sql from './statements';
 import type {
@@ -95,7 +95,7 @@ function messageOf(row: Row): Omit<InboxMessage, 'redelivered'> {
     prevSeq: int(row.prev_seq),
     destination: text(row.destination),
     headers: row.headers as Record<string, string>,
-    body: bytes(row.body),
+    body: base64(row.body),
     createdAt: date(row.created_at),
     expiresAt: date(row.expires_at),
   };

@@ -1,6 +1,8 @@
 /**
  * Every statement the inbox runs, shared by PostgreSQL and PGlite. Batches travel as parallel
- * arrays through unnest(), so a 1,000-item append is one INSERT. Times are parameters from the
+ * arrays through unnest(), so a 1,000-item append is one INSERT. Bodies travel as base64 both
+ * ways: no driver has to agree on binary arrays, and PGlite's bytea (hex) parsing was the larger
+ * part of reading a page. Times are parameters from the
  * store's clock, never now(): tests move the clock, and all instances judge expiry the same way.
  *
  * Lock order, to keep concurrent transactions from deadlocking: user rows in user order (append);
@@ -71,7 +73,8 @@ SELECT (SELECT count(*) FROM expired) AS n, (SELECT count(*) FROM inserted) AS i
  * autovacuum), where a nested loop over the deliveries turned a 1,000-message replay into seconds.
  */
 export const READ_AFTER = `
-SELECT m.seq, m.prev_seq, m.id, m.destination, m.headers, m.body, m.created_at, m.expires_at,
+SELECT m.seq, m.prev_seq, m.id, m.destination, m.headers, encode(m.body, 'base64') AS body,
+       m.created_at, m.expires_at,
        EXISTS (SELECT 1 FROM inbox_deliveries d
                WHERE d.user_id = m.user_id AND d.seq = m.seq AND d.device_id = $2 AND d.sent > 0) AS redelivered
 FROM inbox_messages m
@@ -102,7 +105,8 @@ WITH due AS (
 )
 UPDATE inbox_messages m SET publish_at = $1
 FROM due WHERE m.user_id = due.user_id AND m.seq = due.seq
-RETURNING m.user_id, m.seq, m.prev_seq, m.id, m.destination, m.headers, m.body, m.created_at, m.expires_at`;
+RETURNING m.user_id, m.seq, m.prev_seq, m.id, m.destination, m.headers, encode(m.body, 'base64') AS body,
+  m.created_at, m.expires_at`;
 
 /** Rows only for messages that exist: an ack of a deleted seq leaves nothing behind. */
 const PROGRESS_ROWS = `
