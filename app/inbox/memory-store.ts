@@ -1,8 +1,8 @@
 /**
  * The InboxStore in this process's memory: the same model as the SQL store (store.ts), held to the
- * same suite, kept to compare the embedded engines by measurement (test/bench/inbox-store.ts) and
- * for tests that need a store without a database. Nothing survives the process. One process is
- * one instance, so "across instances" is trivially true here.
+ * same suite. The embedded default when INBOX_DATA_DIR is unset (create-inbox.ts says why).
+ * Nothing survives the process; one process is one instance. Periodic work (sweep, outbox claim,
+ * backlog) walks what is kept, which an embedded single instance keeps small.
  */
 import { ServiceError, toServiceError } from '../errors';
 import { fingerprint } from './append';
@@ -78,6 +78,8 @@ function firstAbove(seqs: number[], after: number): number {
 /** What a memory store holds; stores given the same one see the same inbox (as instances sharing a database). */
 export class MemoryInboxData {
   readonly users = new Map<string, UserState>();
+  /** The outbox: stored messages not yet published (nor expired). */
+  readonly unpublished = new Set<Stored>();
 }
 
 export interface MemoryStoreOptions {
@@ -90,12 +92,15 @@ export interface MemoryStoreOptions {
 export class MemoryInboxStore implements InboxStore {
   readonly kind = 'memory';
   private readonly users: Map<string, UserState>;
+  private readonly unpublished: Set<Stored>;
   private readonly clock: () => number;
   private stopped = false;
 
   constructor(private readonly options: MemoryStoreOptions) {
     this.clock = options.clock ?? Date.now;
-    this.users = (options.data ?? new MemoryInboxData()).users;
+    const data = options.data ?? new MemoryInboxData();
+    this.users = data.users;
+    this.unpublished = data.unpublished;
   }
 
   async start(): Promise<void> {
@@ -167,14 +172,14 @@ export class MemoryInboxStore implements InboxStore {
     entries.forEach(checkUserSeq);
     for (const entry of entries) {
       const stored = this.users.get(entry.user)?.messages.get(entry.seq);
-      if (stored) stored.publishPending = false;
+      if (stored) this.published(stored);
     }
   }
 
   async claimUnpublished(options: { olderThanMs: number; limit: number }): Promise<UnpublishedMessage[]> {
     this.check();
     const now = this.clock();
-    const due = this.all()
+    const due = [...this.unpublished]
       .filter((m) => m.publishPending && m.publishAt <= now - options.olderThanMs && m.expiresAt > now)
       .sort((a, b) => a.publishAt - b.publishAt)
       .slice(0, options.limit);
@@ -319,6 +324,7 @@ export class MemoryInboxStore implements InboxStore {
       publishAt: now,
     };
     state.messages.set(stored.seq, stored);
+    this.unpublished.add(stored);
     state.byId.set(stored.id, stored.seq);
     if (stored.key !== undefined) state.byKey.set(stored.key, stored.seq);
     stream.push(stored.seq);
@@ -343,9 +349,14 @@ export class MemoryInboxStore implements InboxStore {
   /** Expired: counted, never published or delivered again, so the body goes. */
   private empty(stored: Stored): void {
     stored.counted = true;
-    stored.publishPending = false;
+    this.published(stored);
     stored.body = Buffer.alloc(0);
     stored.headers = {};
+  }
+
+  private published(stored: Stored): void {
+    stored.publishPending = false;
+    this.unpublished.delete(stored);
   }
 
   private delete(stored: Stored): void {

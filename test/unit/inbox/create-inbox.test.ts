@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { ConfigError, loadConfig } from '../../../app/config';
 import { createInbox } from '../../../app/inbox/create-inbox';
@@ -32,17 +35,32 @@ describe('inbox settings and engine choice', () => {
     }
   });
 
-  it('uses the embedded PGlite store with the embedded broker, started only on first use', async () => {
+  it('uses the in-memory store with the embedded broker and no INBOX_DATA_DIR', async () => {
     const setup = createInbox(loadConfig({}), deps);
     expect(setup.enabled).to.equal(true);
     if (!setup.enabled) return;
-    expect(setup.store.kind).to.equal('pglite');
-    expect(setup.description).to.equal('embedded PGlite in memory, started on first use');
-    await setup.store.start(); // lazy: does not create the database
-    expect(await setup.store.backlog()).to.deep.equal({ pending: 0, acked: 0, expired: 0 });
-    expect(await setup.store.expire()).to.deep.include({ expired: 0, more: false });
-    expect(await setup.store.claimUnpublished({ olderThanMs: 0, limit: 10 })).to.deep.equal([]);
+    expect(setup.store.kind).to.equal('memory');
+    expect(setup.description).to.equal('embedded, in memory (lost at exit; INBOX_DATA_DIR keeps it)');
     await setup.store.stop();
+  });
+
+  it('uses PGlite in INBOX_DATA_DIR with the embedded broker, opened only on first use', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'inbox-lazy-'));
+    try {
+      const setup = createInbox(loadConfig({ INBOX_DATA_DIR: dataDir }), deps);
+      expect(setup.enabled).to.equal(true);
+      if (!setup.enabled) return;
+      expect(setup.store.kind).to.equal('pglite');
+      expect(setup.description).to.equal(`embedded PGlite in ${dataDir}, opened on first use`);
+      await setup.store.start();
+      expect(await setup.store.backlog()).to.deep.equal({ pending: 0, acked: 0, expired: 0 });
+      expect(await setup.store.expire()).to.deep.include({ expired: 0, more: false });
+      expect(await setup.store.claimUnpublished({ olderThanMs: 0, limit: 10 })).to.deep.equal([]);
+      expect(readdirSync(dataDir), 'nothing opened yet').to.deep.equal([]);
+      await setup.store.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('is off, with a reason and an inbox_unavailable error, with BROKER_URL and no INBOX_DATABASE_URL', () => {
