@@ -212,13 +212,12 @@ export class MemoryInboxStore implements InboxStore {
       const progress = state.progress.get(stored.seq)?.get(device);
       devices[device] = progress?.acked ? 'acked' : (progress?.sent ?? 0) > 0 ? 'delivered' : 'pending';
     }
-    const { id: messageId, seq: messageSeq, destination, createdAt, expiresAt } = this.message(stored);
     return {
-      id: messageId,
-      seq: messageSeq,
-      destination,
-      createdAt,
-      expiresAt,
+      id: stored.id,
+      seq: stored.seq,
+      destination: stored.destination,
+      createdAt: new Date(stored.createdAt),
+      expiresAt: new Date(stored.expiresAt),
       state: this.stateOf(state, stored, this.clock()),
       devices,
     };
