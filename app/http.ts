@@ -57,7 +57,7 @@ export class HttpListener implements Part {
   private readonly sockJs: SockJsEndpoint;
 
   constructor(private readonly deps: HttpListenerDeps) {
-    const { settings, logger, onConnection } = deps;
+    const { settings, logger, metrics, onConnection } = deps;
     const app = createApp(deps);
     this.webSocket = new WebSocketEndpoint({
       allowedOrigins: settings.allowedOrigins,
@@ -73,6 +73,7 @@ export class HttpListener implements Part {
       // batch a few frames): room for several full frames, but not for an attacker's 64 MiB.
       maxMessageBytes: 16 * (settings.maxFrameBytes + settings.maxHeaderBytes),
       logger,
+      metrics,
       onConnection,
     });
     this.server = createServer((req, res) => {

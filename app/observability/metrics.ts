@@ -64,6 +64,12 @@ export class Metrics {
     help: 'REST pushes handed to the broker and not yet taken (bounded by REST_MAX_PUSHES_IN_FLIGHT)',
     registers: [this.registry],
   });
+  readonly sockjsRefused = new Counter({
+    name: 'stomp_sockjs_messages_refused_total',
+    help: 'SockJS messages refused before they became STOMP (not a JSON array of strings), by sub-transport and reason',
+    labelNames: ['protocol', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly publishLatency = new Histogram({
     name: 'stomp_publish_latency_seconds',
     help: 'Time from accepting a message (REST or SEND) until the broker has taken it',

@@ -77,6 +77,7 @@ export class StompSession implements RegisteredSession {
       (f) => this.enqueue(f),
     );
     socket.onData((chunk) => this.onData(chunk));
+    socket.onRefused?.((reason) => this.fail(new ServiceError('bad_frame', reason)));
     socket.onClose(() => this.finish('transport_closed'));
     this.timers.push(
       setTimeout(() => {

@@ -18,14 +18,6 @@ export function originAllowed(req: IncomingMessage, allowed: readonly string[]):
   }
 }
 
-/** The `access_token` query parameter, if the URL carries one. */
-export function queryToken(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  const q = url.indexOf('?');
-  if (q < 0) return undefined;
-  return new URLSearchParams(url.slice(q + 1)).get('access_token') ?? undefined;
-}
-
 /** The answer to a WebSocket upgrade from an origin that is not allowed. */
 export function refuseUpgrade(socket: Duplex): void {
   socket.end(

@@ -1,17 +1,26 @@
 /**
  * SockJS endpoint (/ws) with every SockJS transport (websocket, xhr-streaming, xhr-polling,
- * eventsource, iframe, jsonp). SockJS carries text only, so frames travel as UTF-8 strings, as with
- * Spring's SockJS support; binary bodies need /stomp or TCP.
+ * eventsource, iframe/htmlfile, jsonp). SockJS carries text only, so frames travel as UTF-8
+ * strings, as with Spring's SockJS support; binary bodies need /stomp or TCP.
  *
- * sockjs-node does not pass the Origin header on to connections, so the origin policy is applied
- * here on the raw HTTP request, before sockjs sees it.
+ * Requests are routed here before sockjs-node sees them: the origin policy is applied on the raw
+ * request (sockjs does not pass Origin on to connections); WebSocket upgrades go to
+ * sockjs-websocket.ts; xhr_send and jsonp_send to sockjs-send.ts; sockjs-node serves the rest
+ * (info, iframe, the receiving HTTP transports), and each receiving response is remembered for the
+ * session it serves (sockjs-http.ts), so that what waits for a client there can be counted.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import sockjs, { type Connection } from 'sockjs';
-import type { ClientSocket, ConnectionInfo } from './transport';
-import { originAllowed, queryToken, refuseUpgrade } from './origin';
 import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { originAllowed, refuseUpgrade } from './origin';
+import { ResponseOutlets, SockJsHttpClient } from './sockjs-http';
+import type { RefusalReason } from './sockjs-message';
+import { refusedAsTooLarge, SockJsSendHandler } from './sockjs-send';
+import { SockJsWebSockets } from './sockjs-websocket';
+import type { ClientSocket, ConnectionInfo } from './transport';
+import { queryToken } from './url-token';
 
 export interface SockJsEndpointOptions {
   prefix: string;
@@ -19,51 +28,29 @@ export interface SockJsEndpointOptions {
   /** URL of sockjs-client for the iframe transports; served by this service, never a CDN. */
   clientScriptUrl: string;
   /**
-   * Largest SockJS message: an xhr_send/jsonp_send body or one WebSocket message. sockjs-node
-   * itself buffers send bodies without a limit (re-concatenating on every chunk) and lets
-   * faye-websocket take 64 MiB messages, before the session's frame limits ever see them.
+   * Largest SockJS message: an xhr_send/jsonp_send body or one WebSocket message (sockjs-node
+   * itself would buffer a send body of any size, and faye-websocket take 64 MiB messages).
    */
   maxMessageBytes: number;
   logger: Logger;
+  metrics: Metrics;
   onConnection(socket: ClientSocket): void;
 }
 
-/** sockjs keeps undelivered messages per session (xhr-polling waits for the next poll). */
-function queuedChars(conn: Connection): number {
-  const session: unknown = Reflect.get(conn, '_session');
-  const buffer: unknown =
-    session && typeof session === 'object' ? Reflect.get(session, 'send_buffer') : undefined;
-  if (!Array.isArray(buffer)) return 0;
-  let total = 0;
-  for (const item of buffer) if (typeof item === 'string') total += item.length;
-  return total;
-}
+/** Where a SockJS URL leads: `<prefix>/<server>/<session>/<transport>` or `<prefix>/websocket`. */
+type Route =
+  { kind: 'session'; session: string; transport: string } | { kind: 'raw-websocket' } | { kind: 'other' };
 
-class SockJsClient implements ClientSocket {
-  constructor(
-    private readonly conn: Connection,
-    readonly info: ConnectionInfo,
-  ) {}
+const SESSION_PATH = /^\/([^/.]+)\/([^/.]+)\/([a-z_]+)\/?$/;
+const RECEIVING = new Set(['xhr', 'xhr_streaming', 'eventsource', 'htmlfile', 'jsonp']);
 
-  send(data: Buffer): void {
-    this.conn.write(data.toString('utf8'));
-  }
-
-  bufferedAmount(): number {
-    return queuedChars(this.conn);
-  }
-
-  close(): void {
-    this.conn.close('1000', 'closed');
-  }
-
-  onData(listener: (chunk: Buffer) => void): void {
-    this.conn.on('data', (message: string) => listener(Buffer.from(message, 'utf8')));
-  }
-
-  onClose(listener: () => void): void {
-    this.conn.on('close', listener);
-  }
+function route(prefix: string, url: string): Route {
+  const path = url.split('?', 1)[0] ?? '';
+  if (!path.startsWith(prefix)) return { kind: 'other' };
+  const rest = path.slice(prefix.length);
+  if (rest === '/websocket' || rest === '/websocket/') return { kind: 'raw-websocket' };
+  const m = SESSION_PATH.exec(rest);
+  return m?.[2] && m[3] ? { kind: 'session', session: m[2], transport: m[3] } : { kind: 'other' };
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse | Duplex, head?: Buffer) => boolean;
@@ -71,35 +58,60 @@ type Handler = (req: IncomingMessage, res: ServerResponse | Duplex, head?: Buffe
 export class SockJsEndpoint {
   private readonly handler: Handler;
   private readonly connections = new Set<Connection>();
+  /** Open sessions on the HTTP transports, by SockJS session id: where xhr_send delivers. */
+  private readonly httpSessions = new Map<string, SockJsHttpClient>();
+  private readonly outlets = new ResponseOutlets();
+  private readonly sends: SockJsSendHandler;
+  private readonly webSockets: SockJsWebSockets;
 
   constructor(private readonly options: SockJsEndpointOptions) {
-    // sockjs hands faye_server_options to faye-websocket; @types/sockjs does not know the option.
-    const serverOptions: sockjs.ServerOptions & { faye_server_options: { maxLength: number } } = {
+    const refused = (protocol: string, reason: RefusalReason): void =>
+      options.metrics.sockjsRefused.inc({ protocol, reason });
+    this.sends = new SockJsSendHandler({
+      maxMessageBytes: options.maxMessageBytes,
+      session: (id) => this.httpSessions.get(id),
+      onRefused: refused,
+    });
+    this.webSockets = new SockJsWebSockets({
+      maxMessageBytes: options.maxMessageBytes,
+      onRefused: refused,
+      onConnection: options.onConnection,
+    });
+    const server = sockjs.createServer({
       prefix: options.prefix,
       sockjs_url: options.clientScriptUrl,
       disconnect_delay: 5000,
       heartbeat_delay: 25000,
-      faye_server_options: { maxLength: options.maxMessageBytes },
       log: (severity: string, message: string) => {
         if (severity === 'error') options.logger.error({ component: 'sockjs' }, message);
         else options.logger.debug({ component: 'sockjs' }, message);
       },
-    };
-    const server = sockjs.createServer(serverOptions);
+    });
     server.on('connection', (conn: Connection | null) => {
-      if (!conn) return; // sockjs emits null for a session closed before it opened
-      this.connections.add(conn);
-      conn.on('close', () => this.connections.delete(conn));
-      const info: ConnectionInfo = {
-        transport: 'sockjs',
-        protocol: conn.protocol,
-        remoteAddress: conn.remoteAddress,
-        handshakeToken: queryToken(conn.url),
-      };
-      this.options.onConnection(new SockJsClient(conn, info));
+      if (conn) this.accept(conn);
     });
     const listener = (server as unknown as { listener(o: object): { getHandler(): Handler } }).listener({});
     this.handler = listener.getHandler();
+  }
+
+  /** A session opened on one of sockjs's HTTP transports (sockjs emits null for one closed first). */
+  private accept(conn: Connection): void {
+    const r = route(this.options.prefix, conn.pathname);
+    const session = r.kind === 'session' ? r.session : '';
+    const info: ConnectionInfo = {
+      transport: 'sockjs',
+      protocol: conn.protocol,
+      remoteAddress: conn.remoteAddress,
+      handshakeToken: queryToken(conn.url),
+    };
+    const client = new SockJsHttpClient(conn, info, session, this.outlets);
+    this.connections.add(conn);
+    this.httpSessions.set(session, client);
+    conn.on('close', () => {
+      this.connections.delete(conn);
+      if (this.httpSessions.get(session) === client) this.httpSessions.delete(session);
+    });
+    this.options.onConnection(client);
   }
 
   matches(url: string | undefined): boolean {
@@ -117,24 +129,31 @@ export class SockJsEndpoint {
       res.end(JSON.stringify({ error: 'forbidden', detail: 'origin not allowed' }));
       return;
     }
+    const r = route(this.options.prefix, req.url ?? '');
+    if (
+      req.method === 'POST' &&
+      r.kind === 'session' &&
+      (r.transport === 'xhr_send' || r.transport === 'jsonp_send')
+    ) {
+      this.sends.handle(req, res, r.session, r.transport).catch((err: unknown) => {
+        this.options.logger.error({ component: 'sockjs', err }, 'SockJS send failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'internal', detail: 'the message could not be handled' }));
+      });
+      return;
+    }
     if (req.method === 'POST' && !this.limitBody(req, res)) return;
+    if (r.kind === 'session' && RECEIVING.has(r.transport)) this.outlets.track(r.session, res);
     this.handler(req, res);
   }
 
   /**
-   * Holds a POST body (xhr_send, jsonp_send) to maxMessageBytes: a declared larger one is answered
-   * 413 before it is read, an undeclared (chunked) one is cut off once it passes the limit.
+   * Holds a POST body sockjs reads itself (chunking_test; the receiving transports ignore theirs)
+   * to maxMessageBytes: a declared larger one is answered 413, a chunked one cut off at the limit.
    */
   private limitBody(req: IncomingMessage, res: ServerResponse): boolean {
     const max = this.options.maxMessageBytes;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > max) {
-      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-      res.end(
-        JSON.stringify({ error: 'payload_too_large', detail: `SockJS message larger than ${max} bytes` }),
-      );
-      return false;
-    }
+    if (refusedAsTooLarge(req, res, max)) return false;
     let received = 0;
     req.on('data', (chunk: Buffer) => {
       received += chunk.length;
@@ -148,10 +167,16 @@ export class SockJsEndpoint {
       refuseUpgrade(socket);
       return;
     }
-    this.handler(req, socket, head);
+    const r = route(this.options.prefix, req.url ?? '');
+    if (r.kind === 'raw-websocket' || (r.kind === 'session' && r.transport === 'websocket')) {
+      this.webSockets.handleUpgrade(req, socket, head, r.kind === 'raw-websocket');
+    } else {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    }
   }
 
   close(): void {
     for (const conn of this.connections) conn.close('1001', 'server stopping');
+    this.webSockets.close();
   }
 }

@@ -20,10 +20,19 @@ export interface ClientSocket {
   readonly info: ConnectionInfo;
   /** Sends one serialized frame. Text transports (SockJS) get frames as UTF-8 strings. */
   send(data: Buffer): void;
-  /** Bytes queued in the transport and not yet handed to the kernel: slow-consumer detection. */
+  /**
+   * Bytes written to this client and not yet handed to the kernel, wherever they wait (this
+   * adapter, the library under it, the socket's write buffer): slow-consumer detection.
+   */
   bufferedAmount(): number;
   /** Closes after flushing what was sent; `close` fires once. */
   close(): void;
   onData(listener: (chunk: Buffer) => void): void;
+  /**
+   * The client sent something the transport cannot turn into STOMP bytes (a SockJS message that is
+   * not a JSON array of strings): the session answers with an ERROR giving `reason`, and closes.
+   * Transports that carry bytes as they come have nothing to refuse and leave it out.
+   */
+  onRefused?(listener: (reason: string) => void): void;
   onClose(listener: () => void): void;
 }

@@ -8,13 +8,22 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { ClientSocket, ConnectionInfo } from './transport';
-import { originAllowed, queryToken, refuseUpgrade } from './origin';
+import { originAllowed, refuseUpgrade } from './origin';
+import { queryToken } from './url-token';
 
 const SUBPROTOCOL_VERSIONS: Record<string, string[]> = {
   'v12.stomp': ['1.2'],
   'v11.stomp': ['1.1'],
   'v10.stomp': ['1.0'],
 };
+
+/** How long a closing peer has to answer the close handshake before its socket is dropped. */
+export const CLOSE_GRACE_MS = 2000;
+
+/** A `ws` message's bytes, whichever of its forms it arrived in. */
+export function messageBytes(data: RawData): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
 
 /** Own keys only: `p in SUBPROTOCOL_VERSIONS` would also accept 'constructor' or 'toString'. */
 const isStompProtocol = (p: string): boolean => Object.hasOwn(SUBPROTOCOL_VERSIONS, p);
@@ -33,7 +42,7 @@ export interface WebSocketEndpointOptions {
  * WebSocket message as a stream of frames (stompjs, Spring's and RabbitMQ's decoders do), so several
  * frames in one message parse exactly as they would from TCP.
  */
-class WebSocketClient implements ClientSocket {
+export class WebSocketClient implements ClientSocket {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
@@ -74,13 +83,11 @@ class WebSocketClient implements ClientSocket {
     this.flush();
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
     // A peer that never answers the close handshake must not hold the socket.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   onData(listener: (chunk: Buffer) => void): void {
-    this.ws.on('message', (data: RawData) => {
-      listener(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
-    });
+    this.ws.on('message', (data: RawData) => listener(messageBytes(data)));
   }
 
   onClose(listener: () => void): void {
