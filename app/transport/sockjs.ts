@@ -20,7 +20,7 @@ import type { RefusalReason } from './sockjs-message';
 import { refusedAsTooLarge, SockJsSendHandler } from './sockjs-send';
 import { SockJsWebSockets } from './sockjs-websocket';
 import type { ClientSocket, ConnectionInfo } from './transport';
-import { queryToken } from './url-token';
+import { queryToken, redactTokens } from './url-token';
 
 export interface SockJsEndpointOptions {
   prefix: string;
@@ -53,6 +53,15 @@ function route(prefix: string, url: string): Route {
   return m?.[2] && m[3] ? { kind: 'session', session: m[2], transport: m[3] } : { kind: 'other' };
 }
 
+/** sockjs's log callback: its lines hold request URLs, and with them any `access_token`. */
+export function sockjsLog(logger: Logger): (severity: string, message: string) => void {
+  return (severity, message) => {
+    const line = redactTokens(message);
+    if (severity === 'error') logger.error({ component: 'sockjs' }, line);
+    else logger.debug({ component: 'sockjs' }, line);
+  };
+}
+
 type Handler = (req: IncomingMessage, res: ServerResponse | Duplex, head?: Buffer) => boolean;
 
 export class SockJsEndpoint {
@@ -82,10 +91,7 @@ export class SockJsEndpoint {
       sockjs_url: options.clientScriptUrl,
       disconnect_delay: 5000,
       heartbeat_delay: 25000,
-      log: (severity: string, message: string) => {
-        if (severity === 'error') options.logger.error({ component: 'sockjs' }, message);
-        else options.logger.debug({ component: 'sockjs' }, message);
-      },
+      log: sockjsLog(options.logger),
     });
     server.on('connection', (conn: Connection | null) => {
       if (conn) this.accept(conn);
