@@ -336,8 +336,10 @@ export class StompSession implements RegisteredSession {
   close(reason: CloseReason): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
-    this.socket.close();
+    // Finished first: a transport may report its own close from inside socket.close(), and the
+    // reason logged must be this one, not 'transport_closed'.
     this.finish(reason);
+    this.socket.close();
   }
 
   /** The one place everything a session holds is released. Idempotent. */
