@@ -69,9 +69,10 @@ export class HttpListener implements Part {
       prefix: '/ws',
       allowedOrigins: settings.allowedOrigins,
       clientScriptUrl: '/vendor/sockjs.min.js',
-      // One SockJS message is a JSON array of frames (escaping can double a character, a client may
-      // batch a few frames): room for several full frames, but not for an attacker's 64 MiB.
-      maxMessageBytes: 16 * (settings.maxFrameBytes + settings.maxHeaderBytes),
+      // One SockJS message is a JSON array of frames as text: room for one full frame however it is
+      // escaped (a control character takes six), or a batch of several ordinary ones. Reading one
+      // takes time in proportion to its size, and every other session waits meanwhile.
+      maxMessageBytes: 8 * (settings.maxFrameBytes + settings.maxHeaderBytes),
       logger,
       metrics,
       onConnection,

@@ -31,7 +31,7 @@ const HOSTILE = [
   'null',
   '["unterminated',
   'not json at all',
-  `${'['.repeat(180_000)}${']'.repeat(180_000)}`,
+  `${'['.repeat(90_000)}${']'.repeat(90_000)}`,
 ];
 
 /** Which SockJS transport carries the session, and how the hostile message travels. */
