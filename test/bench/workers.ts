@@ -4,9 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { StatsData } from './clients';
+import type { CeilingConsumerArgs } from './amqp-ceiling';
+import type { PublishArgs } from './publishers';
 import type { PumpResult } from './pump';
-import type { ClientSendArgs, OpenArgs, OpenResult, PublishArgs } from './worker';
+import type { StatsData } from './stats';
+import type { ClientSendArgs, OpenArgs, OpenResult } from './worker';
 
 interface Pending {
   resolve(value: unknown): void;
@@ -21,9 +23,20 @@ interface Reply {
   error?: string;
 }
 
-/** `ulimit -n` as high as this machine lets an unprivileged process go, then exec. */
-export function raisedFdLimit(command: string): string[] {
-  return ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${command}`];
+/** Open files a load or server process asks for unless told otherwise. */
+export const DEFAULT_FD_LIMIT = 65536;
+
+/**
+ * `ulimit -n want` in the shell that execs `command`: first raising the hard limit too (which a
+ * root with CAP_SYS_RESOURCE may), else the soft limit alone, else as far as the hard limit goes.
+ * Only the bench's own processes get it; the product's defaults are not touched.
+ */
+export function raisedFdLimit(command: string, want = DEFAULT_FD_LIMIT): string[] {
+  return [
+    '-c',
+    `{ ulimit -Hn ${want} && ulimit -n ${want}; } 2>/dev/null || ulimit -n ${want} 2>/dev/null || ` +
+      `ulimit -n "$(ulimit -Hn)"; exec ${command}`,
+  ];
 }
 
 export function quote(arg: string): string {
@@ -98,6 +111,11 @@ export class LoadWorker {
       { cmd: 'clientSend', args },
       args.maxMs + (args.graceMs ?? 5000) + 10_000,
     ) as Promise<PumpResult>;
+  }
+
+  /** Starts the AMQP ceiling's consumer in this worker (stopped by close()). */
+  consumeCeiling(args: CeilingConsumerArgs): Promise<unknown> {
+    return this.call({ cmd: 'consumeCeiling', args }, 60_000);
   }
 
   publish(args: PublishArgs): Promise<PumpResult> {
