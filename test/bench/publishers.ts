@@ -206,6 +206,9 @@ async function amqpPublish(
     connectionName: 'stomp-relay bench backend',
     noDelay: true, // as a latency-minded backend would (rabbitmq-client leaves Nagle on)
   });
+  // Each publish that cannot be confirmed rejects on its own (counted by pump); this only keeps the
+  // connection's own error event from ending the load generator.
+  connection.on('error', () => undefined);
   const publisher = connection.createPublisher({ confirm: true });
   try {
     return await pump(args, (seq) => publisher.send(envelope(seq), Buffer.from(makeBody(seq))));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { CpuShares } from './cpu';
 import type { FanoutResult, System } from './scenarios/fanout';
 import type { OneToOneResult } from './scenarios/one-to-one';
-import type { Measured } from './sections';
+import type { Measured } from './bench-run';
 import type { Target } from './targets';
 import { crowdSection, idleSection } from './report-idle';
 

@@ -21,7 +21,8 @@ import { methodNotes } from './notes';
 import { brokerNode, portOpen } from './rabbit';
 import { redisAnswers, REDIS_URL } from './redis-info';
 import { markdown, writeResults, type BenchResults } from './report';
-import { measureCeiling, measureCrowd, measureIdle, measurePeers, measureSingle, Run } from './sections';
+import { Run } from './bench-run';
+import { measureCeiling, measureCrowd, measureIdle, measurePeers, measureSingle } from './sections';
 import { targets } from './targets';
 
 export const SCENARIOS = ['fanout', 'one-to-one', 'ceiling', 'peers', 'idle', 'crowd'] as const;

@@ -5,7 +5,7 @@
  */
 import type { FanoutResult, System } from './scenarios/fanout';
 import type { OneToOneResult, OneToOneSystem } from './scenarios/one-to-one';
-import type { Measured } from './sections';
+import type { Measured } from './bench-run';
 
 export interface Target {
   name: string;

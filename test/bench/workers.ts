@@ -60,6 +60,8 @@ export class LoadWorker {
       if (reply.ok) p.resolve(reply.result);
       else p.reject(new Error(`worker ${index}: ${reply.error}`));
     });
+    // Sending to a worker that has just died: the send's own promise is rejected (call()).
+    child.on('error', () => undefined);
     child.on('exit', (code) => {
       for (const p of this.pending.values()) p.reject(new Error(`worker ${index} exited (${code})`));
       this.pending.clear();
@@ -136,6 +138,7 @@ export class LoadWorker {
 
   private call(message: object, timeoutMs: number): Promise<unknown> {
     const id = ++this.seq;
+    if (!this.child.connected) return Promise.reject(new Error(`worker ${this.index} is gone`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -146,7 +149,12 @@ export class LoadWorker {
         );
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.child.send({ ...message, id });
+      this.child.send({ ...message, id }, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new Error(`worker ${this.index}: ${err.message}`));
+      });
     });
   }
 }
