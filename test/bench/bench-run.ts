@@ -115,10 +115,10 @@ export class Run {
     const profileDir = join(this.setup.outDir, 'profiles');
     if (options.profile) mkdirSync(profileDir, { recursive: true });
     const ids = Array.from({ length: n }, () => `bench-${randomBytes(3).toString('hex')}`);
-    const instances: Spawned[] = [];
-    try {
-      for (const instanceId of ids) {
-        const s = await startService({
+    // Started together: each start is mostly compiling and connecting, not measured.
+    const started = await Promise.allSettled(
+      ids.map((instanceId) =>
+        startService({
           root: this.setup.root,
           secret: this.ctx.secret,
           instanceId,
@@ -127,14 +127,10 @@ export class Run {
           cpuProfDir: options.profile ? profileDir : undefined,
           inspect: options.inspect,
           fdLimit: options.fdLimit,
-        });
-        this.running.set(s, 'instance');
-        instances.push(s);
-      }
-    } catch (err: unknown) {
-      await this.stopAll(instances);
-      throw err;
-    }
+        }),
+      ),
+    );
+    const instances = await this.keep(started, 'instance');
     return { instances, ids };
   }
 
@@ -146,23 +142,36 @@ export class Run {
 
   /** `n` Socket.IO nodes on the local Redis, sharing this run's adapter key. */
   async startSocketIo(n: number): Promise<SocketIoCluster> {
-    const nodes: Spawned[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        const node = await startSocketIoNode({
+    const started = await Promise.allSettled(
+      Array.from({ length: n }, () =>
+        startSocketIoNode({
           root: this.setup.root,
           redisUrl: REDIS_URL,
           key: this.socketIoKey,
           secret: this.ctx.secret,
-        });
-        this.running.set(node, 'other');
-        nodes.push(node);
-      }
-    } catch (err: unknown) {
-      await this.stopAll(nodes);
-      throw err;
-    }
+        }),
+      ),
+    );
+    const nodes = await this.keep(started, 'other');
     return { nodes, redisUrl: REDIS_URL, key: this.socketIoKey, redisPid: await listenerPid(6379) };
+  }
+
+  /** The servers that started, tracked; if any failed to start, the others are stopped and it throws. */
+  private async keep(
+    started: PromiseSettledResult<Spawned>[],
+    kind: 'instance' | 'other',
+  ): Promise<Spawned[]> {
+    const servers: Spawned[] = [];
+    const failures: unknown[] = [];
+    for (const s of started) {
+      if (s.status === 'fulfilled') {
+        this.running.set(s.value, kind);
+        servers.push(s.value);
+      } else failures.push(s.reason);
+    }
+    if (failures.length === 0) return servers;
+    await this.stopAll(servers);
+    throw failures[0] instanceof Error ? failures[0] : new Error(String(failures[0]));
   }
 
   /** Stops servers of this run; for instances, first notes any lost broker connection. */

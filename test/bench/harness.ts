@@ -32,8 +32,11 @@ export interface BenchSizes {
     /** User items per `POST /api/messages/batch` call. */
     batchSize: number;
   };
-  /** Server processes of the multi-process comparisons (stomp-relay instances, Socket.IO nodes). */
-  peers: { processCounts: number[] };
+  /**
+   * Server processes of the multi-process comparisons (stomp-relay instances, Socket.IO nodes);
+   * fan-out at `fanoutSubscribers` for the first count, at fanout.subscribers for the others.
+   */
+  peers: { processCounts: number[]; fanoutSubscribers: number[] };
   /**
    * settleMs: pause before each memory reading (and a third of the idle-CPU window);
    * concurrency: sessions each worker opens at once (the connect storm).
@@ -65,7 +68,7 @@ export const FULL: BenchSizes = {
     publishers: 4,
   },
   oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000, batchSize: 100 },
-  peers: { processCounts: [2, 4] },
+  peers: { processCounts: [2, 4], fanoutSubscribers: [600, 1000] },
   idle: { levels: [1, 1000, 10_000, 20_000], settleMs: 1000, concurrency: 200 },
   crowd: {
     sessions: 100_000,
@@ -84,18 +87,18 @@ export const SMOKE: BenchSizes = {
     subscribers: 6,
     compareSubscribers: 4,
     latencyRate: 20,
-    latencyMs: 600,
+    latencyMs: 300,
     maxDeliveries: 600,
-    windowMs: 800,
+    windowMs: 400,
     publishers: 2,
   },
-  oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 500, batchSize: 5 },
-  peers: { processCounts: [2] },
+  oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 300, batchSize: 5 },
+  peers: { processCounts: [2], fanoutSubscribers: [6] },
   idle: { levels: [1, 10], settleMs: 150, concurrency: 10 },
   crowd: {
     sessions: 20,
     heartbeatMs: 500,
-    cpuWindowMs: 1000,
+    cpuWindowMs: 500,
     pushes: 5,
     pushRate: 20,
     concurrency: 10,

@@ -22,11 +22,8 @@ import { brokerNode, portOpen } from './rabbit';
 import { redisAnswers, REDIS_URL } from './redis-info';
 import { markdown, writeResults, type BenchResults } from './report';
 import { Run } from './bench-run';
-import { measureCeiling, measureCrowd, measureIdle, measurePeers, measureSingle } from './sections';
+import { measureAll, SCENARIOS, type Scenario } from './sections';
 import { targets } from './targets';
-
-export const SCENARIOS = ['fanout', 'one-to-one', 'ceiling', 'peers', 'idle', 'crowd'] as const;
-export type Scenario = (typeof SCENARIOS)[number];
 
 export interface RunOptions {
   mode: 'full' | 'smoke';
@@ -40,8 +37,11 @@ export interface RunOptions {
 }
 
 export async function runBench(options: RunOptions): Promise<BenchResults> {
-  const log = options.log ?? ((m: string) => process.stdout.write(`${m}\n`));
   const started = Date.now();
+  const log =
+    options.log ??
+    ((m: string) =>
+      process.stdout.write(`${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s ${m}\n`));
   const sizes = options.mode === 'full' ? FULL : SMOKE;
   const only = new Set<Scenario>(options.only ?? SCENARIOS);
   // Other work on this machine may be restarting RabbitMQ (stop_app / start_app): give it 30 s.
@@ -73,12 +73,7 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
     );
   }
   try {
-    if (only.has('fanout') || only.has('one-to-one'))
-      await measureSingle(run, only.has('fanout'), only.has('one-to-one'));
-    if (only.has('ceiling')) await measureCeiling(run);
-    if (only.has('peers')) await measurePeers(run);
-    if (only.has('idle')) await measureIdle(run);
-    if (only.has('crowd')) await measureCrowd(run);
+    await measureAll(run, only);
   } finally {
     await run.stop();
   }

@@ -1,6 +1,10 @@
 /**
- * The parts of one `npm run bench`, in the order it runs them (run.ts), each on the servers it
- * starts and stops itself. What they share is a `Run` (bench-run.ts).
+ * The parts of one `npm run bench`, in the order it runs them, in stages that each start the
+ * servers they need together and stop them at the end of the stage: starting is not measured, and
+ * a server started once serves every part of its stage (the one-instance runs use the first
+ * instance of the smallest pair, whose other instance idles meanwhile; the Socket.IO idle run uses
+ * that pair's nodes; the crowd runs on the idle run's instance, each from its own baseline).
+ * What the parts share is a `Run` (bench-run.ts).
  */
 import type { Run } from './bench-run';
 import {
@@ -16,11 +20,17 @@ import {
 } from './lineup';
 import { brokerNode, deleteQueues, queueCount, queuesStartingWith } from './rabbit';
 import { runCeiling } from './scenarios/ceiling';
-import { runCrowd } from './scenarios/crowd';
+import { crowdFdLimit, runCrowd } from './scenarios/crowd';
 import { runFanout, type FanoutTarget } from './scenarios/fanout';
 import { runIdle } from './scenarios/idle';
 import { runPeerIdle } from './scenarios/idle-socketio';
 import { runOneToOne, type OneToOneSetup } from './scenarios/one-to-one';
+import type { Spawned } from './processes';
+import type { SocketIoCluster } from './lineup';
+
+/** The parts of a run, as `--only` names them. */
+export const SCENARIOS = ['fanout', 'one-to-one', 'ceiling', 'peers', 'idle', 'crowd'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 
 const POOL_SIZE = 2; // BROKER_POOL_SIZE default
 /** Sockets left free on RabbitMQ for everyone else (other tests, our own pools). */
@@ -53,12 +63,12 @@ async function webStompRoom(run: Run, wanted: number): Promise<number> {
 }
 
 /** Fan-out and one-to-one on one instance, beside Web-STOMP direct and the bare-ws ceiling. */
-export async function measureSingle(run: Run, fanout: boolean, oneToOneToo: boolean): Promise<void> {
+async function measureSingle(run: Run, instance: Spawned, only: Set<Scenario>): Promise<void> {
   const { sizes, pids } = run;
-  const { instances } = await run.startInstances(1, { profile: run.setup.cpuProf });
+  const instances = [instance];
   const bare = await run.startBare();
   try {
-    if (fanout) {
+    if (only.has('fanout')) {
       let compare = Math.min(sizes.fanout.compareSubscribers, sizes.fanout.subscribers);
       if (run.setup.webStomp) {
         compare = await webStompRoom(run, compare);
@@ -69,7 +79,7 @@ export async function measureSingle(run: Run, fanout: boolean, oneToOneToo: bool
         await fanoutAt(run, bareFanout(bare, pids), [n]);
       }
     }
-    if (oneToOneToo) {
+    if (only.has('one-to-one')) {
       await oneToOne(run, productOneToOne(instances, run.ctx.secret, sizes.oneToOne.batchSize, pids));
       if (run.setup.webStomp) {
         await deleteQueues(await queuesStartingWith(DIRECT_QUEUE_PREFIX));
@@ -78,105 +88,150 @@ export async function measureSingle(run: Run, fanout: boolean, oneToOneToo: bool
       }
     }
   } finally {
-    await run.stopAll([bare, ...instances]);
+    await run.stopAll([bare]);
   }
 }
 
 /** RabbitMQ alone: the physical ceiling of one-to-one traffic. */
-export async function measureCeiling(run: Run): Promise<void> {
+async function measureCeiling(run: Run): Promise<void> {
   await run.attempt('ceiling, bare AMQP', async () => {
     run.measured.ceiling.push(...(await runCeiling(run.ctx, AMQP_URL, { ...run.pids })));
   });
 }
 
-/**
- * stomp-relay on N instances against Socket.IO on N nodes, for each N: fan-out (at both counts at
- * the smallest N, at the full count above it) and one-to-one.
- */
-export async function measurePeers(run: Run): Promise<void> {
+/** stomp-relay on N instances against Socket.IO on N nodes: fan-out at `fanCounts`, and one-to-one. */
+async function measurePeers(
+  run: Run,
+  instances: Spawned[],
+  cluster: SocketIoCluster,
+  fanCounts: number[],
+): Promise<void> {
   const { sizes, pids } = run;
-  const counts = sizes.peers.processCounts;
-  for (const n of counts) {
-    const fanCounts =
-      n === counts[0]
-        ? [
-            ...new Set([
-              Math.min(sizes.fanout.compareSubscribers, sizes.fanout.subscribers),
-              sizes.fanout.subscribers,
-            ]),
-          ]
-        : [sizes.fanout.subscribers];
-    await run.attempt(`stomp-relay x${n}`, async () => {
-      const { instances } = await run.startInstances(n);
+  await fanoutAt(run, productFanout(instances, run.ctx.secret, pids), fanCounts);
+  await oneToOne(run, productOneToOne(instances, run.ctx.secret, sizes.oneToOne.batchSize, pids));
+  await fanoutAt(run, socketIoFanout(cluster, run.ctx.secret, pids), fanCounts);
+  await oneToOne(run, socketIoOneToOne(cluster, run.ctx.secret, pids));
+}
+
+/** Server processes of stage `n`, started together (a failure to start is the stage's failure). */
+async function startStage(
+  run: Run,
+  relay: number,
+  socketIo: number,
+  options: { profile?: boolean } = {},
+): Promise<{ instances: Spawned[]; cluster: SocketIoCluster | null }> {
+  const [a, b] = await Promise.allSettled([
+    run.startInstances(relay, options),
+    socketIo > 0 ? run.startSocketIo(socketIo) : Promise.resolve(null),
+  ]);
+  if (a.status === 'fulfilled' && b.status === 'fulfilled')
+    return { instances: a.value.instances, cluster: b.value };
+  if (a.status === 'fulfilled') await run.stopAll(a.value.instances);
+  if (b.status === 'fulfilled' && b.value) await run.stopAll(b.value.nodes);
+  throw a.status === 'rejected' ? a.reason : (b as PromiseRejectedResult).reason;
+}
+
+/**
+ * Every selected part, stage by stage: (1) one instance (of a pair when peers run) with Web-STOMP
+ * direct, the bare-ws reference, the ceiling, and the pair against Socket.IO's smallest cluster;
+ * (2) each larger count of instances against as many nodes; (3) the idle runs, then the crowd on
+ * the idle instance.
+ */
+export async function measureAll(run: Run, only: Set<Scenario>): Promise<void> {
+  const counts = run.sizes.peers.processCounts;
+  const peers = only.has('peers') && counts.length > 0;
+  const single = only.has('fanout') || only.has('one-to-one');
+  if (single || peers) {
+    const pair = peers ? counts[0] : 1;
+    await run.attempt(`stage: stomp-relay x${pair}${peers ? ` and socket.io x${pair}` : ''}`, async () => {
+      const { instances, cluster } = await startStage(run, pair, peers ? pair : 0, {
+        profile: run.setup.cpuProf,
+      });
       try {
-        await fanoutAt(run, productFanout(instances, run.ctx.secret, pids), fanCounts);
-        await oneToOne(run, productOneToOne(instances, run.ctx.secret, sizes.oneToOne.batchSize, pids));
+        if (single) await measureSingle(run, instances[0], only);
+        if (only.has('ceiling')) await measureCeiling(run);
+        if (peers && cluster) {
+          await measurePeers(run, instances, cluster, run.sizes.peers.fanoutSubscribers);
+          await run.stopAll(instances);
+          if (only.has('idle')) await measureSocketIoIdle(run, cluster);
+        }
       } finally {
-        await run.stopAll(instances);
+        await run.stopAll([...instances, ...(cluster?.nodes ?? [])]);
       }
     });
-    await run.attempt(`socket.io x${n}`, async () => {
-      const cluster = await run.startSocketIo(n);
+  } else if (only.has('ceiling')) await measureCeiling(run);
+  if (peers) {
+    for (const n of counts.slice(1)) {
+      await run.attempt(`stage: stomp-relay x${n} and socket.io x${n}`, async () => {
+        const { instances, cluster } = await startStage(run, n, n);
+        try {
+          await measurePeers(run, instances, cluster!, [run.sizes.fanout.subscribers]);
+        } finally {
+          await run.stopAll([...instances, ...(cluster?.nodes ?? [])]);
+        }
+      });
+    }
+  }
+  if (only.has('idle') && !peers) {
+    await run.attempt('stage: socket.io for idle', async () => {
+      const { cluster } = await startStage(run, 0, counts[0] ?? 2);
       try {
-        await fanoutAt(run, socketIoFanout(cluster, run.ctx.secret, pids), fanCounts);
-        await oneToOne(run, socketIoOneToOne(cluster, run.ctx.secret, pids));
+        await measureSocketIoIdle(run, cluster!);
       } finally {
-        await run.stopAll(cluster.nodes);
+        await run.stopAll(cluster?.nodes ?? []);
       }
     });
   }
+  if (only.has('idle') || only.has('crowd')) await measureIdleAndCrowd(run, only);
 }
 
-/** Idle sessions: one instance (the real case: a user queue each), then Socket.IO on the first N. */
-export async function measureIdle(run: Run): Promise<void> {
-  await run.attempt('idle sessions', async () => {
-    const { instances, ids } = await run.startInstances(1, { inspect: true });
-    try {
-      run.measured.idle = await runIdle(run.ctx, {
-        service: instances[0],
-        instanceId: ids[0],
-        poolSize: POOL_SIZE,
-        rabbitPid: run.pids.rabbitmq[0],
-      });
-    } finally {
-      await run.stopAll(instances);
-      await removeInstanceQueues(run, ids[0]);
-    }
-  });
-  const n = run.sizes.peers.processCounts[0];
-  await run.attempt(`idle connections, socket.io x${n}`, async () => {
-    const cluster = await run.startSocketIo(n);
-    try {
-      run.measured.peerIdle = await runPeerIdle(run.ctx, cluster.nodes, cluster.redisUrl, cluster.redisPid);
-    } finally {
-      await run.stopAll(cluster.nodes);
-    }
+async function measureSocketIoIdle(run: Run, cluster: SocketIoCluster): Promise<void> {
+  await run.attempt(`idle connections, socket.io x${cluster.nodes.length}`, async () => {
+    run.measured.peerIdle = await runPeerIdle(run.ctx, cluster.nodes, cluster.redisUrl, cluster.redisPid);
   });
 }
 
-/** Item 8: a crowd of idle sessions with heart-beats on one instance, as many as the machine allows. */
-export async function measureCrowd(run: Run): Promise<void> {
-  await run.attempt('crowd', async () => {
-    run.measured.crowd = await runCrowd(run.ctx, {
-      alwaysTopicRow: run.sizes.crowd.alwaysTopicRow,
-      startService: async (fdLimit) => {
-        const { instances, ids } = await run.startInstances(1, { inspect: true, fdLimit });
-        return {
-          service: instances[0],
+/** The idle run (issue 14's figures) and the crowd (item 8), on one instance asking for the crowd's open files. */
+async function measureIdleAndCrowd(run: Run, only: Set<Scenario>): Promise<void> {
+  const { instances, ids } = await run.startInstances(1, {
+    inspect: true,
+    fdLimit: crowdFdLimit(run.sizes.crowd.sessions),
+  });
+  const [service] = instances;
+  try {
+    if (only.has('idle')) {
+      await run.attempt('idle sessions', async () => {
+        run.measured.idle = await runIdle(run.ctx, {
+          service,
           instanceId: ids[0],
-          stop: async () => {
-            await run.stopAll(instances);
-            await removeInstanceQueues(run, ids[0]);
-          },
-        };
-      },
-    });
-  });
+          poolSize: POOL_SIZE,
+          rabbitPid: run.pids.rabbitmq[0],
+        });
+      });
+      await removeInstanceQueues(run, ids[0], false);
+    }
+    if (only.has('crowd')) {
+      await run.attempt('crowd', async () => {
+        run.measured.crowd = await runCrowd(run.ctx, {
+          service,
+          instanceId: ids[0],
+          alwaysTopicRow: run.sizes.crowd.alwaysTopicRow,
+        });
+      });
+    }
+  } finally {
+    await run.stopAll(instances);
+    await removeInstanceQueues(run, ids[0], true);
+  }
 }
 
-/** An instance's queues should go with its sessions; any left after it stopped are noted and deleted. */
-async function removeInstanceQueues(run: Run, instanceId: string): Promise<void> {
-  const prefix = `stomp-relay.${instanceId}.`;
+/**
+ * An instance's per-user queues should go with its sessions; any left once its sessions closed
+ * (or, `stopped`, once it stopped) are noted and deleted. A running instance keeps a few of its
+ * own (directory, topics): only a stopped one must have none.
+ */
+async function removeInstanceQueues(run: Run, instanceId: string, stopped: boolean): Promise<void> {
+  const prefix = stopped ? `stomp-relay.${instanceId}.` : `stomp-relay.${instanceId}.user.`;
   // Auto-delete queues go once RabbitMQ has seen their consumers cancelled: give it a moment.
   for (let i = 0; i < 40 && ((await queueCount(prefix)) ?? 0) > 0; i++)
     await new Promise((r) => setTimeout(r, 250));

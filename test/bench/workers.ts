@@ -27,14 +27,14 @@ interface Reply {
 export const DEFAULT_FD_LIMIT = 65536;
 
 /**
- * `ulimit -n want` in the shell that execs `command`: first raising the hard limit too (which a
- * root with CAP_SYS_RESOURCE may), else the soft limit alone, else as far as the hard limit goes.
- * Only the bench's own processes get it; the product's defaults are not touched.
+ * `ulimit -n want` in the shell that execs `command`: the soft limit when the hard one allows it,
+ * else the hard limit raised too (which root with CAP_SYS_RESOURCE may), else as far as the hard
+ * limit goes. Only the bench's own processes get it; the product's defaults are not touched.
  */
 export function raisedFdLimit(command: string, want = DEFAULT_FD_LIMIT): string[] {
   return [
     '-c',
-    `{ ulimit -Hn ${want} && ulimit -n ${want}; } 2>/dev/null || ulimit -n ${want} 2>/dev/null || ` +
+    `ulimit -n ${want} 2>/dev/null || { ulimit -Hn ${want} && ulimit -n ${want}; } 2>/dev/null || ` +
       `ulimit -n "$(ulimit -Hn)"; exec ${command}`,
   ];
 }

@@ -11,13 +11,14 @@
  * a topology with a queue per user that is one RabbitMQ queue per session). Row "topic (fallback)":
  * every session on one topic, run when the first row could not open every session (or always,
  * when asked), so that the service's own cost at that count is measured even where the broker
- * stopped the real case.
+ * stopped the real case. Both rows on the same instance, one after the other (each from its own
+ * baseline).
  */
 import { CpuMeter } from '../cpu';
 import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type BenchContext } from '../harness';
 import { mayRaiseHardLimits, openFilesLimit, tcpConnections, type Spawned } from '../processes';
 import { queueCount } from '../rabbit';
-import { LoadWorker } from '../workers';
+import { DEFAULT_FD_LIMIT, LoadWorker } from '../workers';
 import { settledRss } from './idle';
 
 export type CrowdSubscription = 'user-queue' | 'topic';
@@ -56,15 +57,10 @@ export interface CrowdRow {
   stoppedBy?: string;
 }
 
-export interface CrowdService {
+export interface CrowdOptions {
+  /** An instance started with crowdFdLimit() open files asked for, holding no session now. */
   service: Spawned;
   instanceId: string;
-  stop(): Promise<void>;
-}
-
-export interface CrowdOptions {
-  /** Starts a fresh instance asking for this many open files. */
-  startService(fdLimit: number): Promise<CrowdService>;
   /** Run the topic row even when the user-queue row opened every session. */
   alwaysTopicRow: boolean;
 }
@@ -84,15 +80,17 @@ function fdCapReason(fdLimit: number, wanted: number): string {
   return `the service got an open-files limit of ${fdLimit} of the ${wanted} asked for: ${why}`;
 }
 
+/** Open files to ask for the service: the sessions and room for its own (never below the default). */
+export const crowdFdLimit = (sessions: number): number => Math.max(sessions + 1000, DEFAULT_FD_LIMIT);
+
 async function runRow(
   ctx: BenchContext,
-  options: CrowdOptions,
+  started: CrowdOptions,
   subscription: CrowdSubscription,
 ): Promise<CrowdRow> {
   const sizes = ctx.sizes.crowd;
   const destination = DESTINATIONS[subscription];
-  const wanted = sizes.sessions + 1000;
-  const started = await options.startService(wanted);
+  const wanted = crowdFdLimit(sizes.sessions);
   const { service } = started;
   const extra: LoadWorker[] = [];
   try {
@@ -208,7 +206,6 @@ async function runRow(
   } finally {
     await closeAll({ ...ctx, workers: [...ctx.workers, ...extra] });
     for (const w of extra) w.stop();
-    await started.stop();
   }
 }
 
