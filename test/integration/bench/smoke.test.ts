@@ -11,7 +11,7 @@ import { runBench } from '../../bench/run';
 import type { BenchResults } from '../../bench/report';
 
 describe('bench harness (smoke)', function () {
-  this.timeout(90_000);
+  this.timeout(150_000);
   let out: string;
   let results: BenchResults;
 
