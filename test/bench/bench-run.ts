@@ -10,6 +10,7 @@ import type { BenchContext, BenchSizes } from './harness';
 import { BROKER_URL, type LoadPids, type SocketIoCluster } from './lineup';
 import { listenerPid, startBareWs, startService, startSocketIoNode, type Spawned } from './processes';
 import { deleteKeys, REDIS_URL } from './redis-info';
+import { brokerReconnects } from './service-metrics';
 import type { CeilingResult } from './scenarios/ceiling';
 import type { CrowdRow } from './scenarios/crowd';
 import type { FanoutResult } from './scenarios/fanout';
@@ -183,7 +184,7 @@ export class Run {
         const reconnects = await brokerReconnects(s.url);
         if (reconnects > 0) {
           this.notes.push(
-            `An instance lost its RabbitMQ connection ${reconnects} time(s) during the run (RabbitMQ restarted by other work on this machine?): figures from that part are not valid; run again.`,
+            `An instance lost its RabbitMQ connection ${reconnects} time(s) during the run (RabbitMQ restarted by other work on this machine, or the service missed its broker heart-beats: the idle and crowd tables say when): figures from that part are not valid.`,
           );
         }
       }
@@ -201,16 +202,5 @@ export class Run {
     } catch {
       // Redis was never used (or is gone): nothing of ours can be there.
     }
-  }
-}
-
-/** stomp_broker_reconnects_total of a running service (0 if it cannot be read). */
-async function brokerReconnects(url: string): Promise<number> {
-  try {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const m = /^stomp_broker_reconnects_total\s+(\d+)/m.exec(text);
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
   }
 }

@@ -14,14 +14,14 @@ export function idleSection(results: BenchResults): string[] {
       '',
       `## 3. Idle sessions on one instance (each its own user, subscribed to ${idle.destination})`,
       '',
-      '| sessions | opened in ms (sessions/s) | RSS MiB | V8 heap MiB | STOMP / AMQP connections to RabbitMQ | RabbitMQ queues of the instance | RabbitMQ mem_used MiB | RabbitMQ RSS MiB |',
-      '|---|---|---|---|---|---|---|---|',
+      '| sessions | opened in ms (sessions/s) | RSS MiB | V8 heap MiB | STOMP / AMQP connections to RabbitMQ | broker reconnects so far | RabbitMQ queues of the instance | RabbitMQ mem_used MiB | RabbitMQ RSS MiB |',
+      '|---|---|---|---|---|---|---|---|---|',
     );
     let before = 0;
     for (const l of idle.levels) {
       lines.push(
         `| ${l.sessions}${l.sessions < l.requested ? ` of ${l.requested}` : ''} | ${l.openMs} (${perSec(l.sessions - before, l.openMs)}) | ` +
-          `${mib(l.rssKiB)} | ${mib(l.heapUsedKiB)} | ${l.stompConnections} / ${l.amqpConnections} | ${fmt(l.brokerQueues)} | ` +
+          `${mib(l.rssKiB)} | ${mib(l.heapUsedKiB)} | ${l.stompConnections} / ${l.amqpConnections} | ${l.brokerReconnects} | ${fmt(l.brokerQueues)} | ` +
           `${mib(l.brokerMemKiB)} | ${mib(l.brokerRssKiB)} |`,
       );
       before = l.sessions;
@@ -66,8 +66,8 @@ export function crowdSection(results: BenchResults): string[] {
     '',
     `## 6. A crowd on one instance: ${results.crowd[0].requested} idle sessions asked for, ${results.crowd[0].heartbeatMs / 1000} s heart-beats, all connecting at once`,
     '',
-    '| subscribed to | sessions | time to accept all (sessions/s) | RSS per session KiB | heart-beat CPU % of a core | STOMP / AMQP connections to RabbitMQ | RabbitMQ queues of the instance | push to one user: p50 / p99 / max ms | closed early |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| subscribed to | sessions | time to accept all (sessions/s) | RSS per session KiB | heart-beat CPU % of a core | STOMP / AMQP connections to RabbitMQ | broker reconnects | RabbitMQ queues of the instance | push to one user: p50 / p99 / max ms | closed early |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results.crowd) {
     const what =
@@ -77,7 +77,7 @@ export function crowdSection(results: BenchResults): string[] {
     lines.push(
       `| ${what} | ${r.sessions} of ${r.target}${r.target < r.requested ? ` (${r.requested} asked)` : ''} | ` +
         `${r.acceptMs} ms (${perSec(r.sessions, r.acceptMs)}) | ${fmt(r.perSessionKiB)} | ${r.heartbeatCpuPercent} | ` +
-        `${r.stompConnections} / ${r.amqpConnections} | ${fmt(r.brokerQueues)} | ` +
+        `${r.stompConnections} / ${r.amqpConnections} | ${r.brokerReconnects} | ${fmt(r.brokerQueues)} | ` +
         `${fmt(r.push.p50Ms)} / ${fmt(r.push.p99Ms)} / ${fmt(r.push.maxMs)} (${r.push.delivered}/${r.push.pushes}) | ${r.closedEarly} |`,
     );
   }

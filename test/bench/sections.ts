@@ -232,9 +232,17 @@ async function measureIdleAndCrowd(run: Run, only: Set<Scenario>): Promise<void>
  */
 async function removeInstanceQueues(run: Run, instanceId: string, stopped: boolean): Promise<void> {
   const prefix = stopped ? `stomp-relay.${instanceId}.` : `stomp-relay.${instanceId}.user.`;
-  // Auto-delete queues go once RabbitMQ has seen their consumers cancelled: give it a moment.
-  for (let i = 0; i < 40 && ((await queueCount(prefix)) ?? 0) > 0; i++)
-    await new Promise((r) => setTimeout(r, 250));
+  // Auto-delete queues go once RabbitMQ has seen their consumers cancelled, some thousands a
+  // second: wait while their number still falls (at most a minute).
+  const until = Date.now() + 60_000;
+  let count = (await queueCount(prefix)) ?? 0;
+  let fellAt = Date.now();
+  while (count > 0 && Date.now() < until && Date.now() - fellAt < 3000) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = (await queueCount(prefix)) ?? 0;
+    if (now < count) fellAt = Date.now();
+    count = now;
+  }
   const left = await queuesStartingWith(prefix);
   if (left.length === 0) return;
   run.notes.push(

@@ -16,12 +16,17 @@ export interface OpenArgs {
   from: number;
   to: number;
   concurrency: number;
+  /** For one client to connect (and subscribe). */
   timeoutMs: number;
+  /** No client is started after this long: the rest count as not attempted. */
+  maxMs: number;
 }
 
 export interface OpenResult {
   opened: number;
   failed: number;
+  /** Not started because maxMs ran out. */
+  notAttempted: number;
   ms: number;
   errorSamples: string[];
 }
@@ -48,11 +53,12 @@ let ceiling: CeilingConsumer | undefined;
 
 async function open(args: OpenArgs): Promise<OpenResult> {
   const started = Date.now();
+  const stopAt = started + args.maxMs;
   let next = args.from;
   let failed = 0;
   const errorSamples: string[] = [];
   const lane = async (): Promise<void> => {
-    while (next < args.to) {
+    while (next < args.to && Date.now() < stopAt) {
       const index = next++;
       try {
         clients.push(await openClient(args.plan, index, stats, args.timeoutMs));
@@ -63,7 +69,8 @@ async function open(args: OpenArgs): Promise<OpenResult> {
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, args.concurrency) }, lane));
-  return { opened: args.to - args.from - failed, failed, ms: Date.now() - started, errorSamples };
+  const notAttempted = args.to - next;
+  return { opened: next - args.from - failed, failed, notAttempted, ms: Date.now() - started, errorSamples };
 }
 
 async function clientSend(args: ClientSendArgs): Promise<PumpResult> {

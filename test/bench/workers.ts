@@ -88,8 +88,8 @@ export class LoadWorker {
     return this.child.pid;
   }
 
-  open(args: OpenArgs, timeoutMs: number): Promise<OpenResult> {
-    return this.call({ cmd: 'open', args }, timeoutMs) as Promise<OpenResult>;
+  open(args: OpenArgs): Promise<OpenResult> {
+    return this.call({ cmd: 'open', args }, args.maxMs + args.timeoutMs + 10_000) as Promise<OpenResult>;
   }
 
   reset(): Promise<unknown> {

@@ -18,6 +18,7 @@ import { CpuMeter } from '../cpu';
 import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type BenchContext } from '../harness';
 import { mayRaiseHardLimits, openFilesLimit, tcpConnections, type Spawned } from '../processes';
 import { queueCount } from '../rabbit';
+import { brokerReconnects } from '../service-metrics';
 import { DEFAULT_FD_LIMIT, LoadWorker } from '../workers';
 import { settledRss } from './idle';
 
@@ -41,6 +42,8 @@ export interface CrowdRow {
   stompConnections: number;
   amqpConnections: number;
   brokerQueues: number | null;
+  /** The service's reconnects to RabbitMQ during this row. */
+  brokerReconnects: number;
   /** Sessions the server closed while they were held. */
   closedEarly: number;
   push: {
@@ -107,6 +110,7 @@ async function runRow(
       `crowd: ${target} sessions on ${destination}, ${sizes.heartbeatMs} ms heart-beats, over ${workers.length} workers`,
     );
     const baselineRssKiB = await settledRss(service, ctx.sizes.idle.settleMs);
+    const reconnectsBefore = await brokerReconnects(service.url);
     const storm = await openClients(
       crowdCtx,
       {
@@ -180,6 +184,7 @@ async function runRow(
       stompConnections: conns[61613],
       amqpConnections: conns[5672],
       brokerQueues,
+      brokerReconnects: (await brokerReconnects(service.url)) - reconnectsBefore,
       closedEarly: held.closedEarly + got.closedEarly,
       push: {
         pushes: pushed.confirmed,
@@ -192,8 +197,9 @@ async function runRow(
       workers: workers.length,
       cappedBy: target < sizes.sessions ? fdCapReason(fdLimit, wanted) : undefined,
       stoppedBy:
-        storm.failed > 0
-          ? `${storm.failed} of ${target} did not open: ${storm.errorSamples.slice(0, 2).join('; ')}`
+        storm.failed + storm.notAttempted > 0
+          ? `${storm.failed} of ${target} did not open (${storm.errorSamples.slice(0, 2).join('; ') || '-'}), ` +
+            `${storm.notAttempted} not tried (opening stopped after ${Math.round(storm.ms / 1000)} s)`
           : undefined,
     };
     ctx.log(
@@ -211,6 +217,6 @@ async function runRow(
 
 export async function runCrowd(ctx: BenchContext, options: CrowdOptions): Promise<CrowdRow[]> {
   const rows = [await runRow(ctx, options, 'user-queue')];
-  if (options.alwaysTopicRow || rows[0].failed > 0) rows.push(await runRow(ctx, options, 'topic'));
+  if (options.alwaysTopicRow || rows[0].stoppedBy) rows.push(await runRow(ctx, options, 'topic'));
   return rows;
 }

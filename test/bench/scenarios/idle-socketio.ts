@@ -83,10 +83,16 @@ export async function runPeerIdle(
         redisRssKiB: redisRss(),
       };
       result.levels.push(entry);
+      if (opened.notAttempted > 0 || opened.failed > 0) {
+        result.cappedBy =
+          `at ${requested}: ${opened.failed} failed (${opened.errorSamples[0] ?? '-'}), ${opened.notAttempted} not tried ` +
+          `(opening stopped after ${Math.round(opened.ms / 1000)} s)`;
+      }
       ctx.log(
         `  ${entry.sessions} connections (${opened.ms} ms to open): nodes' RSS ${(entry.rssKiB / 1024).toFixed(1)} MiB, ` +
           `Redis used_memory ${entry.redisMemKiB} KiB`,
       );
+      if (opened.notAttempted > 0) break;
     }
     const meter = new CpuMeter({ nodes: nodes.map((n) => n.pid) });
     await sleep(3 * settle);

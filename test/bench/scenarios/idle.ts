@@ -11,6 +11,7 @@ import { brokerMemoryKiB, queueCount } from '../rabbit';
 import { CpuMeter } from '../cpu';
 import { closeAll, openClients, sleep, type BenchContext } from '../harness';
 import { openFilesLimit, rssKiB, tcpConnections, type Spawned } from '../processes';
+import { brokerReconnects, heapUsedKiB } from '../service-metrics';
 
 export const IDLE_DESTINATION = '/user/queue/bench-idle';
 
@@ -28,6 +29,8 @@ export interface IdleLevel {
   brokerQueues: number | null;
   brokerMemKiB: number | null;
   brokerRssKiB: number | null;
+  /** The service's reconnects to RabbitMQ so far (a lost pool connection during the storm). */
+  brokerReconnects: number;
 }
 
 export interface IdleResult {
@@ -54,16 +57,6 @@ export interface IdleService {
   poolSize: number;
   /** RabbitMQ's process, for its RSS. */
   rabbitPid?: number;
-}
-
-async function heapUsedKiB(url: string): Promise<number | null> {
-  try {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const m = /^nodejs_heap_size_used_bytes\s+([\d.e+]+)/m.exec(text);
-    return m ? Math.round(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** RSS once connection set-up garbage is gone: a forced full GC when possible; lower of two reads. */
@@ -128,7 +121,9 @@ export async function runIdle(ctx: BenchContext, target: IdleService): Promise<I
         { concurrency: ctx.sizes.idle.concurrency },
       );
       have = level;
+      const openedAt = Date.now();
       const rss = await settledRss(service, ctx.sizes.idle.settleMs);
+      await sleep(ctx.sizes.idle.brokerStatsMs - (Date.now() - openedAt));
       const conns = await tcpConnections(service.pid, [61613, 5672]);
       const entry: IdleLevel = {
         requested,
@@ -142,13 +137,21 @@ export async function runIdle(ctx: BenchContext, target: IdleService): Promise<I
         brokerQueues: await queueCount(queuePrefix),
         brokerMemKiB: await brokerMemoryKiB(),
         brokerRssKiB: safeRss(rabbitPid),
+        brokerReconnects: await brokerReconnects(service.url),
       };
       result.levels.push(entry);
+      if (opened.notAttempted > 0 || opened.failed > 0) {
+        result.cappedBy =
+          `at ${requested}: ${opened.failed} failed (${opened.errorSamples[0] ?? '-'}), ${opened.notAttempted} not tried ` +
+          `(opening stopped after ${Math.round(opened.ms / 1000)} s)`;
+      }
       ctx.log(
         `  ${entry.sessions} sessions (${opened.ms} ms to open): RSS ${(rss / 1024).toFixed(1)} MiB, heap ${entry.heapUsedKiB} KiB, ` +
           `to RabbitMQ: ${entry.stompConnections} STOMP + ${entry.amqpConnections} AMQP connections; ` +
-          `RabbitMQ: ${entry.brokerQueues} queues of this instance, mem_used ${entry.brokerMemKiB} KiB`,
+          `RabbitMQ: ${entry.brokerQueues} queues of this instance, mem_used ${entry.brokerMemKiB} KiB; ` +
+          `${entry.brokerReconnects} broker reconnects so far`,
       );
+      if (opened.notAttempted > 0) break;
     }
     const meter = new CpuMeter({ service: [service.pid] });
     await sleep(3 * ctx.sizes.idle.settleMs);
