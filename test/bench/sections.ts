@@ -3,7 +3,7 @@
  * servers they need together and stop them at the end of the stage: starting is not measured, and
  * a server started once serves every part of its stage (the one-instance runs use the first
  * instance of the smallest pair, whose other instance idles meanwhile; the Socket.IO idle run uses
- * that pair's nodes; the crowd runs on the idle run's instance, each from its own baseline).
+ * that pair's nodes).
  * What the parts share is a `Run` (bench-run.ts).
  */
 import type { Run } from './bench-run';
@@ -134,8 +134,7 @@ async function startStage(
 /**
  * Every selected part, stage by stage: (1) one instance (of a pair when peers run) with Web-STOMP
  * direct, the bare-ws reference, the ceiling, and the pair against Socket.IO's smallest cluster;
- * (2) each larger count of instances against as many nodes; (3) the idle runs, then the crowd on
- * the idle instance.
+ * (2) each larger count of instances against as many nodes; (3) the idle run, then the crowd.
  */
 export async function measureAll(run: Run, only: Set<Scenario>): Promise<void> {
   const counts = run.sizes.peers.processCounts;
@@ -191,47 +190,48 @@ async function measureSocketIoIdle(run: Run, cluster: SocketIoCluster): Promise<
   });
 }
 
-/** The idle run (issue 14's figures) and the crowd (item 8), on one instance asking for the crowd's open files. */
+/** The idle run (issue 14's figures), then the crowd (item 8), each on fresh instances. */
 async function measureIdleAndCrowd(run: Run, only: Set<Scenario>): Promise<void> {
-  const { instances, ids } = await run.startInstances(1, {
-    inspect: true,
-    fdLimit: crowdFdLimit(run.sizes.crowd.sessions),
-  });
-  const [service] = instances;
-  try {
-    if (only.has('idle')) {
-      await run.attempt('idle sessions', async () => {
+  if (only.has('idle')) {
+    await run.attempt('idle sessions', async () => {
+      const { instances, ids } = await run.startInstances(1, { inspect: true });
+      try {
         run.measured.idle = await runIdle(run.ctx, {
-          service,
+          service: instances[0],
           instanceId: ids[0],
           poolSize: POOL_SIZE,
           rabbitPid: run.pids.rabbitmq[0],
         });
+      } finally {
+        await run.stopAll(instances);
+        await removeInstanceQueues(run, ids[0]);
+      }
+    });
+  }
+  if (only.has('crowd')) {
+    await run.attempt('crowd', async () => {
+      run.measured.crowd = await runCrowd(run.ctx, {
+        alwaysTopicRow: run.sizes.crowd.alwaysTopicRow,
+        startService: async () => {
+          const fdLimit = crowdFdLimit(run.sizes.crowd.sessions);
+          const { instances, ids } = await run.startInstances(1, { inspect: true, fdLimit });
+          return {
+            service: instances[0],
+            instanceId: ids[0],
+            stop: async () => {
+              await run.stopAll(instances);
+              await removeInstanceQueues(run, ids[0]);
+            },
+          };
+        },
       });
-      await removeInstanceQueues(run, ids[0], false);
-    }
-    if (only.has('crowd')) {
-      await run.attempt('crowd', async () => {
-        run.measured.crowd = await runCrowd(run.ctx, {
-          service,
-          instanceId: ids[0],
-          alwaysTopicRow: run.sizes.crowd.alwaysTopicRow,
-        });
-      });
-    }
-  } finally {
-    await run.stopAll(instances);
-    await removeInstanceQueues(run, ids[0], true);
+    });
   }
 }
 
-/**
- * An instance's per-user queues should go with its sessions; any left once its sessions closed
- * (or, `stopped`, once it stopped) are noted and deleted. A running instance keeps a few of its
- * own (directory, topics): only a stopped one must have none.
- */
-async function removeInstanceQueues(run: Run, instanceId: string, stopped: boolean): Promise<void> {
-  const prefix = stopped ? `stomp-relay.${instanceId}.` : `stomp-relay.${instanceId}.user.`;
+/** A stopped instance's queues should have gone with it; any left are noted and deleted. */
+async function removeInstanceQueues(run: Run, instanceId: string): Promise<void> {
+  const prefix = `stomp-relay.${instanceId}.`;
   // Auto-delete queues go once RabbitMQ has seen their consumers cancelled, some thousands a
   // second: wait while their number still falls (at most a minute).
   const until = Date.now() + 60_000;

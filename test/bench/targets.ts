@@ -118,7 +118,7 @@ function againstCeiling(m: Measured): Target[] {
   const runs = m.oneToOne.filter((o) => o.system === 'product' && o.processes === 1 && !o.skipped);
   const best = runs.sort((a, b) => b.throughput.deliveredPerSec - a.throughput.deliveredPerSec)[0];
   const out: Target[] = [];
-  const against = 'bare AMQP loop (one queue, 500 bindings, acks)';
+  const against = `bare AMQP loop (one queue, ${ceiling.keys} bindings, acks)`;
   if (best) {
     out.push(
       ratioTarget(

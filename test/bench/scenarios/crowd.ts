@@ -11,8 +11,7 @@
  * a topology with a queue per user that is one RabbitMQ queue per session). Row "topic (fallback)":
  * every session on one topic, run when the first row could not open every session (or always,
  * when asked), so that the service's own cost at that count is measured even where the broker
- * stopped the real case. Both rows on the same instance, one after the other (each from its own
- * baseline).
+ * stopped the real case. Each row on a fresh instance.
  */
 import { CpuMeter } from '../cpu';
 import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type BenchContext } from '../harness';
@@ -60,10 +59,16 @@ export interface CrowdRow {
   stoppedBy?: string;
 }
 
-export interface CrowdOptions {
-  /** An instance started with crowdFdLimit() open files asked for, holding no session now. */
+/** A fresh instance, started with crowdFdLimit() open files asked for. */
+export interface CrowdService {
   service: Spawned;
   instanceId: string;
+  stop(): Promise<void>;
+}
+
+export interface CrowdOptions {
+  /** Starts a fresh instance per row: RSS never comes back down once a crowd has left. */
+  startService(): Promise<CrowdService>;
   /** Run the topic row even when the user-queue row opened every session. */
   alwaysTopicRow: boolean;
 }
@@ -88,7 +93,7 @@ export const crowdFdLimit = (sessions: number): number => Math.max(sessions + 10
 
 async function runRow(
   ctx: BenchContext,
-  started: CrowdOptions,
+  started: CrowdService,
   subscription: CrowdSubscription,
 ): Promise<CrowdRow> {
   const sizes = ctx.sizes.crowd;
@@ -215,8 +220,21 @@ async function runRow(
   }
 }
 
+async function rowOnFreshInstance(
+  ctx: BenchContext,
+  options: CrowdOptions,
+  subscription: CrowdSubscription,
+): Promise<CrowdRow> {
+  const started = await options.startService();
+  try {
+    return await runRow(ctx, started, subscription);
+  } finally {
+    await started.stop();
+  }
+}
+
 export async function runCrowd(ctx: BenchContext, options: CrowdOptions): Promise<CrowdRow[]> {
-  const rows = [await runRow(ctx, options, 'user-queue')];
-  if (options.alwaysTopicRow || rows[0].stoppedBy) rows.push(await runRow(ctx, options, 'topic'));
+  const rows = [await rowOnFreshInstance(ctx, options, 'user-queue')];
+  if (options.alwaysTopicRow || rows[0].stoppedBy) rows.push(await rowOnFreshInstance(ctx, options, 'topic'));
   return rows;
 }
