@@ -1,12 +1,13 @@
 /**
  * The load clients a worker process holds: STOMP over WebSocket (to the service's /stomp or to
- * RabbitMQ Web-STOMP) and plain WebSocket (to the bare-ws ceiling server). Every client records
- * the latency of what it receives into its worker's one Stats; nothing per message is kept.
+ * RabbitMQ Web-STOMP), plain WebSocket (to the bare-ws ceiling server) and Socket.IO (to the
+ * Socket.IO peer, socketio-client.ts). Every client records the latency of what it receives into
+ * its worker's one Stats; nothing per message is kept.
  */
 import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
-import { Histogram, type HistogramData } from './histogram';
-import { nowMs, sentAtMs } from './payload';
+import { SocketIoClient } from './socketio-client';
+import type { Stats } from './stats';
 import { encodeFrame, forEachFrame, type FrameView, type Headers } from './stomp-lite';
 
 export type ClientAuth =
@@ -14,79 +15,46 @@ export type ClientAuth =
   | { kind: 'login'; login: string; passcode: string; host: string };
 
 export interface ClientPlan {
-  protocol: 'stomp' | 'ws';
+  protocol: 'stomp' | 'ws' | 'socketio';
   url: string;
+  /**
+   * Several servers of one system (instances, nodes): client i connects to `instances[i % n]`
+   * straight, with no balancer between, instead of to `url`.
+   */
+  instances?: string[];
   /** Client i is user `${userPrefix}${i}`. */
   userPrefix: string;
   auth?: ClientAuth;
-  /** What each STOMP client subscribes to; `{i}` becomes its index. */
+  /**
+   * What each client subscribes to (a STOMP destination, a Socket.IO room); `{i}` becomes its
+   * index, `{u}` its user name.
+   */
   subscribe?: string;
+  /** STOMP heart-beats both ways at this interval (0 or unset: none, `heart-beat: 0,0`). */
+  heartbeatMs?: number;
   /** Source address (127.0.0.x), so that many clients do not run out of ephemeral ports. */
   localAddress?: string;
 }
 
-export interface StatsData {
-  received: number;
-  firstAt: number;
-  lastAt: number;
-  errors: number;
-  errorSamples: string[];
-  closedEarly: number;
-  latency: HistogramData;
+/** Where client `index` of `plan` connects. */
+export function urlFor(plan: ClientPlan, index: number): string {
+  const spread = plan.instances;
+  return spread && spread.length > 0 ? spread[index % spread.length] : plan.url;
 }
 
-export class Stats {
-  readonly hist = new Histogram();
-  received = 0;
-  firstAt = 0;
-  lastAt = 0;
-  errors = 0;
-  closedEarly = 0;
-  readonly errorSamples: string[] = [];
-
-  onBody(buf: Buffer, start: number): void {
-    const now = nowMs();
-    this.hist.record((now - sentAtMs(buf, start)) * 1000);
-    this.received++;
-    if (this.firstAt === 0) this.firstAt = now;
-    this.lastAt = now;
-  }
-
-  error(what: string): void {
-    this.errors++;
-    if (this.errorSamples.length < 5) this.errorSamples.push(what.slice(0, 300));
-  }
-
-  reset(): void {
-    this.hist.reset();
-    this.received = 0;
-    this.firstAt = 0;
-    this.lastAt = 0;
-    this.errors = 0;
-    this.closedEarly = 0;
-    this.errorSamples.length = 0;
-  }
-
-  data(): StatsData {
-    return {
-      received: this.received,
-      firstAt: this.firstAt,
-      lastAt: this.lastAt,
-      errors: this.errors,
-      errorSamples: [...this.errorSamples],
-      closedEarly: this.closedEarly,
-      latency: this.hist.data(),
-    };
-  }
+/** `plan.subscribe` for one client. */
+export function subscriptionFor(plan: ClientPlan, index: number, user: string): string | undefined {
+  return plan.subscribe?.replace('{i}', String(index)).replace('{u}', user);
 }
 
 export function tokenFor(user: string, secret: string, scope = ''): string {
   return jwt.sign({ scope }, secret, { algorithm: 'HS256', subject: user, expiresIn: 3600 });
 }
 
-function stompConnectHeaders(user: string, auth: ClientAuth | undefined): Headers {
-  // No heart-beats: idle means idle, and a load client cannot promise timely beats under load.
-  const headers: Headers = { 'accept-version': '1.2', 'heart-beat': '0,0' };
+function stompConnectHeaders(user: string, auth: ClientAuth | undefined, heartbeatMs = 0): Headers {
+  // No heart-beats unless asked: idle means idle, and a load client cannot promise timely beats
+  // under load. The idle crowd asks for them, to measure what they cost the service.
+  const headers: Headers = { 'accept-version': '1.2', 'heart-beat': `${heartbeatMs},${heartbeatMs}` };
   if (auth?.kind === 'jwt') headers.Authorization = `Bearer ${tokenFor(user, auth.secret, auth.scope)}`;
   if (auth?.kind === 'login')
     Object.assign(headers, { host: auth.host, login: auth.login, passcode: auth.passcode });
@@ -170,22 +138,44 @@ abstract class BaseClient {
 export class StompWsClient extends BaseClient implements LoadClient {
   private readonly receipts = new Map<string, Waiter>();
   private receiptSeq = 0;
+  private beats: NodeJS.Timeout | undefined;
 
   async open(plan: ClientPlan, timeoutMs: number): Promise<void> {
-    await this.connect(plan.url, ['v12.stomp'], plan.localAddress, timeoutMs);
+    await this.connect(urlFor(plan, this.index), ['v12.stomp'], plan.localAddress, timeoutMs);
     const ws = this.ws!;
     const connected = new Promise<void>((resolve, reject) =>
       this.receipts.set('CONNECTED', { resolve, reject }),
     );
     ws.on('message', (data: Buffer) => forEachFrame(data, (f, buf) => this.onFrame(f, buf)));
-    ws.send(encodeFrame('CONNECT', stompConnectHeaders(this.user, plan.auth)));
+    ws.send(encodeFrame('CONNECT', stompConnectHeaders(this.user, plan.auth, plan.heartbeatMs)));
     await withTimeout(connected, timeoutMs, `no CONNECTED for ${this.user}`);
-    if (plan.subscribe) {
-      const destination = plan.subscribe.replace('{i}', String(this.index));
+    if (plan.heartbeatMs) this.beat(plan.heartbeatMs);
+    const destination = subscriptionFor(plan, this.index, this.user);
+    if (destination) {
       const subscribed = this.expectReceipt('sub');
       ws.send(encodeFrame('SUBSCRIBE', { id: 'sub-0', destination, ack: 'auto', receipt: 'sub' }));
       await withTimeout(subscribed, timeoutMs, `no RECEIPT for ${this.user}'s SUBSCRIBE`);
     }
+  }
+
+  /** An EOL every `everyMs`, first at a random point of the period so that beats do not bunch. */
+  private beat(everyMs: number): void {
+    const send = (): void => {
+      if (this.ws?.readyState === WebSocket.OPEN) this.ws.send('\n');
+    };
+    this.beats = setTimeout(
+      () => {
+        send();
+        this.beats = setInterval(send, everyMs);
+      },
+      Math.floor(Math.random() * everyMs),
+    );
+  }
+
+  override close(): Promise<void> {
+    clearTimeout(this.beats);
+    clearInterval(this.beats);
+    return super.close();
   }
 
   send(destination: string, body: string, confirm: boolean): Promise<void> {
@@ -229,6 +219,7 @@ export class StompWsClient extends BaseClient implements LoadClient {
   }
 
   protected onLost(err: Error): void {
+    clearInterval(this.beats);
     const waiting = [...this.receipts.values()];
     this.receipts.clear();
     for (const w of waiting) w.reject(err);
@@ -240,7 +231,7 @@ export class BareWsClient extends BaseClient implements LoadClient {
   private readonly acks: Waiter[] = [];
 
   async open(plan: ClientPlan, timeoutMs: number): Promise<void> {
-    await this.connect(plan.url, [], plan.localAddress, timeoutMs);
+    await this.connect(urlFor(plan, this.index), [], plan.localAddress, timeoutMs);
     this.ws!.on('message', (data: Buffer) => {
       if (data.length === 1 && data[0] === 0x6b) this.acks.shift()?.resolve();
       else this.stats.onBody(data, 0);
@@ -269,7 +260,11 @@ export async function openClient(
 ): Promise<LoadClient> {
   const user = `${plan.userPrefix}${index}`;
   const client =
-    plan.protocol === 'stomp' ? new StompWsClient(index, user, stats) : new BareWsClient(index, user, stats);
+    plan.protocol === 'stomp'
+      ? new StompWsClient(index, user, stats)
+      : plan.protocol === 'socketio'
+        ? new SocketIoClient(index, user, stats)
+        : new BareWsClient(index, user, stats);
   try {
     await client.open(plan, timeoutMs);
   } catch (err: unknown) {

@@ -29,9 +29,32 @@ export interface BenchSizes {
     window: number;
     latencyRate: number;
     latencyMs: number;
+    /** User items per `POST /api/messages/batch` call. */
+    batchSize: number;
   };
-  /** settleMs: pause before each memory reading (and a third of the idle-CPU window). */
-  idle: { levels: number[]; settleMs: number };
+  /**
+   * Server processes of the multi-process comparisons (stomp-relay instances, Socket.IO nodes);
+   * fan-out at `fanoutSubscribers` for the first count, at fanout.subscribers for the others.
+   */
+  peers: { processCounts: number[]; fanoutSubscribers: number[] };
+  /**
+   * settleMs: pause before each memory reading (and a third of the idle-CPU window);
+   * concurrency: sessions each worker opens at once (the connect storm); brokerStatsMs: how long
+   * after a step RabbitMQ's own memory figure is read (the management API refreshes it every 5 s).
+   */
+  idle: { levels: number[]; settleMs: number; concurrency: number; brokerStatsMs: number };
+  /** Item 8: one storm of `sessions` idle sessions with heart-beats, then pushes to one of them. */
+  crowd: {
+    sessions: number;
+    heartbeatMs: number;
+    /** Service CPU is read over this window, holding them all. */
+    cpuWindowMs: number;
+    pushes: number;
+    pushRate: number;
+    concurrency: number;
+    /** Also measure the crowd on one topic when every session of the real case opened. */
+    alwaysTopicRow: boolean;
+  };
   workers: number;
 }
 
@@ -45,8 +68,18 @@ export const FULL: BenchSizes = {
     windowMs: 5000,
     publishers: 4,
   },
-  oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000 },
-  idle: { levels: [1, 1000, 10_000, 20_000], settleMs: 1000 },
+  oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000, batchSize: 100 },
+  peers: { processCounts: [2, 4], fanoutSubscribers: [600, 1000] },
+  idle: { levels: [1, 1000, 10_000, 20_000], settleMs: 1000, concurrency: 200, brokerStatsMs: 5500 },
+  crowd: {
+    sessions: 100_000,
+    heartbeatMs: 10_000,
+    cpuWindowMs: 20_000,
+    pushes: 50,
+    pushRate: 10,
+    concurrency: 200,
+    alwaysTopicRow: false,
+  },
   workers: 4,
 };
 
@@ -55,13 +88,23 @@ export const SMOKE: BenchSizes = {
     subscribers: 6,
     compareSubscribers: 4,
     latencyRate: 20,
-    latencyMs: 600,
+    latencyMs: 300,
     maxDeliveries: 600,
-    windowMs: 800,
+    windowMs: 400,
     publishers: 2,
   },
-  oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 500 },
-  idle: { levels: [1, 10], settleMs: 150 },
+  oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 300, batchSize: 5 },
+  peers: { processCounts: [2], fanoutSubscribers: [6] },
+  idle: { levels: [1, 10], settleMs: 150, concurrency: 10, brokerStatsMs: 0 },
+  crowd: {
+    sessions: 20,
+    heartbeatMs: 500,
+    cpuWindowMs: 500,
+    pushes: 5,
+    pushRate: 20,
+    concurrency: 10,
+    alwaysTopicRow: true,
+  },
   workers: 2,
 };
 
@@ -81,8 +124,17 @@ export interface OpenSummary {
   requested: number;
   opened: number;
   failed: number;
+  /** Not tried: the time allowed for opening ran out first. */
+  notAttempted: number;
   ms: number;
   errorSamples: string[];
+}
+
+export interface OpenOptions {
+  /** Clients each worker opens at once (default 50). */
+  concurrency?: number;
+  /** The workers to spread over (default: ctx.workers). */
+  workers?: LoadWorker[];
 }
 
 /** Opens clients [from, to) spread evenly over the workers, each from its own source address. */
@@ -91,41 +143,46 @@ export async function openClients(
   plan: Omit<ClientPlan, 'localAddress'>,
   to: number,
   from = 0,
+  options: OpenOptions = {},
 ): Promise<OpenSummary> {
   const started = Date.now();
   const n = to - from;
-  const per = Math.ceil(n / ctx.workers.length);
+  const workers = options.workers ?? ctx.workers;
+  const per = Math.ceil(n / workers.length);
   const results = await Promise.all(
-    ctx.workers.map((w, i) => {
+    workers.map((w, i) => {
       const a = from + i * per;
       const b = Math.min(to, a + per);
-      if (a >= b) return { opened: 0, failed: 0, ms: 0, errorSamples: [] };
-      return w.open(
-        {
-          plan: { ...plan, localAddress: w.localAddress },
-          from: a,
-          to: b,
-          concurrency: 50,
-          timeoutMs: 20_000,
-        },
-        Math.max(60_000, (b - a) * 20),
-      );
+      if (a >= b) return { opened: 0, failed: 0, notAttempted: 0, ms: 0, errorSamples: [] };
+      return w.open({
+        plan: { ...plan, localAddress: w.localAddress },
+        from: a,
+        to: b,
+        concurrency: options.concurrency ?? 50,
+        timeoutMs: 30_000,
+        // Generous (a busy machine opens a few hundred a second) and bounded.
+        maxMs: Math.max(60_000, (b - a) * 50),
+      });
     }),
   );
   const summary: OpenSummary = {
     requested: n,
     opened: 0,
     failed: 0,
+    notAttempted: 0,
     ms: Date.now() - started,
     errorSamples: [],
   };
   for (const r of results) {
     summary.opened += r.opened;
     summary.failed += r.failed;
+    summary.notAttempted += r.notAttempted;
     summary.errorSamples.push(...r.errorSamples.slice(0, 2));
   }
   if (summary.failed > 0)
     ctx.log(`  ${summary.failed}/${n} clients failed to open: ${summary.errorSamples[0]}`);
+  if (summary.notAttempted > 0)
+    ctx.log(`  ${summary.notAttempted}/${n} clients not tried: the time for opening ran out`);
   return summary;
 }
 

@@ -1,6 +1,6 @@
 /**
- * The measured servers, each in its own process: the service (relaying to RabbitMQ) and the bare-ws
- * ceiling server. Plus what we read about a process from outside: RSS from /proc/<pid>/status and
+ * The measured servers, each in its own process: the service (relaying to RabbitMQ), the bare-ws
+ * ceiling server and Socket.IO nodes (socketio-server.ts). Plus what we read about a process from outside: RSS from /proc/<pid>/status and
  * its TCP connections to RabbitMQ from `ss`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -25,6 +25,8 @@ export interface ServiceOptions {
   /** Open the V8 inspector on a free loopback port so that the harness can force a full GC. */
   inspect?: boolean;
   env?: Record<string, string>;
+  /** Open files to ask for (workers.ts raisedFdLimit); the default suits up to ~20,000 sessions. */
+  fdLimit?: number;
 }
 
 export interface Spawned {
@@ -81,7 +83,7 @@ export async function startService(options: ServiceOptions): Promise<Spawned> {
     ? quote(join(options.root, 'dist/app/main.js'))
     : `--require tsx/cjs ${quote(join(options.root, 'app/main.ts'))}`;
   const stderr: string[] = [];
-  const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} ${prof}${entry}`), {
+  const child = spawn('bash', raisedFdLimit(`${quote(process.execPath)} ${prof}${entry}`, options.fdLimit), {
     cwd: options.root,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
@@ -152,30 +154,89 @@ function inspectorCall(url: string, method: string): Promise<void> {
   });
 }
 
-export async function startBareWs(root: string): Promise<Spawned> {
-  const script = join(__dirname, 'bare-ws-server.ts');
+export function startBareWs(root: string): Promise<Spawned> {
+  return startScript(root, 'bare-ws-server.ts', {}, { graceMs: 5000 });
+}
+
+export interface SocketIoNodeOptions {
+  root: string;
+  redisUrl: string;
+  /** The adapter's key: the Redis channel prefix this run's nodes and emitter share. */
+  key: string;
+  secret: string;
+}
+
+/** One Socket.IO node (socketio-server.ts) on a free port, on the local Redis. */
+export function startSocketIoNode(options: SocketIoNodeOptions): Promise<Spawned> {
+  return startScript(
+    options.root,
+    'socketio-server.ts',
+    { REDIS_URL: options.redisUrl, SOCKETIO_KEY: options.key, JWT_SECRET: options.secret },
+    // The inspector, so that the idle run can force a full GC before reading RSS, as for the service.
+    { graceMs: 5000, inspect: true },
+  );
+}
+
+/** A server script of test/bench/ that prints `{"port":N}` on its first line once listening. */
+async function startScript(
+  root: string,
+  file: string,
+  env: Record<string, string>,
+  options: { graceMs: number; inspect?: boolean },
+): Promise<Spawned> {
+  const script = join(__dirname, file);
+  const inspect = options.inspect ? '--inspect=127.0.0.1:0 ' : '';
   const child = spawn(
     'bash',
-    raisedFdLimit(`${quote(process.execPath)} --require tsx/cjs ${quote(script)}`),
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    raisedFdLimit(`${quote(process.execPath)} ${inspect}--require tsx/cjs ${quote(script)}`),
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('bare-ws server did not start within 20 s')), 20_000);
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n')) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { port: number }).port);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`bare-ws server exited (${code})`)));
+  const stderr: string[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 50) stderr.push(chunk.toString());
   });
-  return { pid: child.pid!, port, url: `ws://127.0.0.1:${port}`, stop: stopper(child, 5000) };
+  const stop = stopper(child, options.graceMs);
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${file} did not start within 20 s`)), 20_000);
+      let out = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n')[0];
+        if (out.includes('\n')) {
+          clearTimeout(timer);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${file} exited (${code}): ${stderr.join('').slice(0, 2000)}`));
+      });
+    });
+    const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(stderr.join(''))?.[1];
+    return {
+      pid: child.pid!,
+      port,
+      url: `ws://127.0.0.1:${port}`,
+      stop,
+      collectGarbage: inspector ? () => inspectorCall(inspector, 'HeapProfiler.collectGarbage') : undefined,
+    };
+  } catch (err: unknown) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Open-files limit (soft) of process `pid`. */
+export function openFilesLimit(pid: number): number {
+  const m = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Whether this process may raise a hard resource limit (CAP_SYS_RESOURCE, bit 24 of CapEff). */
+export function mayRaiseHardLimits(): boolean {
+  const m = /^CapEff:\s+([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? (BigInt(`0x${m[1]}`) & (1n << 24n)) !== 0n : false;
 }
 
 /** Resident set size of `pid`, in KiB (VmRSS). */

@@ -1,7 +1,8 @@
 /**
  * What the harness needs from the local RabbitMQ: whether its ports answer, how many sockets it
  * can still take (Web-STOMP peers count against its file-descriptor limit), and deleting the
- * queues the direct peer runs leave behind (`/queue/<name>` in the STOMP plugin is durable).
+ * queues the direct peer runs leave behind (`/queue/<name>` in the STOMP plugin is durable); what the
+ * idle runs read of it (queues of one instance, its memory).
  */
 import { tcpOpen } from '../support/rabbitmq';
 
@@ -55,4 +56,20 @@ export async function deleteQueues(names: string[]): Promise<void> {
       names.slice(i, i + 20).map((n) => management(`/queues/%2F/${encodeURIComponent(n)}`, 'DELETE')),
     );
   }
+}
+
+/** How many queues of vhost `/` have names starting with `prefix` (one filtered page, no listing). */
+export async function queueCount(prefix: string): Promise<number | null> {
+  const pattern = encodeURIComponent(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+  const page = await management<{ filtered_count?: number }>(
+    `/queues/%2F?page=1&page_size=1&columns=name&use_regex=true&name=${pattern}`,
+  );
+  return page?.filtered_count ?? null;
+}
+
+/** Memory RabbitMQ reports using (`mem_used` of /api/nodes), in KiB. */
+export async function brokerMemoryKiB(): Promise<number | null> {
+  const nodes = await management<{ mem_used?: number }[]>('/nodes?columns=mem_used');
+  const used = nodes?.[0]?.mem_used;
+  return used === undefined ? null : Math.round(used / 1024);
 }

@@ -4,9 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { StatsData } from './clients';
+import type { CeilingConsumerArgs } from './amqp-ceiling';
+import type { PublishArgs } from './publishers';
 import type { PumpResult } from './pump';
-import type { ClientSendArgs, OpenArgs, OpenResult, PublishArgs } from './worker';
+import type { StatsData } from './stats';
+import type { ClientSendArgs, OpenArgs, OpenResult } from './worker';
 
 interface Pending {
   resolve(value: unknown): void;
@@ -21,9 +23,20 @@ interface Reply {
   error?: string;
 }
 
-/** `ulimit -n` as high as this machine lets an unprivileged process go, then exec. */
-export function raisedFdLimit(command: string): string[] {
-  return ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${command}`];
+/** Open files a load or server process asks for unless told otherwise. */
+export const DEFAULT_FD_LIMIT = 65536;
+
+/**
+ * `ulimit -n want` in the shell that execs `command`: the soft limit when the hard one allows it,
+ * else the hard limit raised too (which root with CAP_SYS_RESOURCE may), else as far as the hard
+ * limit goes. Only the bench's own processes get it; the product's defaults are not touched.
+ */
+export function raisedFdLimit(command: string, want = DEFAULT_FD_LIMIT): string[] {
+  return [
+    '-c',
+    `ulimit -n ${want} 2>/dev/null || { ulimit -Hn ${want} && ulimit -n ${want}; } 2>/dev/null || ` +
+      `ulimit -n "$(ulimit -Hn)"; exec ${command}`,
+  ];
 }
 
 export function quote(arg: string): string {
@@ -47,6 +60,8 @@ export class LoadWorker {
       if (reply.ok) p.resolve(reply.result);
       else p.reject(new Error(`worker ${index}: ${reply.error}`));
     });
+    // Sending to a worker that has just died: the send's own promise is rejected (call()).
+    child.on('error', () => undefined);
     child.on('exit', (code) => {
       for (const p of this.pending.values()) p.reject(new Error(`worker ${index} exited (${code})`));
       this.pending.clear();
@@ -73,8 +88,8 @@ export class LoadWorker {
     return this.child.pid;
   }
 
-  open(args: OpenArgs, timeoutMs: number): Promise<OpenResult> {
-    return this.call({ cmd: 'open', args }, timeoutMs) as Promise<OpenResult>;
+  open(args: OpenArgs): Promise<OpenResult> {
+    return this.call({ cmd: 'open', args }, args.maxMs + args.timeoutMs + 10_000) as Promise<OpenResult>;
   }
 
   reset(): Promise<unknown> {
@@ -100,6 +115,11 @@ export class LoadWorker {
     ) as Promise<PumpResult>;
   }
 
+  /** Starts the AMQP ceiling's consumer in this worker (stopped by close()). */
+  consumeCeiling(args: CeilingConsumerArgs): Promise<unknown> {
+    return this.call({ cmd: 'consumeCeiling', args }, 60_000);
+  }
+
   publish(args: PublishArgs): Promise<PumpResult> {
     return this.call(
       { cmd: 'publish', args },
@@ -118,6 +138,7 @@ export class LoadWorker {
 
   private call(message: object, timeoutMs: number): Promise<unknown> {
     const id = ++this.seq;
+    if (!this.child.connected) return Promise.reject(new Error(`worker ${this.index} is gone`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -128,7 +149,12 @@ export class LoadWorker {
         );
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.child.send({ ...message, id });
+      this.child.send({ ...message, id }, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new Error(`worker ${this.index}: ${err.message}`));
+      });
     });
   }
 }

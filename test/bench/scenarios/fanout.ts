@@ -1,5 +1,6 @@
 /**
- * Scenario 1 (and the ceiling, 4): N subscribers of one topic, one publisher of 100-byte messages.
+ * Scenario 1 (and the ceiling, 4): N subscribers of one topic (spread round-robin over the
+ * system's server processes when it has several), one publisher of 100-byte messages.
  * Two phases on the same connections: latency at a fixed, moderate message rate (every system gets
  * the same offered load), then throughput with the publisher going as fast as its confirmations
  * allow, a bounded number of messages, delivery rate counted over a window in steady state.
@@ -16,15 +17,21 @@ import {
   type BenchContext,
 } from '../harness';
 import type { CpuShares } from '../cpu';
+import type { EmitterPlan, PushVia } from '../publishers';
 import type { PumpResult } from '../pump';
 
-export type System = 'product' | 'webstomp' | 'bare-ws';
+export type System = 'product' | 'webstomp' | 'bare-ws' | 'socketio';
+
+export type SubscriberPlan = Omit<ClientPlan, 'localAddress' | 'userPrefix'>;
 
 export interface FanoutTarget {
   system: System;
-  subscriber: Omit<ClientPlan, 'localAddress' | 'userPrefix'>;
-  publisher: Omit<ClientPlan, 'localAddress' | 'userPrefix'>;
-  /** Destination the publisher SENDs to (ignored by bare ws). */
+  /** Server processes (stomp-relay instances, Socket.IO nodes) the subscribers are spread over. */
+  processes: number;
+  subscriber: SubscriberPlan;
+  /** A client connection of the load generator, or the Socket.IO emitter. */
+  publisher: SubscriberPlan | EmitterPlan;
+  /** Destination the publisher SENDs to, or the room it emits to (ignored by bare ws). */
   destination: string;
   /** Processes whose CPU is reported (server side, clients, load generator). */
   pids: Record<string, number[]>;
@@ -32,6 +39,7 @@ export interface FanoutTarget {
 
 export interface FanoutResult {
   system: System;
+  processes: number;
   subscribers: number;
   connected: number;
   connectMs: number;
@@ -66,7 +74,11 @@ export async function runFanout(
   subscribers: number,
 ): Promise<FanoutResult> {
   const sizes = ctx.sizes.fanout;
-  ctx.log(`fan-out: ${target.system}, ${subscribers} subscribers`);
+  ctx.log(`fan-out: ${target.system} x${target.processes}, ${subscribers} subscribers`);
+  const via: PushVia =
+    target.publisher.protocol === 'socketio-emitter'
+      ? target.publisher
+      : { ...target.publisher, userPrefix: 'bench-pub-' };
   const opened = await openClients(ctx, { ...target.subscriber, userPrefix: 'bench-sub-' }, subscribers);
   const n = opened.opened;
   const errorSamples = [...opened.errorSamples];
@@ -75,7 +87,7 @@ export async function runFanout(
     await resetAll(ctx);
     const messages = Math.max(1, Math.round((sizes.latencyRate * sizes.latencyMs) / 1000));
     const paced = await ctx.loadgen.publish({
-      via: { ...target.publisher, userPrefix: 'bench-pub-' },
+      via,
       connections: 1,
       destination: target.destination,
       keyCount: 1,
@@ -103,7 +115,7 @@ export async function runFanout(
     // Settled right away: it runs while the rate is measured, and may fail meanwhile.
     const flood = ctx.loadgen
       .publish({
-        via: { ...target.publisher, userPrefix: 'bench-pub-' },
+        via,
         connections: sizes.publishers,
         destination: target.destination,
         keyCount: 1,
@@ -127,6 +139,7 @@ export async function runFanout(
     }
     const result: FanoutResult = {
       system: target.system,
+      processes: target.processes,
       subscribers,
       connected: n,
       connectMs: opened.ms,

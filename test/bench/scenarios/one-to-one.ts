@@ -1,30 +1,40 @@
 /**
- * Scenario 2: U users, one session each, subscribed to their own destination; pushes spread evenly
- * over them. One set of sessions per system serves several ways of pushing (variants). Per variant:
- * latency at a fixed push rate (the same for every system), then `pushes` as fast as a bounded
- * window of unconfirmed pushes allows (confirmed = the broker took it: 202 or RECEIPT).
+ * Scenario 2: U users, one session each, subscribed to their own destination (spread round-robin
+ * over the system's server processes when it has several); pushes spread evenly over them. One set
+ * of sessions per system serves several ways of pushing (variants). Per variant: latency at a
+ * fixed push rate (the same for every system), then `pushes` as fast as a bounded window of
+ * unconfirmed pushes allows (confirmed = the broker took it: 202, RECEIPT, a confirm, Redis's reply).
+ * A variant whose way in does not exist yet (a route answering 404) is reported as skipped.
  */
-import type { ClientPlan } from '../clients';
 import { CpuMeter, type CpuShares } from '../cpu';
 import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type BenchContext } from '../harness';
 import { nowMs } from '../payload';
+import type { PushVia } from '../publishers';
 import type { PumpOptions, PumpResult } from '../pump';
-import type { PublishArgs } from '../worker';
+import type { SubscriberPlan } from './fanout';
 
 export type Pusher =
-  /** The load generator pushes (REST calls or STOMP SENDs on its own connection). */
-  | { kind: 'loadgen'; via: PublishArgs['via']; destination: string }
+  /** The load generator pushes (REST calls, AMQP, the emitter, STOMP SENDs on its own connection). */
+  | { kind: 'loadgen'; via: PushVia; destination: string }
   /** Each user's own session SENDs; `{i}` is its index. */
   | { kind: 'clients'; destination: string };
 
 export interface OneToOneVariant {
   name: string;
   pusher: Pusher;
+  /** Why this variant cannot run here (e.g. its route is not built yet), or null when it can. */
+  unavailable?: () => Promise<string | null>;
 }
 
+export type OneToOneSystem = 'product' | 'webstomp' | 'socketio';
+
 export interface OneToOneResult {
-  system: 'product' | 'webstomp';
+  system: OneToOneSystem;
+  /** Server processes the users are spread over. */
+  processes: number;
   variant: string;
+  /** Set when the variant did not run: why. */
+  skipped?: string;
   users: number;
   connected: number;
   latency: {
@@ -87,19 +97,59 @@ async function push(
   }));
 }
 
-export async function runOneToOne(
-  ctx: BenchContext,
-  system: 'product' | 'webstomp',
-  subscriber: Omit<ClientPlan, 'localAddress' | 'userPrefix'>,
-  variants: OneToOneVariant[],
-  pids: Record<string, number[]>,
-): Promise<OneToOneResult[]> {
+export interface OneToOneSetup {
+  system: OneToOneSystem;
+  processes: number;
+  subscriber: SubscriberPlan;
+  variants: OneToOneVariant[];
+  /** Processes whose CPU is reported (server side, clients, load generator). */
+  pids: Record<string, number[]>;
+}
+
+function skippedRow(setup: OneToOneSetup, variant: string, why: string, users: number): OneToOneResult {
+  const cpu = { processes: {}, machine: 0 };
+  return {
+    system: setup.system,
+    processes: setup.processes,
+    variant,
+    skipped: why,
+    users,
+    connected: 0,
+    latency: { ratePerSec: 0, pushes: 0, delivered: 0, p50Ms: null, p99Ms: null },
+    throughput: {
+      pushes: 0,
+      confirmed: 0,
+      delivered: 0,
+      deliveredPerSec: 0,
+      ms: 0,
+      p50Ms: null,
+      p99Ms: null,
+      cpu,
+    },
+    errors: 0,
+    closedEarly: 0,
+    errorSamples: [],
+  };
+}
+
+export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Promise<OneToOneResult[]> {
+  const { system, processes, variants, pids } = setup;
   const sizes = ctx.sizes.oneToOne;
-  ctx.log(`one-to-one: ${system}, ${sizes.users} users`);
-  const opened = await openClients(ctx, { ...subscriber, userPrefix: 'bench-u' }, sizes.users);
   const results: OneToOneResult[] = [];
+  const runnable: OneToOneVariant[] = [];
+  for (const variant of variants) {
+    const why = variant.unavailable ? await variant.unavailable() : null;
+    if (why === null) runnable.push(variant);
+    else {
+      ctx.log(`one-to-one: ${system} x${processes}, ${variant.name} skipped: ${why}`);
+      results.push(skippedRow(setup, variant.name, why, sizes.users));
+    }
+  }
+  if (runnable.length === 0) return results;
+  ctx.log(`one-to-one: ${system} x${processes}, ${sizes.users} users`);
+  const opened = await openClients(ctx, { ...setup.subscriber, userPrefix: 'bench-u' }, sizes.users);
   try {
-    for (const variant of variants) {
+    for (const variant of runnable) {
       const errorSamples = [...opened.errorSamples];
       await resetAll(ctx);
       const latencyPushes = Math.max(1, Math.round((sizes.latencyRate * sizes.latencyMs) / 1000));
@@ -133,6 +183,7 @@ export async function runOneToOne(
       );
       const result: OneToOneResult = {
         system,
+        processes,
         variant: variant.name,
         users: sizes.users,
         connected: opened.opened,
@@ -167,5 +218,6 @@ export async function runOneToOne(
   } finally {
     await closeAll(ctx);
   }
-  return results;
+  // In the order the variants were given, skipped ones in their place.
+  return variants.flatMap((v) => results.filter((r) => r.variant === v.name));
 }

@@ -1,6 +1,6 @@
 /**
  * The benchmark harness (test/bench/) in its tiny mode, so that it cannot rot: a few clients and
- * messages through every scenario, against the local RabbitMQ. It checks that each scenario
+ * messages through every scenario, against the local RabbitMQ and Redis. It checks that each scenario
  * produced numbers and files, never how fast anything was (this machine's load is not ours).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { runBench } from '../../bench/run';
 import type { BenchResults } from '../../bench/report';
 
 describe('bench harness (smoke)', function () {
-  this.timeout(90_000);
+  this.timeout(150_000);
   let out: string;
   let results: BenchResults;
 
@@ -24,7 +24,7 @@ describe('bench harness (smoke)', function () {
 
   it('measures fan-out for the service and the bare-ws ceiling', () => {
     for (const system of ['product', 'bare-ws'] as const) {
-      const runs = results.fanout.filter((f) => f.system === system);
+      const runs = results.fanout.filter((f) => f.system === system && f.processes === 1);
       expect(runs.length, system).to.be.greaterThan(0);
       for (const f of runs) {
         expect(f.connected, system).to.equal(f.subscribers);
@@ -37,7 +37,9 @@ describe('bench harness (smoke)', function () {
 
   it('measures one-to-one pushes over REST, STOMP SEND and a backend on AMQP', () => {
     for (const variant of ['rest', 'stomp-send', 'amqp-backend']) {
-      const o = results.oneToOne.find((r) => r.system === 'product' && r.variant === variant);
+      const o = results.oneToOne.find(
+        (r) => r.system === 'product' && r.processes === 1 && r.variant === variant,
+      );
       expect(o, variant).to.not.equal(undefined);
       expect(o!.throughput.delivered, variant).to.be.greaterThan(0);
       expect(o!.throughput.deliveredPerSec, variant).to.be.greaterThan(0);
@@ -45,13 +47,71 @@ describe('bench harness (smoke)', function () {
     }
   });
 
-  it('measures idle sessions: memory and broker connections', () => {
+  it('measures batch pushes, or says the route is not built', () => {
+    const o = results.oneToOne.find((r) => r.system === 'product' && r.variant === 'rest-batch');
+    expect(o).to.not.equal(undefined);
+    if (o!.skipped) expect(o!.skipped).to.include('not built');
+    else expect(o!.throughput.delivered).to.equal(o!.throughput.confirmed);
+    expect(readFileSync(join(out, 'RESULTS.md'), 'utf8')).to.match(/rest-batch \| (not built yet|\d+)/);
+  });
+
+  it('measures the bare AMQP ceiling: one queue with acks and without, a queue per key', () => {
+    expect(results.ceiling.map((c) => `${c.topology}/${c.ack}`)).to.deep.equal([
+      'one-queue/true',
+      'one-queue/false',
+      'queue-per-key/true',
+    ]);
+    for (const c of results.ceiling) {
+      expect(c.delivered, c.topology).to.equal(c.pushes);
+      expect(c.deliveredPerSec, c.topology).to.be.greaterThan(0);
+    }
+  });
+
+  it('measures stomp-relay on several instances against Socket.IO on as many nodes', () => {
+    for (const system of ['product', 'socketio'] as const) {
+      const fan = results.fanout.filter((f) => f.system === system && f.processes === 2);
+      expect(fan.length, system).to.be.greaterThan(0);
+      for (const f of fan) {
+        expect(f.connected, system).to.equal(f.subscribers);
+        expect(f.latency.delivered, system).to.equal(f.latency.expected);
+      }
+      const pushes = results.oneToOne.filter((o) => o.system === system && o.processes === 2);
+      expect(pushes.length, system).to.be.greaterThan(0);
+      for (const o of pushes) {
+        expect(o.throughput.delivered, `${system} ${o.variant}`).to.equal(o.throughput.confirmed);
+        expect(o.latency.p99Ms, `${system} ${o.variant}`).to.be.a('number');
+      }
+    }
+  });
+
+  it('measures idle sessions on their own user queues: memory, broker connections, RabbitMQ queues', () => {
     expect(results.idle).to.not.equal(null);
     const levels = results.idle!.levels;
     expect(levels.map((l) => l.sessions)).to.deep.equal([1, 10]);
     for (const l of levels) {
       expect(l.rssKiB).to.be.greaterThan(0);
       expect(l.stompConnections).to.be.within(1, results.idle!.poolSize);
+      expect(l.brokerQueues).to.be.a('number');
+      expect(l.brokerMemKiB).to.be.greaterThan(0);
+    }
+  });
+
+  it('measures idle Socket.IO connections and Redis memory', () => {
+    expect(results.peerIdle).to.not.equal(null);
+    expect(results.peerIdle!.levels.map((l) => l.sessions)).to.deep.equal([1, 10]);
+    for (const l of results.peerIdle!.levels) {
+      expect(l.rssKiB).to.be.greaterThan(0);
+      expect(l.redisMemKiB).to.be.greaterThan(0);
+    }
+  });
+
+  it('measures a crowd with heart-beats: on user queues, on a topic, and a push to one user', () => {
+    expect(results.crowd.map((r) => r.subscription)).to.deep.equal(['user-queue', 'topic']);
+    for (const r of results.crowd) {
+      expect(r.sessions, r.subscription).to.equal(r.target);
+      expect(r.closedEarly, r.subscription).to.equal(0);
+      expect(r.push.delivered, r.subscription).to.equal(r.push.pushes);
+      expect(r.push.pushes, r.subscription).to.be.greaterThan(0);
     }
   });
 

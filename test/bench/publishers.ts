@@ -1,0 +1,275 @@
+/**
+ * The load generator's ways of pushing, each as a backend would do it, each confirmed the way its
+ * system confirms (so that `pump` bounds what is in flight the same way for all): REST calls
+ * (202), batch REST calls (200 with a result per item), STOMP SENDs with RECEIPTs, AMQP publishes
+ * with publisher confirms (to the relay's user exchange, or to a bare exchange for the ceiling),
+ * and @socket.io/redis-emitter, whose PUBLISH is confirmed only by Redis's reply (Redis took it;
+ * nothing says any node got it). `{k}` in a destination or room is the push's key: seq modulo
+ * keyCount.
+ */
+import http from 'node:http';
+import { Emitter } from '@socket.io/redis-emitter';
+import { Connection } from 'rabbitmq-client';
+import { createClient } from 'redis';
+import { EXCHANGES, userRoutingKey } from '../../app/broker/rabbitmq/topology';
+import { USER_DESTINATION_HEADER } from '../../app/broker/rabbitmq/user-delivery';
+import { MESSAGE_ID_HEADER } from '../../app/broker/rabbitmq/wire';
+import { openClient, tokenFor, type ClientPlan, type LoadClient } from './clients';
+import { makeBody } from './payload';
+import { pump, type PumpOptions, type PumpResult } from './pump';
+import { PUSH_EVENT } from './socketio-client';
+import { Stats } from './stats';
+
+/** REST pushes, `POST /api/users/{user}/messages`, spread round-robin over `baseUrls`. */
+export interface RestPlan {
+  protocol: 'rest';
+  baseUrls: string[];
+  secret: string;
+  userPrefix: string;
+}
+
+/** `POST /api/messages/batch` (SPEC "Batch pushes"): `batchSize` user items per call. */
+export interface RestBatchPlan {
+  protocol: 'rest-batch';
+  baseUrls: string[];
+  secret: string;
+  userPrefix: string;
+  batchSize: number;
+}
+
+/**
+ * A backend publishing user pushes straight to the relay's user exchange over AMQP, with publisher
+ * confirms, as README "Replies: REST, or exchange stomp-relay.user" documents: no instance sees the
+ * publish, only the deliveries.
+ */
+export interface AmqpBackendPlan {
+  protocol: 'amqp';
+  url: string;
+  userPrefix: string;
+  /** `x-relay-user-destination`, e.g. `queue/echo`. */
+  userDestination: string;
+}
+
+/** The ceiling's publisher: confirmed publishes to `exchange` with routing key `${keyPrefix}{k}`. */
+export interface AmqpBarePlan {
+  protocol: 'amqp-bare';
+  url: string;
+  exchange: string;
+  keyPrefix: string;
+}
+
+/** A Socket.IO backend: `emitter.to(<destination>).emit('m', body)` through Redis. */
+export interface EmitterPlan {
+  protocol: 'socketio-emitter';
+  redisUrl: string;
+  /** The adapter's key (channel prefix), the same as the nodes'. */
+  key: string;
+}
+
+export type PushVia = ClientPlan | RestPlan | RestBatchPlan | AmqpBackendPlan | AmqpBarePlan | EmitterPlan;
+
+/** A load generator's own connection(s): `{k}` in destination/user is seq modulo keyCount. */
+export interface PublishArgs extends PumpOptions {
+  via: PushVia;
+  connections: number;
+  destination: string;
+  keyCount: number;
+}
+
+export async function publish(args: PublishArgs): Promise<PumpResult> {
+  const key = (seq: number): string => String(seq % args.keyCount);
+  const via = args.via;
+  switch (via.protocol) {
+    case 'rest':
+      return restPublish(args, via, key);
+    case 'rest-batch':
+      return restBatchPublish(args, via, key);
+    case 'amqp':
+      return amqpPublish(args, via.url, (seq) => ({
+        exchange: EXCHANGES.user,
+        routingKey: userRoutingKey(`${via.userPrefix}${key(seq)}`),
+        headers: { [USER_DESTINATION_HEADER]: via.userDestination, [MESSAGE_ID_HEADER]: `bench-${seq}` },
+      }));
+    case 'amqp-bare':
+      return amqpPublish(args, via.url, (seq) => ({
+        exchange: via.exchange,
+        routingKey: `${via.keyPrefix}${key(seq)}`,
+      }));
+    case 'socketio-emitter':
+      return emitterPublish(args, via, key);
+    default:
+      return clientsPublish(args, via, key);
+  }
+}
+
+async function clientsPublish(
+  args: PublishArgs,
+  via: ClientPlan,
+  key: (seq: number) => string,
+): Promise<PumpResult> {
+  const publishers: LoadClient[] = [];
+  const own = new Stats();
+  try {
+    for (let i = 0; i < args.connections; i++) publishers.push(await openClient(via, i, own, 10_000));
+    return await pump(args, (seq) =>
+      publishers[seq % publishers.length].send(
+        args.destination.replace('{k}', key(seq)),
+        makeBody(seq),
+        true,
+      ),
+    );
+  } finally {
+    await Promise.all(publishers.map((p) => p.close()));
+  }
+}
+
+async function restPublish(
+  args: PublishArgs,
+  via: RestPlan,
+  key: (seq: number) => string,
+): Promise<PumpResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: args.window });
+  const token = tokenFor('bench-backend', via.secret, 'push');
+  try {
+    return await pump(args, async (seq) => {
+      const base = via.baseUrls[seq % via.baseUrls.length];
+      const answer = await postJson(agent, token, `${base}/api/users/${via.userPrefix}${key(seq)}/messages`, {
+        destination: args.destination,
+        body: makeBody(seq),
+      });
+      if (answer.status !== 202) throw new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`);
+    });
+  } finally {
+    agent.destroy();
+  }
+}
+
+/**
+ * Batch calls of `batchSize` items; what is counted is items (sent, confirmed = answered `{"id"}`,
+ * failed), so that the figures read like single pushes. The window and rate are in items too.
+ */
+async function restBatchPublish(
+  args: PublishArgs,
+  via: RestBatchPlan,
+  key: (seq: number) => string,
+): Promise<PumpResult> {
+  const size = Math.max(1, via.batchSize);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, Math.ceil(args.window / size)) });
+  const token = tokenFor('bench-backend', via.secret, 'push');
+  let confirmed = 0;
+  let failed = 0;
+  const calls = Math.ceil(args.total / size);
+  try {
+    const result = await pump(
+      {
+        ...args,
+        total: calls,
+        window: Math.max(1, Math.ceil(args.window / size)),
+        ratePerSec: args.ratePerSec / size,
+      },
+      async (call) => {
+        const first = (call - 1) * size + 1;
+        const count = Math.min(size, args.total - first + 1);
+        const messages = Array.from({ length: count }, (_, j) => ({
+          user: `${via.userPrefix}${key(first + j)}`,
+          destination: args.destination,
+          body: makeBody(first + j),
+        }));
+        const base = via.baseUrls[call % via.baseUrls.length];
+        const answer = await postJson(agent, token, `${base}/api/messages/batch`, { messages });
+        if (answer.status !== 200) {
+          failed += count;
+          throw new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`);
+        }
+        const results = (JSON.parse(answer.text) as { results?: { id?: string; error?: string }[] }).results;
+        const taken = (results ?? []).filter((r) => typeof r.id === 'string').length;
+        confirmed += taken;
+        failed += count - taken;
+        if (taken < count) throw new Error(`batch: ${count - taken} of ${count} items refused`);
+      },
+    );
+    return { ...result, sent: Math.min(args.total, result.sent * size), confirmed, failed };
+  } finally {
+    agent.destroy();
+  }
+}
+
+type AmqpEnvelope = { exchange: string; routingKey: string; headers?: Record<string, string> };
+
+async function amqpPublish(
+  args: PublishArgs,
+  url: string,
+  envelope: (seq: number) => AmqpEnvelope,
+): Promise<PumpResult> {
+  const connection = new Connection({
+    url,
+    connectionName: 'stomp-relay bench backend',
+    noDelay: true, // as a latency-minded backend would (rabbitmq-client leaves Nagle on)
+  });
+  // Each publish that cannot be confirmed rejects on its own (counted by pump); this only keeps the
+  // connection's own error event from ending the load generator.
+  connection.on('error', () => undefined);
+  const publisher = connection.createPublisher({ confirm: true });
+  try {
+    return await pump(args, (seq) => publisher.send(envelope(seq), Buffer.from(makeBody(seq))));
+  } finally {
+    await publisher.close();
+    await connection.close();
+  }
+}
+
+async function emitterPublish(
+  args: PublishArgs,
+  via: EmitterPlan,
+  key: (seq: number) => string,
+): Promise<PumpResult> {
+  const redis = createClient({ url: via.redisUrl });
+  redis.on('error', () => undefined); // a failed PUBLISH rejects its own promise, counted by pump
+  await redis.connect();
+  // The emitter drops PUBLISH's reply; this client hands it back, so the window bounds the
+  // PUBLISHes Redis has not answered yet, as confirms do for the other systems.
+  let replied: Promise<unknown> = Promise.resolve();
+  const confirming = {
+    publish: (channel: string, message: Buffer): Promise<unknown> =>
+      (replied = redis.publish(channel, message)),
+  };
+  const emitter = new Emitter(confirming, { key: via.key });
+  try {
+    return await pump(args, async (seq) => {
+      emitter.to(args.destination.replace('{k}', key(seq))).emit(PUSH_EVENT, makeBody(seq));
+      await replied;
+    });
+  } finally {
+    await redis.close();
+  }
+}
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+function postJson(agent: http.Agent, token: string, url: string, payload: object): Promise<Answer> {
+  const body = JSON.stringify(payload);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
