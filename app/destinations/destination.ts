@@ -79,11 +79,11 @@ export function parseDestination(destination: string, user: string): Destination
  * `/user/queue/greetings`, as Spring's convertAndSendToUser accepts both).
  */
 export function parseUserPushDestination(destination: string, user: string): MessageTarget {
-  const path = destination.startsWith('/user/') ? destination : `/user${destination}`;
-  const parsed = parseDestination(path, user);
-  if (parsed.kind !== 'user')
-    throw badName(destination, 'a user push goes to /queue/<name> or /topic/<name>');
-  return parsed;
+  const own =
+    /^\/user\/(queue|topic)\/(.*)$/.exec(destination) ?? /^\/(queue|topic)\/(.*)$/.exec(destination);
+  // Checked as the caller wrote it, so an error names their spelling, not a /user-prefixed one.
+  if (!own) throw badName(destination, 'a user push goes to /queue/<name> or /topic/<name>');
+  return { kind: 'user', user, type: own[1] as 'queue' | 'topic', name: checkName(destination, own[2]) };
 }
 
 /** The destination string a subscriber of `target` sees on MESSAGE frames. */

@@ -59,6 +59,20 @@ describe('destinations', () => {
     expect(parseUserPushDestination('/user/queue/greetings', 'bob')).to.deep.include({ user: 'bob' });
     expect(() => parseUserPushDestination('/app/x', 'bob')).to.throw(ServiceError);
   });
+
+  it('names a refused user push destination as the caller wrote it', () => {
+    for (const [destination, why] of [
+      ['greetings', '/queue/<name> or /topic/<name>'],
+      ['/queue/a*', 'no wildcards'],
+      ['/user/bob/queue/x', '/queue/<name> or /topic/<name>'],
+      ['', '/queue/<name> or /topic/<name>'],
+    ] as const) {
+      expect(() => parseUserPushDestination(destination, 'bob'), destination)
+        .to.throw(ServiceError, `destination '${destination}' is not allowed`)
+        .with.property('message')
+        .that.includes(why);
+    }
+  });
 });
 
 describe('authorization rules', () => {
