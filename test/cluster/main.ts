@@ -11,7 +11,6 @@
  * printed) is allowed: its clients reconnect through nginx to the others.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT, startCluster, type Cluster } from '../support/cluster';
@@ -36,23 +35,10 @@ function intArg(name: string, raw: string, min: number, max: number): number {
   return n;
 }
 
-/** Newest modification time under `path` (a file or a directory tree). */
-function newestMtime(path: string): number {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  let newest = stat.mtimeMs;
-  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
-  return newest;
-}
-
-/** Runs `npm run build` when dist/ is missing or older than the sources it is built from. */
+/** dist/ rebuilt when missing or older than its sources: the check `npm start` runs (config/build.cjs). */
 function buildIfNeeded(): void {
-  const main = join(PROJECT_ROOT, 'dist/app/main.js');
-  const sources = ['app', 'config', 'tsconfig.json'].map((p) => join(PROJECT_ROOT, p));
-  const built = existsSync(main) ? statSync(main).mtimeMs : 0;
-  if (built >= Math.max(...sources.map(newestMtime))) return;
-  console.log('cluster: dist/ is missing or older than app/; npm run build');
-  const result = spawnSync('npm', ['run', 'build'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+  const script = join(PROJECT_ROOT, 'config/build.cjs');
+  const result = spawnSync(process.execPath, [script, '--if-stale'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
   if (result.status !== 0) {
     console.error('cluster: the build failed; fix it, or run the sources with: npm run cluster -- --source');
     process.exit(1);
