@@ -14,7 +14,7 @@ import { HttpListener } from './http';
 import { AppRouter } from './messaging/app-router';
 import { createBackendBridge, type BackendBridge } from './messaging/backend-bridge';
 import { registerBuiltInHandlers } from './messaging/handlers';
-import { createLogger, type Logger } from './observability/logger';
+import { createLogger, logFormatFor, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { projectPath } from './paths';
 import type { SessionContext } from './session/session-context';
@@ -171,7 +171,9 @@ function logMode(settings: Settings, broker: Broker, verifier: TokenVerifier, lo
 
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const { settings } = options;
-  const logger = options.logger ?? createLogger(settings.logLevel, settings.instanceId);
+  const logger =
+    options.logger ??
+    createLogger(settings.logLevel, settings.instanceId, logFormatFor(settings.logFormat, settings.nodeEnv));
   const metrics = new Metrics();
   const verifier = new TokenVerifier(settings);
   // Read before any part starts: a bad rules file stops the start with nothing open yet.

@@ -60,6 +60,12 @@ export const SETTINGS = {
     kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     doc: 'pino log level.',
   } as SettingSpec<string>,
+  logFormat: {
+    env: 'LOG_FORMAT',
+    default: 'auto',
+    kind: { type: 'enum', values: ['auto', 'pretty', 'json'] },
+    doc: 'Log lines: `json` (one object per line), `pretty` (readable, for a terminal); `auto`: JSON in production, pretty otherwise.',
+  } as SettingSpec<string>,
 
   brokerUrl: str(
     'BROKER_URL',

@@ -336,6 +336,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       const env = {
         ...process.env,
         NODE_ENV: 'development',
+        // JSON lines: the cluster script prints them its own way, labelled by instance.
+        LOG_FORMAT: 'json',
         PORT: String(port),
         HOST: '127.0.0.1',
         INSTANCE_ID: id,

@@ -194,6 +194,8 @@ export async function startInstances(count: number, options: InstanceOptions = {
       env: {
         ...process.env,
         NODE_ENV: 'development',
+        // JSON lines: read here (the listening port, the cluster's own log view), never a terminal's.
+        LOG_FORMAT: 'json',
         PORT: '0',
         HOST: '127.0.0.1',
         INSTANCE_ID: id,
