@@ -1,14 +1,20 @@
 /**
  * `npm run cluster`: the load-balanced setup of docker/compose.yml without Docker, for development.
  * RabbitMQ's plugins checked (test/support/ensure-rabbitmq.cjs), dist/ rebuilt if app/ changed,
- * three instances on 8081-8083 and nginx on 8080 with docker/nginx/nginx.conf; Ctrl-C stops it all.
+ * three instances on 8081-8083, then nginx with docker/nginx/nginx.conf on 8080 (http, ws) and 8443
+ * (https, wss, with a development certificate made for this run); Ctrl-C stops it all.
  *
- *   npm run cluster -- [--instances 3] [--base-port 8081] [--lb-port 8080] [--log-level info]
- *                      [--quiet] [--source]
+ *   npm run cluster -- [--instances 3] [--base-port 8081] [--lb-port 8080] [--tls-port 8443]
+ *                      [--log-level info] [--instance-prefix node-] [--quiet] [--source]
  *
  * --quiet shows warnings and errors only (no nginx access lines); --source runs app/*.ts through
  * tsx instead of building dist/ (handy while the build is broken). Killing one instance (its pid is
  * printed) is allowed: its clients reconnect through nginx to the others.
+ *
+ * Stopping: SIGINT or SIGTERM, to this process or to its whole process group (a terminal's Ctrl-C),
+ * runs the orderly stop of test/support/cluster.ts: clients get the draining ERROR, nothing is left.
+ * npm passes the terminal's SIGINT on to its child as well, so one Ctrl-C may arrive twice within
+ * a moment: only a second one a while after the first skips the drain.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -20,7 +26,9 @@ const { values: args } = parseArgs({
     instances: { type: 'string', default: '3' },
     'base-port': { type: 'string', default: '8081' },
     'lb-port': { type: 'string', default: '8080' },
+    'tls-port': { type: 'string', default: '8443' },
     'log-level': { type: 'string', default: 'info' },
+    'instance-prefix': { type: 'string', default: 'node-' },
     quiet: { type: 'boolean', default: false },
     source: { type: 'boolean', default: false },
   },
@@ -90,6 +98,8 @@ function printSummary(cluster: Cluster): void {
     '',
     'stomp-relay cluster is up',
     `  demo page      ${page}  (e.g. ${page}/?user=alice&autoconnect=1)`,
+    `  over TLS       ${cluster.lbTlsUrl ?? '-'}  (wss:// for WebSockets; trust ${cluster.tls?.ca ?? '-'},`,
+    `                 e.g. curl --cacert ${cluster.tls?.ca ?? '-'} ${cluster.lbTlsUrl ?? ''}/readyz)`,
     `  load balancer  nginx pid ${cluster.nginxPid}, docker/nginx/nginx.conf, prefix ${cluster.nginxDir}`,
     ...cluster.instances.map(
       (instance, i) =>
@@ -108,49 +118,79 @@ function printSummary(cluster: Cluster): void {
   console.log(lines.join('\n'));
 }
 
+/** A repeat within this long of the first stop signal is the same Ctrl-C (npm passes it on too). */
+const SAME_SIGNAL_MS = 1_000;
+
 async function main(): Promise<void> {
   const instances = intArg('instances', args.instances, 1, 32);
   const basePort = intArg('base-port', args['base-port'], 1, 65535);
   const lbPort = intArg('lb-port', args['lb-port'], 1, 65535);
+  const tlsPort = intArg('tls-port', args['tls-port'], 1, 65535);
   const quiet = args.quiet;
 
   ensureRabbitMq();
   if (!args.source) buildIfNeeded();
 
-  let shuttingDown = false;
+  // Signals are handled from here on, before anything is started: a Ctrl-C while the instances
+  // come up stops them too.
+  const interrupted = new AbortController();
+  let starting: Promise<Cluster> | undefined;
   let cluster: Cluster | undefined = undefined;
-  async function shutdown(code: number): Promise<void> {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    console.log('cluster: stopping nginx and the instances');
-    await cluster?.stop();
-    process.exit(code);
-  }
-
-  cluster = await startCluster({
-    instances,
-    basePort,
-    lbPort,
-    runtime: args.source ? 'source' : 'dist',
-    logLevel: quiet ? 'warn' : args['log-level'],
-    onLog: (source, line) => printLine(source, line, quiet),
-    onAccessLog: quiet ? undefined : (line) => console.log(`[nginx] ${line}`),
-    onExit: (source, code, signal) => {
-      if (shuttingDown) return;
-      console.error(`cluster: ${source} exited (${code ?? signal})`);
-      // Without nginx there is no cluster to use; a lost instance is survivable (and maybe intended).
-      if (source === 'nginx' && cluster) void shutdown(1);
-    },
-  });
-  printSummary(cluster);
-  let signals = 0;
+  let stopping: Promise<void> | undefined;
+  let firstSignalAt = 0;
+  const shutdown = (code: number): Promise<void> => {
+    stopping ??= (async () => {
+      console.log('cluster: stopping (nginx stops accepting, the instances drain)');
+      // An interrupted start stops what it started itself (and then rejects).
+      await starting?.catch(() => undefined);
+      await cluster?.stop();
+      console.log('cluster: stopped');
+      process.exit(code);
+    })();
+    return stopping;
+  };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      // A second Ctrl-C does not wait for the drain; the exit hook kills what is left.
-      if (++signals > 1) process.exit(130);
-      void shutdown(0);
+      const now = Date.now();
+      if (firstSignalAt === 0) {
+        firstSignalAt = now;
+        interrupted.abort();
+        void shutdown(0);
+      } else if (now - firstSignalAt > SAME_SIGNAL_MS) {
+        // The exit hook of startCluster kills what is left and removes its directory.
+        console.error('cluster: second Ctrl-C: not waiting for the drain');
+        process.exit(130);
+      }
     });
   }
+
+  try {
+    starting = startCluster({
+      instances,
+      basePort,
+      lbPort,
+      tlsPort,
+      instancePrefix: args['instance-prefix'],
+      runtime: args.source ? 'source' : 'dist',
+      logLevel: quiet ? 'warn' : args['log-level'],
+      signal: interrupted.signal,
+      onLog: (source, line) => printLine(source, line, quiet),
+      onAccessLog: quiet ? undefined : (line) => console.log(`[nginx] ${line}`),
+      onExit: (source, code, signal) => {
+        if (stopping) return;
+        console.error(`cluster: ${source} exited (${code ?? signal})`);
+        // Without nginx there is no cluster to use; a lost instance is survivable (and maybe intended).
+        if (source === 'nginx') void shutdown(1);
+      },
+    });
+    cluster = await starting;
+  } catch (err: unknown) {
+    // startCluster has stopped what it started; an interrupted start is a requested stop.
+    if (interrupted.signal.aborted) return;
+    throw err;
+  }
+  if (stopping) return;
+  printSummary(cluster);
 }
 
 main().catch((err: unknown) => {

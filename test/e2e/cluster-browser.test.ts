@@ -27,7 +27,8 @@ import {
   pageConsole,
   screenshot,
 } from '../support/browser';
-import { PROJECT_ROOT, findNginx, startCluster, type Cluster } from '../support/cluster';
+import { PROJECT_ROOT, startCluster, type Cluster } from '../support/cluster';
+import { findNginx } from '../support/nginx';
 import { listBindings, waitForRabbit } from '../support/rabbitmq';
 import { sleep, waitFor } from '../support/wait';
 

@@ -1,12 +1,16 @@
 /**
  * A local stomp-relay cluster without Docker: N instances as child processes relaying to the local
- * RabbitMQ, and nginx (from PATH, unprivileged) in front running docker/nginx/nginx.conf, the same
- * file docker compose mounts. `npm run cluster` (test/cluster/main.ts) and the browser test both
- * start it through startCluster(), so what a developer clicks through is what the test checks.
+ * RabbitMQ, and nginx (test/support/nginx.ts: unprivileged, docker/nginx/nginx.conf, the same file
+ * docker compose mounts) in front, over HTTP and optionally HTTPS with a fresh development
+ * certificate. `npm run cluster` (test/cluster/main.ts) and the browser test both start it through
+ * startCluster(), so what a developer clicks through is what the test checks.
  *
- * nginx.conf includes two per-cluster files relative to its own directory (cluster/server.conf and
- * cluster/upstream-servers.conf). Here the scratch directory gets a symlink to the shared file and
- * its own pair, so the routing and hashing rules exist once, in docker/nginx/nginx.conf.
+ * Order, both ways. Start: the instances, and nginx once they are all ready (an nginx that starts
+ * first only meets refused connections). Stop: nginx stops accepting (SIGQUIT, graceful: open
+ * connections stay), the instances drain (SIGTERM: their ERROR frames still reach clients through
+ * nginx), then nginx exits and the scratch directory goes. Every child runs in its own process
+ * group, so a terminal's Ctrl-C reaches only the launcher, which runs that order; if the launcher
+ * exits without it, its exit hook kills the children and removes the directory.
  *
  * Ports: fixed ones for `npm run cluster` (8080, 8081..), or 0 for free ones, so a test never
  * collides with a cluster someone is running on the same machine.
@@ -14,28 +18,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  accessSync,
   closeSync,
-  constants,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
   readSync,
   rmSync,
   statSync,
-  symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { findNginx, makeCertificate, nginxArgs, writeNginxConfig, type TlsFiles } from './nginx';
 import { sleep } from './wait';
 
 export const PROJECT_ROOT = resolve(__dirname, '../..');
-export const SHARED_NGINX_CONF = join(PROJECT_ROOT, 'docker/nginx/nginx.conf');
 export const DEFAULT_BROKER_URL = 'stomp://guest:guest@127.0.0.1:61613';
 
 export interface ClusterOptions {
@@ -63,6 +62,10 @@ export interface ClusterOptions {
   onExit?: (source: string, code: number | null, signal: NodeJS.Signals | null) => void;
   /** How long instances and nginx get to become ready. Default 60 s. */
   readyTimeoutMs?: number;
+  /** nginx's HTTPS port (wss:// and https://, a fresh development certificate). 0: a free one. Default: none. */
+  tlsPort?: number;
+  /** Aborting it during the start stops what was started and rejects (a Ctrl-C while waiting). */
+  signal?: AbortSignal;
 }
 
 export interface ClusterInstance {
@@ -76,6 +79,10 @@ export interface Cluster {
   /** nginx: the page, /ws, /stomp and /api as users reach them. */
   lbUrl: string;
   lbPort: number;
+  /** nginx over TLS (when `tlsPort` was given): https://localhost:<port>, the certificate's name. */
+  lbTlsUrl?: string;
+  /** The development certificate nginx serves, and the CA a client trusts for it. */
+  tls?: TlsFiles;
   instances: ClusterInstance[];
   instanceUrls: string[];
   /** JWT_SECRET shared by the instances (random per cluster). */
@@ -87,23 +94,10 @@ export interface Cluster {
   recentLogs(): string[];
   /** nginx's access log so far: `... upstream=127.0.0.1:<port> key=<hash key>` per request. */
   accessLog(): string[];
-  /** nginx first (no new connections), then every instance (SIGTERM: they drain). Idempotent. */
+  /** SIGTERM to instance `index` (it drains), then the same instance again on its port, ready. */
+  restartInstance(index: number): Promise<void>;
+  /** nginx stops accepting, every instance drains (SIGTERM), nginx exits, the files go. Idempotent. */
   stop(): Promise<void>;
-}
-
-/** Where nginx is: PATH, then the sbin directories packages install it to (not on a user's PATH). */
-export function findNginx(): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  for (const dir of [...dirs, '/usr/sbin', '/usr/local/sbin', '/opt/homebrew/bin']) {
-    const candidate = join(dir, 'nginx');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; next directory
-    }
-  }
-  return undefined;
 }
 
 /** A port nothing listens on right now on 127.0.0.1 (the OS picks it). */
@@ -127,51 +121,6 @@ function portFree(port: number): Promise<boolean> {
     server.once('error', () => resolveFree(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
   });
-}
-
-export interface NginxLayout {
-  /** The prefix directory: nginx.conf (symlink to the shared file), cluster/, temp dirs, pid. */
-  dir: string;
-  conf: string;
-  pidFile: string;
-  accessLog: string;
-}
-
-/**
- * Lays out `dir` for nginx: a link to docker/nginx/nginx.conf and the local half of the
- * per-cluster pair (listen on 127.0.0.1 only: the dev token endpoint is open in development).
- */
-export function writeNginxConfig(dir: string, lbPort: number, upstreamPorts: readonly number[]): NginxLayout {
-  mkdirSync(join(dir, 'cluster'), { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  symlinkSync(SHARED_NGINX_CONF, conf);
-  // The access log goes to a file: nginx cannot open /dev/stdout when that is a socket (Node's pipes).
-  const accessLog = join(dir, 'access.log');
-  const server = [`listen 127.0.0.1:${lbPort};`, `access_log ${accessLog} stomp_relay;`];
-  writeFileSync(
-    join(dir, 'cluster/server.conf'),
-    `# written by test/support/cluster.ts\n${server.join('\n')}\n`,
-  );
-  const servers = upstreamPorts.map((port) => `server 127.0.0.1:${port} max_fails=1 fail_timeout=5s;`);
-  writeFileSync(
-    join(dir, 'cluster/upstream-servers.conf'),
-    `# written by test/support/cluster.ts\n${servers.join('\n')}\n`,
-  );
-  return { dir, conf, pidFile: join(dir, 'nginx.pid'), accessLog };
-}
-
-/** nginx's arguments for a layout: unprivileged, foreground, errors to stderr. */
-export function nginxArgs(layout: NginxLayout): string[] {
-  return [
-    '-p',
-    `${layout.dir}/`,
-    '-c',
-    layout.conf,
-    '-e',
-    'stderr',
-    '-g',
-    `daemon off; pid ${layout.pidFile};`,
-  ];
 }
 
 const LOG_LINES_KEPT = 300;
@@ -221,21 +170,30 @@ interface Managed {
   ended: boolean;
 }
 
+/** True if `proc` exits within `ms`. */
+function exitsWithin(proc: Managed, ms: number): Promise<boolean> {
+  return Promise.race([proc.exited.then(() => true), sleep(ms).then(() => false)]);
+}
+
 /** Sends `signal`, waits up to `graceMs` for the exit, then SIGKILLs. */
 async function terminate(proc: Managed, signal: NodeJS.Signals, graceMs: number): Promise<void> {
-  const { child } = proc;
   if (proc.ended) return;
-  child.kill(signal);
-  const exitedInTime = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
-  if (!exitedInTime) {
-    child.kill('SIGKILL');
+  proc.child.kill(signal);
+  if (!(await exitsWithin(proc, graceMs))) {
+    proc.child.kill('SIGKILL');
     await proc.exited;
   }
 }
 
-async function waitUntilReady(url: string, proc: Managed, deadline: number): Promise<void> {
+async function waitUntilReady(
+  url: string,
+  proc: Managed,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<void> {
   let last: string;
   for (;;) {
+    if (signal?.aborted) throw new Error('the start was interrupted');
     if (proc.ended) {
       const how = proc.child.exitCode ?? proc.child.signalCode ?? 'did not start';
       throw new Error(`${proc.source} exited (${how}) before it was ready`);
@@ -252,28 +210,48 @@ async function waitUntilReady(url: string, proc: Managed, deadline: number): Pro
   }
 }
 
+/** An instance's process settings: the cluster's own, then `options.env` (which wins). */
+function instanceEnv(options: ClusterOptions, id: string, port: number, secret: string, origins: string[]) {
+  return {
+    ...process.env,
+    NODE_ENV: 'development',
+    // JSON lines: the cluster script prints them its own way, labelled by instance.
+    LOG_FORMAT: 'json',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    INSTANCE_ID: id,
+    BROKER_URL: options.brokerUrl ?? process.env.BROKER_URL ?? DEFAULT_BROKER_URL,
+    JWT_SECRET: secret,
+    ALLOWED_ORIGINS: origins.join(','),
+    LOG_LEVEL: options.logLevel ?? 'info',
+    ...options.env,
+  };
+}
+
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const count = options.instances ?? 3;
   const basePort = options.basePort ?? 8081;
   const prefix = options.instancePrefix ?? 'node-';
   const runtime = options.runtime ?? 'source';
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  const readyMs = options.readyTimeoutMs ?? 60_000;
+  const deadline = Date.now() + readyMs;
   const secret = randomBytes(32).toString('base64url');
   const nginx = findNginx();
   if (!nginx) throw new Error('nginx not found on PATH or in /usr/sbin; install it (apt-get install nginx)');
 
   const lbPort = options.lbPort === 0 ? await freePort() : (options.lbPort ?? 8080);
+  const tlsPort = options.tlsPort === 0 ? await freePort() : options.tlsPort;
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(basePort === 0 ? await freePort() : basePort + i);
-  for (const port of [lbPort, ...ports]) {
+  for (const port of [lbPort, ...(tlsPort === undefined ? [] : [tlsPort]), ...ports]) {
     if (!(await portFree(port))) throw new Error(`port ${port} is in use (another cluster running?)`);
   }
 
   const logs: string[] = [];
-  const processes: Managed[] = [];
+  const processes = new Set<Managed>();
   let stopping: Promise<void> | undefined;
 
-  const manage = (source: string, child: ChildProcess): Managed => {
+  const manage = (source: string, child: ChildProcess, quietExit: () => boolean): Managed => {
     for (const stream of [child.stdout, child.stderr]) {
       if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => {
@@ -286,34 +264,66 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const proc: Managed = { source, child, ended: false, exited: new Promise((done) => (markEnded = done)) };
     child.once('exit', (code, signal) => {
       proc.ended = true;
+      processes.delete(proc);
       markEnded();
-      if (!stopping) options.onExit?.(source, code, signal);
+      if (!stopping && !quietExit()) options.onExit?.(source, code, signal);
     });
     // A spawn failure (ENOENT, EACCES) may come without an exit event.
     child.once('error', (err) => {
       logs.push(`[${source}] ${err.message}`);
       if (child.pid === undefined) {
         proc.ended = true;
+        processes.delete(proc);
         markEnded();
       }
     });
-    processes.push(proc);
+    processes.add(proc);
     return proc;
   };
 
-  // mocha's --exit and a crashed launcher must not leave instances or nginx behind.
+  const nginxDir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-'));
+  // mocha's --exit, a crashed launcher, a second Ctrl-C: no instance, nginx or directory is left.
   const killAll = (): void => {
-    for (const proc of processes) if (!proc.ended) proc.child.kill('SIGKILL');
+    for (const proc of processes) proc.child.kill('SIGKILL');
+    rmSync(nginxDir, { recursive: true, force: true });
   };
   process.once('exit', killAll);
 
-  const nginxDir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-'));
+  const lbHosts = ['localhost', '127.0.0.1'];
+  const origins = [
+    ...lbHosts.map((host) => `http://${host}:${lbPort}`),
+    ...(tlsPort === undefined ? [] : lbHosts.map((host) => `https://${host}:${tlsPort}`)),
+  ];
+  // --import tsx, not -r tsx/cjs: app/ has dynamic import()s, which only the ESM hook resolves.
+  const entry = runtime === 'dist' ? ['dist/app/main.js'] : ['--import', 'tsx', 'app/main.ts'];
+  const instances: ClusterInstance[] = [];
+  const instanceProcs: Managed[] = [];
+  const restarting = new Set<number>();
+  const spawnInstance = (index: number): Managed => {
+    const id = `${prefix}${index + 1}`;
+    const port = ports[index]!;
+    const child = spawn(process.execPath, entry, {
+      cwd: PROJECT_ROOT,
+      env: instanceEnv(options, id, port, secret, origins),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: signals come from this launcher only (see the top of this file).
+      detached: true,
+    });
+    const proc = manage(id, child, () => restarting.has(index));
+    instanceProcs[index] = proc;
+    instances[index] = { id, port, url: `http://127.0.0.1:${port}`, pid: pidOf(id, child) };
+    return proc;
+  };
+
+  let lb: Managed | undefined;
   let stopTail = (): void => undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      const [lb, ...instances] = processes;
-      if (lb) await terminate(lb, 'SIGTERM', 5_000);
-      await Promise.all(instances.map((proc) => terminate(proc, 'SIGTERM', 15_000)));
+      // Graceful: nginx closes its listeners and keeps proxying what is open, so the drain's
+      // ERROR frames reach the clients; it exits once they are closed (worker_shutdown_timeout).
+      if (lb && !lb.ended) lb.child.kill('SIGQUIT');
+      await Promise.all(instanceProcs.map((proc) => terminate(proc, 'SIGTERM', 15_000)));
+      if (lb && !(await exitsWithin(lb, 12_000))) await terminate(lb, 'SIGTERM', 3_000);
       process.removeListener('exit', killAll);
       stopTail();
       rmSync(nginxDir, { recursive: true, force: true });
@@ -322,50 +332,43 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
 
   try {
-    const layout = writeNginxConfig(nginxDir, lbPort, ports);
-    if (options.onAccessLog) stopTail = tailFile(layout.accessLog, options.onAccessLog);
-    const lb = manage('nginx', spawn(nginx, nginxArgs(layout), { stdio: ['ignore', 'pipe', 'pipe'] }));
-
-    const origins = [`http://localhost:${lbPort}`, `http://127.0.0.1:${lbPort}`].join(',');
-    // --import tsx, not -r tsx/cjs: app/ has dynamic import()s, which only the ESM hook resolves.
-    const entry = runtime === 'dist' ? ['dist/app/main.js'] : ['--import', 'tsx', 'app/main.ts'];
-    const instances: ClusterInstance[] = [];
-    const started: Managed[] = [];
-    ports.forEach((port, i) => {
-      const id = `${prefix}${i + 1}`;
-      const env = {
-        ...process.env,
-        NODE_ENV: 'development',
-        // JSON lines: the cluster script prints them its own way, labelled by instance.
-        LOG_FORMAT: 'json',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        INSTANCE_ID: id,
-        BROKER_URL: options.brokerUrl ?? process.env.BROKER_URL ?? DEFAULT_BROKER_URL,
-        JWT_SECRET: secret,
-        ALLOWED_ORIGINS: origins,
-        LOG_LEVEL: options.logLevel ?? 'info',
-        ...options.env,
-      };
-      const child = spawn(process.execPath, entry, {
-        cwd: PROJECT_ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      started.push(manage(id, child));
-      instances.push({ id, port, url: `http://127.0.0.1:${port}`, pid: pidOf(id, child) });
-    });
-
+    ports.forEach((_, i) => spawnInstance(i));
     await Promise.all(
-      started.map((proc, i) => waitUntilReady(`${instances[i]!.url}/readyz`, proc, deadline)),
+      instanceProcs.map((proc, i) =>
+        waitUntilReady(`${instances[i]!.url}/readyz`, proc, deadline, options.signal),
+      ),
+    );
+
+    const tls = tlsPort === undefined ? undefined : makeCertificate(join(nginxDir, 'tls'));
+    const layout = writeNginxConfig(nginxDir, { httpPort: lbPort, httpsPort: tlsPort, tls }, ports);
+    if (options.onAccessLog) stopTail = tailFile(layout.accessLog, options.onAccessLog);
+    lb = manage(
+      'nginx',
+      spawn(nginx, nginxArgs(layout), { stdio: ['ignore', 'pipe', 'pipe'], detached: true }),
+      () => false,
     );
     const lbUrl = `http://127.0.0.1:${lbPort}`;
     // Through nginx to some instance and back: proves the config loaded and routes.
-    await waitUntilReady(`${lbUrl}/readyz`, lb, deadline);
+    await waitUntilReady(`${lbUrl}/readyz`, lb, deadline, options.signal);
+
+    const restartInstance = async (index: number): Promise<void> => {
+      const proc = instanceProcs[index];
+      if (!proc) throw new Error(`no instance ${index}`);
+      restarting.add(index);
+      try {
+        await terminate(proc, 'SIGTERM', 15_000);
+        const fresh = spawnInstance(index);
+        await waitUntilReady(`${instances[index]!.url}/readyz`, fresh, Date.now() + readyMs);
+      } finally {
+        restarting.delete(index);
+      }
+    };
 
     return {
       lbUrl,
       lbPort,
+      lbTlsUrl: tlsPort === undefined ? undefined : `https://localhost:${tlsPort}`,
+      tls,
       instances,
       instanceUrls: instances.map((instance) => instance.url),
       secret,
@@ -373,6 +376,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       nginxPid: pidOf('nginx', lb.child),
       recentLogs: () => [...logs],
       accessLog: () => readLines(layout.accessLog),
+      restartInstance,
       stop,
     };
   } catch (err: unknown) {

@@ -7,12 +7,14 @@
  */
 import { expect } from 'chai';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { PROJECT_ROOT, findNginx, freePort, nginxArgs, writeNginxConfig } from '../../support/cluster';
+import { PROJECT_ROOT, freePort } from '../../support/cluster';
+import { findNginx, makeCertificate, nginxArgs, writeNginxConfig } from '../../support/nginx';
 import { startTestService, type RunningService } from '../../support/service';
 
 const execFileAsync = promisify(execFile);
@@ -22,6 +24,8 @@ const INSTANCES = ['app1', 'app2', 'app3'];
 
 interface ComposeService {
   image?: string;
+  pull_policy?: string;
+  stop_grace_period?: string;
   build?: { context?: string; dockerfile?: string };
   command?: string[];
   environment?: Record<string, string>;
@@ -91,14 +95,21 @@ describe('docker/compose.yml', () => {
     expect(Object.keys(loadCompose().services)).to.include.members(['rabbitmq', ...INSTANCES, 'nginx']);
   });
 
-  it('publishes the page on 8080 and RabbitMQ on its usual ports', () => {
+  it('publishes the page on 8080 (http) and 8443 (https), RabbitMQ on its usual ports, all on 127.0.0.1', () => {
     const compose = loadCompose();
-    expect(service(compose, 'nginx').ports).to.include('8080:8080');
-    expect(service(compose, 'rabbitmq').ports).to.include.members([
-      '5672:5672',
-      '15672:15672',
-      '61613:61613',
+    expect(service(compose, 'nginx').ports).to.include.members([
+      '127.0.0.1:8080:8080',
+      '127.0.0.1:8443:8443',
     ]);
+    expect(service(compose, 'rabbitmq').ports).to.include.members([
+      '127.0.0.1:5672:5672',
+      '127.0.0.1:15672:15672',
+      '127.0.0.1:61613:61613',
+    ]);
+    // guest/guest (RabbitMQ) and the dev token endpoint (NODE_ENV=development) are for this machine.
+    for (const [name, svc] of Object.entries(compose.services))
+      for (const port of svc.ports ?? [])
+        expect(port, `${name} publishes ${port}`).to.match(/^127\.0\.0\.1:/);
     expect(service(compose, 'rabbitmq').image).to.match(/^rabbitmq:3[^:]*-management/);
   });
 
@@ -139,14 +150,65 @@ describe('docker/compose.yml', () => {
     }
   });
 
-  it('builds the instances from docker/Dockerfile with the repository as context', () => {
+  it('builds one image from docker/Dockerfile (the repository as context) and runs it three times', () => {
+    const compose = loadCompose();
+    const builders = Object.entries(compose.services).filter(([, svc]) => svc.build);
+    expect(builders.map(([name]) => name)).to.deep.equal(['app1']);
+    const build = builders[0]![1].build!;
+    const context = resolve(DOCKER_DIR, build.context ?? '.');
+    expect(context).to.equal(PROJECT_ROOT);
+    expect(existsSync(join(context, build.dockerfile ?? 'Dockerfile'))).to.equal(true);
+    const image = service(compose, 'app1').image;
+    expect(image, 'the image app1 builds has a name').to.be.a('string');
+    for (const name of INSTANCES.slice(1)) {
+      expect(service(compose, name).image, name).to.equal(image);
+      // Never looked for in a registry: app1's build makes it (compose starts app1 first).
+      expect(service(compose, name).pull_policy, name).to.equal('never');
+      expect(service(compose, name).depends_on?.app1, name).to.not.equal(undefined);
+    }
+  });
+
+  it('gives each instance longer to stop than its drain (SHUTDOWN_TIMEOUT_MS) takes', () => {
     const compose = loadCompose();
     for (const name of INSTANCES) {
-      const build = service(compose, name).build;
-      const context = resolve(DOCKER_DIR, build?.context ?? '.');
-      expect(context, name).to.equal(PROJECT_ROOT);
-      expect(existsSync(join(context, build?.dockerfile ?? 'Dockerfile')), name).to.equal(true);
+      const svc = service(compose, name);
+      const drainMs = Number(svc.environment?.SHUTDOWN_TIMEOUT_MS ?? 10_000);
+      const grace = /^(\d+)s$/.exec(svc.stop_grace_period ?? '');
+      expect(grace, `${name} stop_grace_period in seconds`).to.not.equal(null);
+      // The drain, then closing the broker connections: a few seconds more than the drain.
+      expect(Number(grace![1]) * 1000, name).to.be.at.least(drainMs + 5_000);
     }
+  });
+
+  it('serves TLS from nginx with a certificate made by docker/tls/make-certificate.sh, mounted, not committed', () => {
+    const compose = loadCompose();
+    const nginx = service(compose, 'nginx');
+    const tls = mounts(nginx).find((m) => m.container === '/etc/nginx/tls');
+    expect(tls?.host, 'a volume onto /etc/nginx/tls').to.equal(join(DOCKER_DIR, 'tls'));
+    expect(existsSync(join(DOCKER_DIR, 'tls/make-certificate.sh'))).to.equal(true);
+    const serverConf = readFileSync(join(DOCKER_DIR, 'nginx/compose/server.conf'), 'utf8');
+    expect(serverConf).to.match(/^listen 8443 ssl;/m);
+    expect(serverConf).to.match(/^ssl_certificate \/etc\/nginx\/tls\/cert\.pem;/m);
+    expect(serverConf).to.match(/^ssl_certificate_key \/etc\/nginx\/tls\/key\.pem;/m);
+    const ignored = spawnSync('git', ['check-ignore', '-q', 'docker/tls/key.pem'], { cwd: PROJECT_ROOT });
+    expect(ignored.status, 'docker/tls/key.pem is git-ignored').to.equal(0);
+    for (const name of INSTANCES)
+      expect(service(compose, name).environment?.ALLOWED_ORIGINS, name).to.include('https://localhost:8443');
+  });
+
+  it('lets nginx re-resolve the instances (Docker DNS, `resolve`), in an image recent enough for it', () => {
+    const servers = readFileSync(join(DOCKER_DIR, 'nginx/compose/upstream-servers.conf'), 'utf8');
+    expect(servers).to.match(/^resolver 127\.0\.0\.11\b/m);
+    for (const name of INSTANCES)
+      expect(servers).to.match(new RegExp(`^server ${name}:8080 resolve max_fails=0;`, 'm'));
+    // `resolve` needs the group in shared memory, and nginx 1.27.3 or later.
+    expect(readFileSync(join(DOCKER_DIR, 'nginx/nginx.conf'), 'utf8')).to.match(
+      /^\s+zone stomp_relay \d+k;/m,
+    );
+    const tag = /^nginx:(\d+)\.(\d+)/.exec(service(loadCompose(), 'nginx').image ?? '');
+    expect(tag, 'nginx image pinned to a version').to.not.equal(null);
+    const [major, minor] = [Number(tag![1]), Number(tag![2])];
+    expect(major > 1 || minor >= 28, `nginx ${major}.${minor} has upstream resolve`).to.equal(true);
   });
 
   it('mounts the shared nginx.conf and the compose half of the per-cluster files, which exist', () => {
@@ -240,14 +302,16 @@ describe('docker/Dockerfile', () => {
 });
 
 describe('docker/nginx/nginx.conf', () => {
-  it('passes nginx -t in its local rendering (a scratch prefix, no system paths)', async function () {
+  it('passes nginx -t in its local rendering (a scratch prefix, no system paths), TLS included', async function () {
     const nginx = findNginx();
     expect(nginx, 'nginx on PATH or in /usr/sbin (apt-get install -y nginx; .ci/run installs it)').to.be.a(
       'string',
     );
     const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-t-'));
     try {
-      const layout = writeNginxConfig(dir, await freePort(), [8081, 8082, 8083]);
+      const tls = makeCertificate(join(dir, 'tls'));
+      const listeners = { httpPort: await freePort(), httpsPort: await freePort(), tls };
+      const layout = writeNginxConfig(dir, listeners, [8081, 8082, 8083]);
       const result = spawnSync(nginx!, ['-t', ...nginxArgs(layout)], { encoding: 'utf8', timeout: 10_000 });
       expect(result.status, result.stderr).to.equal(0);
       expect(result.stderr).to.include('test is successful');
@@ -264,5 +328,33 @@ describe('docker/nginx/nginx.conf', () => {
     expect(conf).to.match(/proxy_buffering off;/);
     expect(conf).to.match(/include cluster\/upstream-servers\.conf;/);
     expect(conf).to.match(/include cluster\/server\.conf;/);
+  });
+
+  it("never sends a SockJS session's requests to another instance, nor marks instances failed", () => {
+    const conf = readFileSync(join(DOCKER_DIR, 'nginx/nginx.conf'), 'utf8');
+    const session = /location ~ \^\/ws\/\[\^\/\]\+\/\[\^\/\]\+\/ \{([^}]*)\}/.exec(conf);
+    expect(session, 'a location for /ws/{server}/{session}/...').to.not.equal(null);
+    expect(session![1]).to.match(/proxy_next_upstream off;/);
+    const compose = readFileSync(join(DOCKER_DIR, 'nginx/compose/upstream-servers.conf'), 'utf8');
+    const local = readFileSync(join(PROJECT_ROOT, 'test/support/nginx.ts'), 'utf8');
+    for (const line of compose.split('\n').filter((l) => l.startsWith('server ')))
+      expect(line).to.match(/ max_fails=0;$/);
+    expect(local).to.include('max_fails=0;');
+  });
+
+  it('makes a certificate for localhost and 127.0.0.1 that its CA signs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stomp-relay-tls-'));
+    try {
+      const tls = makeCertificate(dir);
+      const cert = new X509Certificate(readFileSync(tls.cert));
+      const ca = new X509Certificate(readFileSync(tls.ca));
+      expect(cert.verify(ca.publicKey), 'signed by the CA').to.equal(true);
+      expect(cert.checkHost('localhost')).to.equal('localhost');
+      expect(cert.checkIP('127.0.0.1')).to.equal('127.0.0.1');
+      expect(ca.ca, 'the CA is a CA').to.equal(true);
+      expect(cert.ca).to.equal(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

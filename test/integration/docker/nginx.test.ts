@@ -2,7 +2,8 @@
  * docker/nginx/nginx.conf routes the way SockJS needs, checked against three small stand-in
  * backends (no service, no broker): every request of one SockJS session reaches one backend,
  * sessions and session-less requests spread, WebSocket upgrades and the forwarding headers pass,
- * xhr-streaming chunks are not held back, and a session whose backend is down is served elsewhere.
+ * xhr-streaming chunks are not held back, and a session whose backend is down is never served by
+ * another one (session-less requests are), before or after its backend comes back.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
-import { findNginx, freePort, nginxArgs, writeNginxConfig } from '../../support/cluster';
+import { freePort } from '../../support/cluster';
+import { findNginx, nginxArgs, writeNginxConfig } from '../../support/nginx';
 import { waitFor } from '../../support/wait';
 
 interface Seen {
@@ -23,7 +25,7 @@ interface Seen {
 }
 
 /** A backend that answers with its number and what it received; `/ws/.../xhr_streaming` streams. */
-function startBackend(backend: number): Promise<Server> {
+function startBackend(backend: number, port = 0): Promise<Server> {
   const server = createServer((req, res) => {
     const seen: Seen = { backend, url: req.url ?? '', headers: req.headers };
     if (req.url?.endsWith('/xhr_streaming')) {
@@ -41,7 +43,7 @@ function startBackend(backend: number): Promise<Server> {
     socket.send(JSON.stringify({ backend, url: req.url, protocol: socket.protocol }));
     socket.on('message', (data) => socket.send(`echo:${String(data)}`));
   });
-  return new Promise((resolveServer) => server.listen(0, '127.0.0.1', () => resolveServer(server)));
+  return new Promise((resolveServer) => server.listen(port, '127.0.0.1', () => resolveServer(server)));
 }
 
 function portOf(server: Server): number {
@@ -182,20 +184,37 @@ describe('docker/nginx/nginx.conf routing (stand-in backends)', function () {
     expect(firstChunkAfter).to.be.below(1_000);
   });
 
-  it('serves a session whose backend is down from another one', async () => {
+  it('never moves a SockJS session off its backend, while that is down or once it is back', async () => {
     const sessions = Array.from({ length: 12 }, sessionId);
     const before = new Map<string, number>();
     for (const session of sessions)
       before.set(session, (await get(`/ws/0/${session}/xhr`, { method: 'POST' })).backend);
     const victim = before.get(sessions[0]!)!;
     const server = backends[victim - 1]!;
+    const port = portOf(server);
     server.closeAllConnections();
     await new Promise((done) => server.close(done));
+
     for (const session of sessions) {
-      const seen = await get(`/ws/0/${session}/xhr`, { method: 'POST' });
-      if (before.get(session) === victim) expect(seen.backend, session).to.not.equal(victim);
+      const res = await fetch(`${base}/ws/0/${session}/xhr`, { method: 'POST' });
+      if (before.get(session) === victim) {
+        // Served elsewhere, the session would be split: its instance or nothing (the client starts over).
+        expect(res.status, `session ${session} of the stopped backend`).to.equal(502);
+        continue;
+      }
+      expect(res.status, session).to.equal(200);
       // Consistent hashing: sessions of the backends still up stay where they were.
-      else expect(seen.backend, session).to.equal(before.get(session));
+      expect(((await res.json()) as Seen).backend, session).to.equal(before.get(session));
     }
+    // Requests that belong to no session are still served, by the others.
+    for (let i = 0; i < 10; i++) expect((await get('/ws/info')).backend).to.not.equal(victim);
+
+    // Back at once: nothing marked it failed (max_fails=0), so its sessions' next requests reach it
+    // and not, for a fail_timeout, whichever backend comes next on the hash ring.
+    backends[victim - 1] = await startBackend(victim, port);
+    for (const session of sessions)
+      expect((await get(`/ws/0/${session}/xhr`, { method: 'POST' })).backend, session).to.equal(
+        before.get(session),
+      );
   });
 });

@@ -55,10 +55,11 @@ describe('log format', function () {
   });
 
   it('prints JSON lines in production, and wherever LOG_FORMAT=json says so', async () => {
-    for (const env of [
+    const envs: Record<string, string>[] = [
       { NODE_ENV: 'production', JWT_SECRET: SECRET },
       { NODE_ENV: 'development', LOG_FORMAT: 'json' },
-    ]) {
+    ];
+    for (const env of envs) {
       const { lines, code } = await runUntilListening({ ...env, INSTANCE_ID: 'json-1' });
       expect(code, JSON.stringify(env)).to.equal(0);
       for (const line of lines) {
