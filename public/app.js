@@ -6,6 +6,12 @@
  * (/stomp); on each CONNECTED subscribe again (subscriptions do not survive a reconnect). Everything
  * that came from the network is shown with textContent only.
  *
+ * /app/echo answers on /user/queue/echo, which every session of the user gets: each tab of alice
+ * sees every tab's echo. The reply does not say which session sent it, so the page remembers what
+ * it sent itself and labels each echo "from this tab" or "from another tab or device of alice".
+ * When the connection is lost the page says it is disconnected and clears the instance and session
+ * it showed, since they no longer hold.
+ *
  * Query parameters (handy for tests and demos): user, transport=sockjs|websocket, room,
  * autoconnect=1, sockjs_transports=a,b (limits SockJS, e.g. xhr-streaming to force the fallback).
  */
@@ -15,6 +21,9 @@
   const MAX_MESSAGES = 200;
   const RECONNECT_DELAY_MS = 2000;
   const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+  const ECHO_DESTINATION = '/user/queue/echo';
+  /** Echoes this tab sent and has not seen come back; older ones are forgotten. */
+  const ECHO_MEMORY_MS = 60000;
 
   const params = new URLSearchParams(location.search);
   const $ = (id) => document.getElementById(id);
@@ -57,6 +66,8 @@
   let messageCount = 0;
   let roomSubscription = null;
   let subscribedRoom = '';
+  /** @type {{ body: string, at: number }[]} */
+  let pendingEchoes = [];
 
   // ---- initial form values -------------------------------------------------------------------
 
@@ -172,9 +183,26 @@
     el.empty.hidden = true;
   }
 
+  /** True (and forgotten) if this tab sent `body` to /app/echo and has not seen it come back yet. */
+  function takeOwnEcho(body) {
+    const now = Date.now();
+    pendingEchoes = pendingEchoes.filter((echo) => now - echo.at < ECHO_MEMORY_MS);
+    const index = pendingEchoes.findIndex((echo) => echo.body === body);
+    if (index < 0) return false;
+    pendingEchoes.splice(index, 1);
+    return true;
+  }
+
+  function echoSender(body) {
+    if (takeOwnEcho(body)) return 'this tab';
+    return 'another tab or device of ' + (el.userName.textContent || 'this user');
+  }
+
   function onMessage(message) {
     const headers = message.headers || {};
-    addEntry('message', headers.destination || '(no destination)', headers.sender, message.body);
+    const destination = headers.destination || '(no destination)';
+    const sender = destination === ECHO_DESTINATION ? echoSender(message.body) : headers.sender;
+    addEntry('message', destination, sender, message.body);
   }
 
   // ---- subscriptions -------------------------------------------------------------------------
@@ -198,12 +226,21 @@
 
   // ---- connecting ----------------------------------------------------------------------------
 
+  /** The server did not answer at all (stopped, restarting, or the network is gone). */
+  class UnreachableError extends Error {}
+
   async function fetchToken(user) {
-    const res = await fetch('/api/dev/token', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ user: user, scope: 'push' }),
-    });
+    let res;
+    try {
+      res = await fetch('/api/dev/token', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ user: user, scope: 'push' }),
+      });
+    } catch {
+      // fetch() says only "Failed to fetch": no answer came back.
+      throw new UnreachableError('cannot reach the server (stopped, restarting or offline)');
+    }
     let payload = null;
     try {
       payload = await res.json();
@@ -289,7 +326,9 @@
           setState('connecting', 'opening ' + (kind === 'websocket' ? 'WebSocket /stomp' : 'SockJS /ws'));
           return;
         } catch (err) {
-          setState('error: ' + errorText(err), 'retrying in ' + RECONNECT_DELAY_MS / 1000 + ' s');
+          const retry = 'retrying in ' + RECONNECT_DELAY_MS / 1000 + ' s';
+          if (err instanceof UnreachableError) setState('disconnected', errorText(err) + '; ' + retry);
+          else setState('error: ' + errorText(err), retry);
           showLastError(errorText(err));
           await sleep(RECONNECT_DELAY_MS);
         }
@@ -310,7 +349,7 @@
       roomSubscription = null;
       subscribedRoom = '';
       stomp.subscribe('/user/queue/greetings', onMessage);
-      stomp.subscribe('/user/queue/echo', onMessage);
+      stomp.subscribe(ECHO_DESTINATION, onMessage);
       subscribeRoom();
     };
 
@@ -327,12 +366,13 @@
       if (client !== stomp) return;
       setConnectedControls(false);
       roomSubscription = null;
-      const why = 'closed (' + event.code + (event.reason ? ' ' + event.reason : '') + ')';
-      if (el.state.dataset.state === 'error') {
-        el.stateDetail.textContent = why + '; reconnecting in ' + RECONNECT_DELAY_MS / 1000 + ' s';
-      } else {
-        setState('connecting', why + '; reconnecting in ' + RECONNECT_DELAY_MS / 1000 + ' s');
-      }
+      // The instance and session shown were those of the connection that just ended.
+      clearSessionFacts();
+      const why = 'connection closed (' + event.code + (event.reason ? ' ' + event.reason : '') + ')';
+      const next = why + '; reconnecting in ' + RECONNECT_DELAY_MS / 1000 + ' s';
+      // An ERROR frame just before (a drain, a refused token) says more than the close: keep it.
+      if (el.state.dataset.state === 'error') el.stateDetail.textContent = next;
+      else setState('disconnected', next);
     };
 
     stomp.onWebSocketError = () => {
@@ -368,6 +408,7 @@
     if (!client || !client.connected || text.length === 0) return;
     try {
       client.publish({ destination: destination, body: text });
+      if (destination === '/app/echo') pendingEchoes.push({ body: text, at: Date.now() });
       input.value = '';
       input.focus();
     } catch (err) {

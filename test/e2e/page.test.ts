@@ -94,12 +94,19 @@ describe('demo page in headless Chromium', function () {
     await screenshot(wsPage, 'page-alice-websocket');
   });
 
-  it('round-trips an echo through /app/echo', async () => {
+  it("round-trips an echo through /app/echo, marked on alice's other tab as sent from elsewhere", async () => {
     const text = unique('echo me');
     await wsPage.getByTestId('echo-text').fill(text);
     await wsPage.getByTestId('send-echo').click();
     const item = await waitForMessage(wsPage, text);
     expect(await item.getByTestId('message-destination').textContent()).to.equal('/user/queue/echo');
+    expect(await item.getByTestId('message-sender').textContent()).to.equal('from this tab');
+    // /user/queue/echo reaches every session of alice: her other tab shows it, not as its own.
+    const elsewhere = await waitForMessage(sockjsPage, text);
+    expect(await elsewhere.getByTestId('message-sender').textContent()).to.equal(
+      'from another tab or device of alice',
+    );
+    await screenshot(sockjsPage, 'page-alice-echo-from-other-tab');
   });
 
   it('delivers chat from one page to the room on every page, with the sender shown', async () => {
@@ -240,6 +247,34 @@ describe('demo page in headless Chromium', function () {
       await screenshot(page, 'page-stomp-error');
     } finally {
       await closePage(page);
+    }
+  });
+
+  it('says it is disconnected, without the old instance and session, once the server is gone', async () => {
+    const own = await startTestService();
+    const page = await openPage(browser, `${own.url}/?user=alice&transport=websocket&autoconnect=1`);
+    try {
+      await waitForState(page, /^connected$/);
+      expect(await testIdText(page, 'instance')).to.equal(own.settings.instanceId);
+      await own.stop();
+      await page
+        .locator('[data-testid="state"][data-state="disconnected"]')
+        .waitFor({ timeout: UI_TIMEOUT_MS });
+      // Then the reconnect's token request finds nothing there: said in words, not "Failed to fetch".
+      await page
+        .getByTestId('state-detail')
+        .filter({ hasText: 'cannot reach the server' })
+        .waitFor({ timeout: UI_TIMEOUT_MS });
+      expect(await testIdText(page, 'state')).to.equal('disconnected');
+      expect(await testIdText(page, 'instance')).to.equal('–');
+      expect(await testIdText(page, 'session')).to.equal('–');
+      expect(await page.locator('body').textContent()).to.not.include('Failed to fetch');
+      expect(await page.getByTestId('send-chat').isDisabled()).to.equal(true);
+      await screenshot(page, 'page-server-gone');
+      expect(uncaughtErrors(page)).to.deep.equal([]);
+    } finally {
+      await closePage(page);
+      await own.stop();
     }
   });
 
