@@ -1,7 +1,8 @@
 /**
  * The product as users run it: three instances on RabbitMQ behind nginx (docker/nginx/nginx.conf,
  * started by test/support/cluster.ts exactly as `npm run cluster` does), and the demo page in
- * headless Chromium through nginx. Alice opens it twice (plain WebSocket; SockJS limited to
+ * headless Chromium through nginx over TLS (https:// and wss://, the cluster's development
+ * certificate; Chromium trusts that certificate's key and no other). Alice opens it twice (plain WebSocket; SockJS limited to
  * xhr-streaming, whose every request nginx must keep on one instance) on two different instances,
  * Bob once. A push to Alice made directly on the third instance reaches both of her pages and not
  * Bob's; a chat message sent from the SockJS page (through xhr_send) reaches every page.
@@ -28,7 +29,7 @@ import {
   screenshot,
 } from '../support/browser';
 import { PROJECT_ROOT, startCluster, type Cluster } from '../support/cluster';
-import { findNginx } from '../support/nginx';
+import { findNginx, spkiFingerprint } from '../support/nginx';
 import { listBindings, waitForRabbit } from '../support/rabbitmq';
 import { sleep, waitFor } from '../support/wait';
 
@@ -84,8 +85,9 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
       logLevel: process.env.TEST_LOG_LEVEL ?? 'warn',
       // A quicker session directory and drain than production defaults; nothing else differs.
       env: { DIRECTORY_ANNOUNCE_MS: '1000', SHUTDOWN_TIMEOUT_MS: '2000' },
+      tlsPort: 0,
     });
-    browser = await launchBrowser();
+    browser = await launchBrowser({ trustedKeys: [spkiFingerprint(cluster.tls!.cert)] });
   });
 
   afterEach(function () {
@@ -122,10 +124,11 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
     return found.url;
   }
 
-  /** Opens the demo page through nginx in a fresh browser context and waits for CONNECTED. */
+  /** Opens the demo page through nginx over TLS in a fresh browser context and waits for CONNECTED. */
   async function openPage(label: string, user: string, query: Record<string, string>): Promise<OpenedPage> {
     const params = new URLSearchParams({ user, room, autoconnect: '1', ...query });
-    const page = await openBrowserPage(browser!, `${cluster!.lbUrl}/?${params.toString()}`);
+    const page = await openBrowserPage(browser!, `${cluster!.lbTlsUrl!}/?${params.toString()}`);
+    expect(new URL(page.url()).protocol, 'the page over TLS').to.equal('https:');
     await page.locator('[data-testid="state"][data-state="connected"]').waitFor({ timeout: 30_000 });
     const text = async (testId: string): Promise<string> =>
       ((await page.locator(`[data-testid="${testId}"]`).textContent()) ?? '').trim();

@@ -25,13 +25,25 @@ export interface OpenPageOptions {
 const problems = new WeakMap<Page, string[]>();
 const consoleLines = new WeakMap<Page, string[]>();
 
-export async function launchBrowser(): Promise<Browser> {
+export interface LaunchOptions {
+  /**
+   * base64 SHA-256 fingerprints of public keys (test/support/nginx.ts spkiFingerprint) whose
+   * certificates Chromium accepts: a test's own development certificate, and nothing else.
+   */
+  trustedKeys?: string[];
+}
+
+export async function launchBrowser(options: LaunchOptions = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(`no Chromium at ${CHROMIUM_PATH} (apt-get install chromium, or set CHROMIUM_PATH)`);
   }
+  const trust = options.trustedKeys?.length
+    ? [`--ignore-certificate-errors-spki-list=${options.trustedKeys.join(',')}`]
+    : [];
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
     args: [
+      ...trust,
       '--no-sandbox',
       '--disable-gpu',
       '--disable-quic',
