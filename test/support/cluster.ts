@@ -175,12 +175,24 @@ function exitsWithin(proc: Managed, ms: number): Promise<boolean> {
   return Promise.race([proc.exited.then(() => true), sleep(ms).then(() => false)]);
 }
 
-/** Sends `signal`, waits up to `graceMs` for the exit, then SIGKILLs. */
+/**
+ * SIGKILL to the child's whole process group (it leads one: `detached`). nginx's workers outlive a
+ * master killed alone, still holding its ports.
+ */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
+/** Sends `signal`, waits up to `graceMs` for the exit, then SIGKILLs its process group. */
 async function terminate(proc: Managed, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (proc.ended) return;
   proc.child.kill(signal);
   if (!(await exitsWithin(proc, graceMs))) {
-    proc.child.kill('SIGKILL');
+    killGroup(proc.child);
     await proc.exited;
   }
 }
@@ -284,7 +296,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const nginxDir = mkdtempSync(join(tmpdir(), 'stomp-relay-nginx-'));
   // mocha's --exit, a crashed launcher, a second Ctrl-C: no instance, nginx or directory is left.
   const killAll = (): void => {
-    for (const proc of processes) proc.child.kill('SIGKILL');
+    for (const proc of processes) killGroup(proc.child);
     rmSync(nginxDir, { recursive: true, force: true });
   };
   process.once('exit', killAll);
