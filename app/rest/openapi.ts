@@ -148,7 +148,7 @@ class DocumentBuilder {
           schema: {
             allOf: [
               { $ref: `${SCHEMA_REF}${this.names.get(JSON.stringify(ErrorBody))}` },
-              { properties: { error: { enum: [...codes] } } },
+              { type: 'object', properties: { error: { enum: [...codes] } } },
             ],
           },
         },
