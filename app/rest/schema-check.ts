@@ -69,7 +69,9 @@ function reasonFor(error: ErrorObject, data: Record<string, unknown>, reasons: F
     const count = Object.keys(data[HEADERS] as object).length;
     return `at most ${limitOf(error)} headers (got ${count})`;
   }
-  if (error.keyword === 'maxLength') return `${field} is longer than ${limitOf(error)} characters`;
+  if (error.keyword === 'maxLength' && path.length === 1) {
+    return `${field} is longer than ${limitOf(error)} characters`;
+  }
   return reasons[field] ?? `${field} is not valid`;
 }
 

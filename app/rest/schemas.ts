@@ -191,6 +191,10 @@ export const BatchUsersItem = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * An invalid item fails alone (its result is an error, the others go on), so the route checks the
+ * body's shape with `messages` as any array, and each item on its own with the item schemas.
+ */
 export const BatchRequest = Type.Object(
   {
     messages: Type.Array(Type.Union([BatchUserItem, BatchUsersItem, PushRequest]), {
