@@ -9,7 +9,7 @@
  * header policy), that user names are printable, how deeply a body may nest. The descriptions below
  * say so, for the reader of the document.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { MAX_APPLICATION_HEADERS } from '../messaging/header-policy';
 import type { TransportName } from '../transport/transport';
 
@@ -63,7 +63,6 @@ export const PushRequest = Type.Object(
   },
   { additionalProperties: false },
 );
-export type PushRequestBody = Static<typeof PushRequest>;
 
 const MessageId = Type.String({
   format: 'uuid',
