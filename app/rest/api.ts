@@ -25,6 +25,7 @@ import { isServiceError, ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { errorMiddleware, methodNotAllowed, notFound, sendError } from './errors';
+import { apiDescriptionHandler } from './openapi';
 import { createAuthenticator, principalOf, requireScope, type Principal } from './passport';
 import { devTokenRequest, pushRequest, userName } from './validation';
 
@@ -224,6 +225,10 @@ export function createApiRouter(deps: ApiDeps): express.Router {
   }
 
   router.all('/dev/token', methodNotAllowed(['POST']));
+
+  // GET /api/openapi.json: the API description, for anyone (it holds no secret).
+  router.get('/openapi.json', apiDescriptionHandler(settings));
+  router.all('/openapi.json', methodNotAllowed(['GET']));
 
   router.use(notFound);
   router.use(errorMiddleware({ logger, metrics }));

@@ -57,12 +57,24 @@ function detailOf(err: ServiceError): unknown {
   return err.detail ?? err.message;
 }
 
+const BEARER_CHALLENGE = { 'WWW-Authenticate': 'Bearer realm="stomp-relay"' } as const;
+const RETRY_SOON = { 'Retry-After': '1' } as const;
+
+/**
+ * The headers an error answer of `status` carries (the API description documents them from here):
+ * a 401 for a bearer-protected resource names the scheme (RFC 6750 §3); a 429 or 503 is a "not now",
+ * and says when to try again (RFC 9110 §10.2.3), here or on another instance.
+ */
+export function errorHeaders(status: number): Readonly<Record<string, string>> {
+  if (status === 401) return BEARER_CHALLENGE;
+  if (status === 429 || status === 503) return RETRY_SOON;
+  return {};
+}
+
 /** Writes the error answer; for conditions that are answers rather than failures (/readyz, 501). */
 export function sendError(res: Response, code: HttpErrorCode, detail: unknown): void {
   const status = httpStatus(code);
-  // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme.
-  if (status === 401) res.set('WWW-Authenticate', 'Bearer realm="stomp-relay"');
-  if (status === 503) res.set('Retry-After', '1');
+  res.set(errorHeaders(status));
   res.status(status).json({ error: code, detail });
 }
 

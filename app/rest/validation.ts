@@ -1,35 +1,36 @@
 /**
  * Input checks for the REST API: request bodies are JSON from anyone holding a token, and what they
- * carry ends up in STOMP frames and broker names, so each field is checked for type, size and
- * spelling here, once, and anything not understood (unknown fields included) is refused with a
- * reason naming it rather than ignored.
+ * carry ends up in STOMP frames and broker names. Their shape (types, required and unknown fields,
+ * sizes) is the schema's in schemas.ts, the one GET /api/openapi.json shows; the checks no schema can
+ * say are here: header names through the header policy, printable user names, control characters.
+ * Anything not understood is refused with a reason naming it rather than ignored.
  */
 import { UNPRINTABLE } from '../auth/token-verifier';
 import type { OutgoingMessage } from '../broker/broker';
-import { printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
-import { allowedHeaders, MAX_APPLICATION_HEADERS } from '../messaging/header-policy';
-
-export const MAX_HEADER_VALUE = 4096;
+import { allowedHeaders } from '../messaging/header-policy';
+import { schemaCheck } from './schema-check';
+import { DevTokenRequest as DevTokenSchema, MAX_USER_NAME, PushRequest as PushSchema } from './schemas';
 
 function bad(message: string): ServiceError {
   return new ServiceError('bad_request', message);
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+const checkPush = schemaCheck(PushSchema, {
+  destination: 'destination must be a string, e.g. "/queue/greetings"',
+  body: 'body is required (a string or any JSON value)',
+  headers: 'headers must be a JSON object of string values',
+});
 
-/** The parsed JSON body as an object with only `allowed` fields; names every unknown one. */
-export function jsonObject(body: unknown, allowed: readonly string[]): Record<string, unknown> {
+const checkDevToken = schemaCheck(DevTokenSchema, {
+  user: 'user must be a non-empty string',
+  scope: 'scope must be a string of space-separated words, e.g. "push"',
+});
+
+/** express.json() leaves the body undefined when the request is not JSON at all. */
+function jsonBody(body: unknown): unknown {
   if (body === undefined) {
     throw bad('expected a JSON object body (send Content-Type: application/json)');
-  }
-  if (!isObject(body)) throw bad('the request body must be a JSON object');
-  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) {
-    const names = unknown.map((k) => `'${printable(k)}'`).join(', ');
-    throw bad(`unknown field${unknown.length > 1 ? 's' : ''} ${names} (allowed: ${allowed.join(', ')})`);
   }
   return body;
 }
@@ -40,25 +41,19 @@ export function jsonObject(body: unknown, allowed: readonly string[]): Record<st
  */
 export function userName(value: unknown, field: string): string {
   if (typeof value !== 'string' || value.length === 0) throw bad(`${field} must be a non-empty string`);
-  if (value.length > 200) throw bad(`${field} is longer than 200 characters`);
+  if (value.length > MAX_USER_NAME) throw bad(`${field} is longer than ${MAX_USER_NAME} characters`);
   if (UNPRINTABLE.test(value)) throw bad(`${field} must not contain spaces or control characters`);
   return value;
 }
 
-/** The caller's headers: names as the header policy's `rest` mode allows (400 naming any other). */
-function headersOf(value: unknown): Record<string, string> {
-  if (value === undefined) return {};
-  if (!isObject(value)) throw bad('headers must be a JSON object of string values');
-  const entries = Object.entries(value);
-  if (entries.length > MAX_APPLICATION_HEADERS) {
-    throw bad(`at most ${MAX_APPLICATION_HEADERS} headers (got ${entries.length})`);
-  }
+/**
+ * The caller's headers, already of the schema's shape: names as the header policy's `rest` mode
+ * allows (400 naming any other), values without control characters, one content-type.
+ */
+function headersOf(value: Record<string, string>): Record<string, string> {
   // Collected as entries: a caller's '__proto__' stays an ordinary (if odd) header name.
   const headers: [string, string][] = [];
-  for (const [name, v] of allowedHeaders(entries, 'rest')) {
-    if (typeof v !== 'string') throw bad(`header '${name}' must have a string value`);
-    if (v.length > MAX_HEADER_VALUE)
-      throw bad(`header '${name}' is longer than ${MAX_HEADER_VALUE} characters`);
+  for (const [name, v] of allowedHeaders(Object.entries(value), 'rest')) {
     if (/\p{Cc}/u.test(v)) throw bad(`header '${name}' must not contain control characters`);
     if (name.toLowerCase() === 'content-type') {
       // One content-type, spelt as STOMP clients read it, whatever case the caller used.
@@ -81,11 +76,8 @@ export interface PushRequest {
  * other JSON value as its JSON text (application/json); a content-type header from the caller wins.
  */
 export function pushRequest(body: unknown): PushRequest {
-  const fields = jsonObject(body, ['destination', 'body', 'headers']);
-  if (typeof fields.destination !== 'string')
-    throw bad('destination must be a string, e.g. "/queue/greetings"');
-  if (!('body' in fields)) throw bad('body is required (a string or any JSON value)');
-  const headers = headersOf(fields.headers);
+  const fields = checkPush(jsonBody(body));
+  const headers = headersOf(fields.headers ?? {});
   let bytes: Buffer;
   let contentType: string;
   if (typeof fields.body === 'string') {
@@ -106,11 +98,6 @@ export interface DevTokenRequest {
 
 /** `{"user": "alice", "scope": "push"}`; scope is optional, space-separated words. */
 export function devTokenRequest(body: unknown): DevTokenRequest {
-  const fields = jsonObject(body, ['user', 'scope']);
-  const user = userName(fields.user, 'user');
-  const scope = fields.scope ?? '';
-  if (typeof scope !== 'string' || !/^(|[\x21-\x7e]{1,100}( [\x21-\x7e]{1,100}){0,15})$/.test(scope)) {
-    throw bad('scope must be a string of space-separated words, e.g. "push"');
-  }
-  return { user, scope };
+  const fields = checkDevToken(jsonBody(body));
+  return { user: userName(fields.user, 'user'), scope: fields.scope ?? '' };
 }

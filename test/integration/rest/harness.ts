@@ -13,6 +13,7 @@ import type { MessageTarget } from '../../../app/destinations/destination';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
 import type { Metrics } from '../../../app/observability/metrics';
 import { startService } from '../../../app/server';
+import { apiDescriptionOf } from '../../support/api-description';
 import { testSettings } from '../../support/service';
 
 export interface RestApp {
@@ -77,9 +78,13 @@ export interface ApiAnswer {
   body: unknown;
 }
 
-/** One request; `body` is sent as JSON unless it is already a string (sent as-is, as JSON). */
+/**
+ * One request; `body` is sent as JSON unless it is already a string (sent as-is, as JSON). Every
+ * answer is checked against the API description the service serves (GET /api/openapi.json): an
+ * undocumented status, header or body shape fails the test that made the call.
+ */
 export async function call(
-  app: RestApp,
+  app: Pick<RestApp, 'url'>,
   method: string,
   path: string,
   options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
@@ -95,7 +100,9 @@ export async function call(
   const text = await res.text();
   let body: unknown = text;
   if ((res.headers.get('content-type') ?? '').includes('json')) body = JSON.parse(text);
-  return { status: res.status, headers: res.headers, body };
+  const answer = { status: res.status, headers: res.headers, body };
+  (await apiDescriptionOf(app)).check({ method, path }, { ...answer, text });
+  return answer;
 }
 
 /** `{"error", "detail"}` of an error answer, checked for shape. */

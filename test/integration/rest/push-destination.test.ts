@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 
+import { EmbeddedBroker } from '../../../app/broker/embedded';
 import { waitFor } from '../../support/wait';
 import { call, errorOf, record, startRestApp, tokenFor, type RestApp } from './harness';
 
@@ -75,6 +76,22 @@ describe('REST POST /api/messages', () => {
     const noScope = await publish({ destination: '/topic/prices', body: 'x' }, tokenFor(app, 'alice'));
     expect(noScope.status).to.equal(403);
     expect(errorOf(noScope).detail).to.equal("this call needs a token with scope 'push' (it has none)");
+  });
+
+  it('answers 429 limit_exceeded with Retry-After while a queue is full, and takes messages again once drained', async () => {
+    await app.close();
+    app = await startRestApp({ broker: new EmbeddedBroker({ instanceId: 'small', maxQueueLength: 2 }) });
+    pusher = tokenFor(app, 'backend', 'push');
+    for (const body of ['1', '2'])
+      expect((await publish({ destination: '/queue/jobs', body })).status).to.equal(202);
+    const refused = await publish({ destination: '/queue/jobs', body: '3' });
+    expect(refused.status).to.equal(429);
+    expect(refused.headers.get('retry-after')).to.equal('1');
+    expect(errorOf(refused).error).to.equal('limit_exceeded');
+    expect(errorOf(refused).detail).to.include("queue '/queue/jobs' already holds 2 undelivered messages");
+    const { deliveries } = await record(app.broker, 'worker', { kind: 'queue', name: 'jobs' });
+    await waitFor(() => deliveries.length === 2, 2000, 'the queued messages');
+    expect((await publish({ destination: '/queue/jobs', body: '4' })).status).to.equal(202);
   });
 
   it('counts publishes as kind destination', async () => {
