@@ -144,9 +144,3 @@ export class TokenVerifier {
     return new ServiceError('unauthenticated', 'invalid token', { cause: err });
   }
 }
-
-/** `Bearer <jwt>` → `<jwt>`; undefined when the header is not a bearer credential. */
-export function bearerToken(authorization: string | undefined): string | undefined {
-  const m = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
-  return m ? m[1] : undefined;
-}

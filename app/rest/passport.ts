@@ -11,8 +11,9 @@
 import type { Request, RequestHandler } from 'express';
 import jwt, { type JwtPayload } from 'jsonwebtoken';
 import passport from 'passport';
-import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
-import { bearerToken, TokenVerifier } from '../auth/token-verifier';
+import { Strategy as JwtStrategy } from 'passport-jwt';
+import { bearerToken } from '../auth/bearer';
+import { TokenVerifier } from '../auth/token-verifier';
 import type { VerifiedTokenCache } from '../auth/verified-token-cache';
 import { ServiceError } from '../errors';
 
@@ -90,7 +91,9 @@ export function createAuthenticator(verifier: TokenVerifier, cache: VerifiedToke
   instance.use(
     new JwtStrategy(
       {
-        jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+        // Not ExtractJwt.fromAuthHeaderAsBearerToken(): it takes `Bearer <jwt> junk` too. STOMP reads
+        // the header with the same function.
+        jwtFromRequest: (req: Request) => bearerToken(req.get('authorization')) ?? null,
         // passport-jwt hands the key to jsonwebtoken unchanged; its types predate KeyObject, which
         // jsonwebtoken takes (and needs, to skip a failing PEM parse per request).
         secretOrKeyProvider: (_req, _token, done) => done(null, verifier.key as unknown as Buffer),

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AckMode, TransactionOp } from '../broker/broker';
-import { bearerToken } from '../auth/token-verifier';
+import { bearerToken } from '../auth/bearer';
 import { parseDestination, printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
 import { allowedHeaderRecord } from '../messaging/header-policy';
@@ -28,6 +28,26 @@ function required(frame: Frame, name: string): string {
   return value;
 }
 
+/**
+ * The token a CONNECT presents: its Authorization header (read exactly as REST reads one, so a value
+ * REST refuses is refused here too, not passed over for another placement), else `passcode`, else
+ * the one the handshake carried.
+ */
+function connectToken(session: StompSession, frame: Frame): string | undefined {
+  const authorization = header(frame, 'Authorization') ?? header(frame, 'authorization');
+  if (authorization !== undefined) {
+    const token = bearerToken(authorization);
+    if (token === undefined) {
+      throw new ServiceError(
+        'unauthenticated',
+        'the Authorization header is not a bearer token (Bearer <jwt>)',
+      );
+    }
+    return token;
+  }
+  return header(frame, 'passcode') ?? session.socket.info.handshakeToken;
+}
+
 /** §CONNECT or STOMP Frames, §Protocol Negotiation, §Heart-beating. */
 function connect(session: StompSession, frame: Frame): void {
   const { settings, verifier, registry, broker, metrics, isDraining } = session.ctx;
@@ -40,10 +60,7 @@ function connect(session: StompSession, frame: Frame): void {
     );
   }
   session.version = version;
-  const token =
-    bearerToken(header(frame, 'Authorization') ?? header(frame, 'authorization')) ??
-    header(frame, 'passcode') ??
-    session.socket.info.handshakeToken;
+  const token = connectToken(session, frame);
   if (!token) {
     throw new ServiceError(
       'unauthenticated',
