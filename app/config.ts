@@ -45,6 +45,11 @@ function parseValue(name: string, kind: Kind, raw: unknown): unknown {
       }
       return raw;
     }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === 'false') return raw === 'true';
+      throw new ConfigError(name, `'${String(raw)}' is not true or false`);
+    }
     case 'list': {
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
       if (!items || items.some((i) => typeof i !== 'string'))

@@ -10,6 +10,7 @@ export type Kind =
   | { type: 'int'; min: number; max: number }
   | { type: 'string'; pattern?: RegExp; hint?: string }
   | { type: 'enum'; values: readonly string[] }
+  | { type: 'bool' }
   | { type: 'list' };
 
 export interface SettingSpec<T> {
@@ -35,6 +36,13 @@ const str = (
   env,
   default: def,
   kind: { type: 'string', pattern, hint },
+  doc,
+});
+
+const bool = (env: string, def: boolean, doc: string): SettingSpec<boolean> => ({
+  env,
+  default: def,
+  kind: { type: 'bool' },
   doc,
 });
 
@@ -124,6 +132,11 @@ export const SETTINGS = {
     'PEM public key (RS256 or ES256); takes precedence over JWT_SECRET.',
   ),
   jwtIssuer: str('JWT_ISSUER', '', 'Required `iss` claim, when set.'),
+  jwtRequireExp: bool(
+    'JWT_REQUIRE_EXP',
+    true,
+    'Refuse tokens without an `exp` claim (STOMP and REST). `false` accepts them, and such a token is then valid forever: only for an issuer that cannot set `exp`.',
+  ),
   jwtAudience: str('JWT_AUDIENCE', '', 'Required `aud` claim, when set.'),
   devTokenTtlS: int('DEV_TOKEN_TTL_S', 3600, 1, 86400, 'Lifetime of tokens from POST /api/dev/token.'),
   allowedOrigins: {

@@ -16,6 +16,8 @@ export interface TokenSettings {
   jwtPublicKey: string;
   jwtIssuer: string;
   jwtAudience: string;
+  /** Refuse a token without `exp` (jsonwebtoken checks `exp` only when a token has one). */
+  jwtRequireExp: boolean;
 }
 
 export interface VerifiedToken {
@@ -36,6 +38,7 @@ export class TokenVerifier {
   /** True when the secret was generated at start because none was configured (development). */
   readonly generatedSecret: boolean;
   private readonly options: VerifyOptions;
+  private readonly requireExp: boolean;
 
   constructor(settings: TokenSettings) {
     if (settings.jwtPublicKey) {
@@ -54,6 +57,7 @@ export class TokenVerifier {
       this.generatedSecret = !settings.jwtSecret;
       this.key = createSecretKey(Buffer.from(settings.jwtSecret || randomBytes(32).toString('base64url')));
     }
+    this.requireExp = settings.jwtRequireExp;
     this.options = {
       algorithms: this.algorithms,
       ...(settings.jwtIssuer ? { issuer: settings.jwtIssuer } : {}),
@@ -73,13 +77,23 @@ export class TokenVerifier {
     } catch (err: unknown) {
       throw TokenVerifier.explain(err);
     }
-    return TokenVerifier.claims(payload);
+    return this.claims(payload);
   }
 
-  /** Turns a verified payload into the session's identity; shared with the passport strategy. */
-  static claims(payload: string | JwtPayload): VerifiedToken {
+  /**
+   * Turns a payload whose signature, times, issuer and audience passed into the session's
+   * identity; shared with the passport strategy, so STOMP and REST refuse the same claims.
+   */
+  claims(payload: string | JwtPayload): VerifiedToken {
     if (typeof payload === 'string' || typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw new ServiceError('unauthenticated', 'token has no subject (sub claim)');
+    }
+    // A token without exp would be valid forever, and a leaked one could never be retired.
+    if (this.requireExp && typeof payload.exp !== 'number') {
+      throw new ServiceError(
+        'unauthenticated',
+        'token has no expiry (exp claim): this service accepts only tokens that expire',
+      );
     }
     if (payload.sub.length > 200)
       throw new ServiceError('unauthenticated', 'token subject is longer than 200 characters');

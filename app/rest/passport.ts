@@ -108,7 +108,7 @@ export function createAuthenticator(verifier: TokenVerifier, cache: VerifiedToke
         done: (err: unknown, user?: Principal | false, info?: unknown) => void,
       ) => {
         try {
-          const verified = TokenVerifier.claims(payload);
+          const verified = verifier.claims(payload);
           const jwt = bearerToken(req.get('authorization'));
           if (jwt !== undefined) cache.add(jwt, verified);
           done(null, { user: verified.user, scopes: verified.scopes });

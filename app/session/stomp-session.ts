@@ -16,6 +16,7 @@ import { frame as makeFrame, header, type Frame, type StompVersion } from '../st
 import { negotiateVersion } from '../stomp/negotiate';
 import { StompParser } from '../stomp/parser';
 import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
+import { callAt } from '../timeout';
 import type { ClientSocket } from '../transport/transport';
 import { COMMANDS } from './commands';
 import type { CloseReason, SessionContext } from './session-context';
@@ -65,6 +66,7 @@ export class StompSession implements RegisteredSession {
   private rateTokens: number;
   private rateRefilledAt = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
+  private cancelExpiry?: () => void;
 
   constructor(
     readonly socket: ClientSocket,
@@ -212,16 +214,10 @@ export class StompSession implements RegisteredSession {
       );
     }
     if (expiresAt !== undefined) {
-      // setTimeout overflows past ~24.8 days; such tokens simply get no expiry timer here.
-      const wait = expiresAt - Date.now();
-      if (wait < 2 ** 31 - 1) {
-        this.timers.push(
-          setTimeout(
-            () => this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token')),
-            wait,
-          ),
-        );
-      }
+      // callAt, not setTimeout: a token valid for more than ~24.8 days must still end at its exp.
+      this.cancelExpiry = callAt(expiresAt, () =>
+        this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token')),
+      );
     }
     this.ctx.registry.add(this, this.info());
     this.ctx.logger.info(
@@ -349,6 +345,7 @@ export class StompSession implements RegisteredSession {
     this.state = 'closed';
     for (const t of this.timers) clearTimeout(t);
     this.timers.length = 0;
+    this.cancelExpiry?.();
     clearInterval(this.behindTimer);
     this.transactions.clear();
     for (const sub of this.subscriptions.all()) {

@@ -43,6 +43,7 @@ describe('REST authentication (passport-jwt)', () => {
       const token = jwt.sign({ scope: ['read', 'push'] }, app.verifier.key, {
         algorithm: 'HS256',
         subject: 'backend',
+        expiresIn: 60,
         issuer: 'https://issuer.test',
         audience: 'stomp-relay',
       });
@@ -75,6 +76,25 @@ describe('REST authentication (passport-jwt)', () => {
       const token = tokenFor(app, 'backend', 'push');
       expect((await withToken(token)).status).to.equal(202);
       await expect401(withToken(`${token.slice(0, -2)}xx`), 'unauthenticated', /^invalid token/);
+    });
+
+    it('answers 401 for a token without exp, which would be valid forever', async () => {
+      const token = jwt.sign({ scope: 'push' }, app.verifier.key, {
+        algorithm: 'HS256',
+        subject: 'backend',
+        issuer: 'https://issuer.test',
+        audience: 'stomp-relay',
+      });
+      expect(jwt.decode(token)).to.not.have.property('exp');
+      await expect401(withToken(token), 'unauthenticated', /^token has no expiry \(exp claim\)/);
+    });
+
+    it('answers 401 for a bearer header with anything after the token', async () => {
+      await expect401(
+        push({ authorization: `Bearer ${tokenFor(app, 'backend', 'push')} junk` }),
+        'unauthenticated',
+        /not a bearer token/,
+      );
     });
 
     it('answers 401 for a token not valid yet', async () => {
@@ -117,6 +137,7 @@ describe('REST authentication (passport-jwt)', () => {
     it('answers 401 for a validly signed token without a subject', async () => {
       const token = jwt.sign({ scope: 'push' }, app.verifier.key, {
         algorithm: 'HS256',
+        expiresIn: 60,
         issuer: 'https://issuer.test',
         audience: 'stomp-relay',
       });
@@ -143,7 +164,11 @@ describe('REST authentication (passport-jwt)', () => {
       call(app, 'POST', '/api/messages', { token, body: { destination: '/topic/t', body: 'x' } });
 
     it('accepts an RS256 token signed with the private key', async () => {
-      const token = jwt.sign({ scope: 'push' }, privateKey, { algorithm: 'RS256', subject: 'backend' });
+      const token = jwt.sign({ scope: 'push' }, privateKey, {
+        algorithm: 'RS256',
+        subject: 'backend',
+        expiresIn: 60,
+      });
       expect((await push(token)).status).to.equal(202);
     });
 
@@ -156,6 +181,20 @@ describe('REST authentication (passport-jwt)', () => {
         detail: 'invalid token: invalid algorithm',
       });
     });
+  });
+
+  it('accepts a token without exp when JWT_REQUIRE_EXP=false', async () => {
+    const app = await startRestApp({ settings: { jwtRequireExp: false } });
+    try {
+      const token = jwt.sign({ scope: 'push' }, app.verifier.key, { algorithm: 'HS256', subject: 'backend' });
+      const answer = await call(app, 'POST', '/api/messages', {
+        token,
+        body: { destination: '/topic/t', body: 'x' },
+      });
+      expect(answer.status).to.equal(202);
+    } finally {
+      await app.close();
+    }
   });
 
   it('keeps the keys of two services in one process apart', async () => {

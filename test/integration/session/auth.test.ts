@@ -59,6 +59,7 @@ function badTokens(): { name: string; token: string | undefined; why: RegExp }[]
     { name: 'truncated', token: good.slice(0, -6), why: /invalid token/ },
     { name: 'garbage', token: 'not-a-jwt', why: /invalid token: jwt malformed/ },
     { name: 'without sub', token: hs256({ exp: now() + 600 }, TEST_SECRET), why: /no subject/ },
+    { name: 'without exp', token: hs256({ sub: 'alice' }, TEST_SECRET), why: /token has no expiry/ },
   ];
 }
 
@@ -181,6 +182,22 @@ describe('session: authentication', () => {
       const client = raw.add(await openWebSocket(service, { path: '/stomp?access_token=not-a-jwt' }));
       client.send('CONNECT', { 'accept-version': '1.2', host: 'h' });
       expect(header(await client.expectErrorAndClose(), 'message')).to.match(/invalid token/);
+    });
+  });
+
+  describe('tokens without exp, with JWT_REQUIRE_EXP=false', () => {
+    let service: RunningService;
+    before(async () => {
+      service = await startTestService({ jwtRequireExp: false });
+    });
+    after(async () => {
+      await service.stop();
+    });
+
+    it('connects: the setting is what lets a token that never expires in', async () => {
+      const client = raw.add(await openWebSocket(service));
+      const connected = await client.connect(hs256({ sub: 'alice' }, TEST_SECRET));
+      expect(header(connected, 'user-name')).to.equal('alice');
     });
   });
 

@@ -37,6 +37,7 @@ describe('config loader', () => {
     ['ALLOWED_ORIGINS', 'not an origin', /ALLOWED_ORIGINS/],
     ['INSTANCE_ID', 'a b', /INSTANCE_ID/],
     ['JWT_PUBLIC_KEY', 'abc', /JWT_PUBLIC_KEY.*PEM/],
+    ['JWT_REQUIRE_EXP', 'no', /JWT_REQUIRE_EXP.*not true or false/],
   ] as const) {
     it(`refuses ${env}=${value} with one line naming the setting`, () => {
       expect(() => loadConfig({ [env]: value })).to.throw(ConfigError, words);
@@ -47,6 +48,12 @@ describe('config loader', () => {
       }
     });
   }
+
+  it('requires exp on tokens unless JWT_REQUIRE_EXP=false', () => {
+    expect(loadConfig({}).jwtRequireExp).to.equal(true);
+    expect(loadConfig({ JWT_REQUIRE_EXP: 'false' }).jwtRequireExp).to.equal(false);
+    expect(loadConfig({ JWT_REQUIRE_EXP: 'true' }).jwtRequireExp).to.equal(true);
+  });
 
   it('refuses to start in production without a JWT key', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /JWT_SECRET/);
