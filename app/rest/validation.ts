@@ -11,6 +11,7 @@ import { ServiceError } from '../errors';
 import { allowedHeaders } from '../messaging/header-policy';
 import { schemaCheck } from './schema-check';
 import { DevTokenRequest as DevTokenSchema, MAX_USER_NAME, PushRequest as PushSchema } from './schemas';
+import { jsonDepthWithin, MAX_JSON_DEPTH } from './json-depth';
 
 function bad(message: string): ServiceError {
   return new ServiceError('bad_request', message);
@@ -84,6 +85,9 @@ export function pushRequest(body: unknown): PushRequest {
     bytes = Buffer.from(fields.body, 'utf8');
     contentType = 'text/plain;charset=utf-8';
   } else {
+    if (!jsonDepthWithin(fields.body, MAX_JSON_DEPTH)) {
+      throw bad(`body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+    }
     bytes = Buffer.from(JSON.stringify(fields.body), 'utf8');
     contentType = 'application/json';
   }
