@@ -70,6 +70,12 @@ export class Metrics {
     labelNames: ['protocol', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly headersDropped = new Counter({
+    name: 'stomp_message_headers_dropped_total',
+    help: "Message headers left off a subscriber's MESSAGE because its STOMP version cannot carry their value (a line break for 1.0, a CR for 1.0 and 1.1)",
+    labelNames: ['version'] as const,
+    registers: [this.registry],
+  });
   readonly publishLatency = new Histogram({
     name: 'stomp_publish_latency_seconds',
     help: 'Time from accepting a message (REST or SEND) until the broker has taken it',

@@ -15,7 +15,7 @@ import { ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateVersion } from '../stomp/negotiate';
 import { StompParser } from '../stomp/parser';
-import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
+import { HEARTBEAT_FRAME, serializeFrame, unrepresentableHeader } from '../stomp/serializer';
 import { callAt } from '../timeout';
 import type { ClientSocket } from '../transport/transport';
 import { COMMANDS } from './commands';
@@ -247,8 +247,22 @@ export class StompSession implements RegisteredSession {
     // Control headers first: a parser keeps the first of repeated headers, so no application header
     // can stand in for `destination` or `subscription`.
     const f = makeFrame('MESSAGE', headers, delivery.body);
-    for (const [k, v] of Object.entries(delivery.headers))
-      if (!Object.hasOwn(headers, k)) f.headers.push([k, v]);
+    let dropped = 0;
+    for (const [k, v] of Object.entries(delivery.headers)) {
+      if (Object.hasOwn(headers, k)) continue;
+      // A header this subscriber's version cannot carry (a line break for 1.0, a CR for 1.0 and
+      // 1.1: only 1.2 escapes it) is left off its copy; the message itself is delivered. Dropped,
+      // not re-encoded: a rewritten value would pass for what the sender sent, an absent one cannot.
+      if (unrepresentableHeader('MESSAGE', k, v, this.version) !== undefined) dropped++;
+      else f.headers.push([k, v]);
+    }
+    if (dropped > 0) {
+      this.ctx.metrics.headersDropped.inc({ version: this.version }, dropped);
+      this.ctx.logger.debug(
+        { session: this.id, version: this.version, dropped },
+        'MESSAGE headers left off: this STOMP version cannot carry their values',
+      );
+    }
     this.sendFrame(f);
     this.checkSlowConsumer();
   }

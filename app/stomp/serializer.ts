@@ -50,7 +50,13 @@ export function serializeFrame(frame: Frame, version: StompVersion): Buffer {
       lengthWritten = true;
       continue;
     }
-    assertRepresentable(name, value, escape);
+    const why = unrepresentableHeader(frame.command, name, value, version);
+    if (why !== undefined) {
+      throw new ServiceError(
+        'bad_frame',
+        `cannot send header ${JSON.stringify(name.slice(0, 40))}: it has ${why}`,
+      );
+    }
     lines.push(escape ? `${escape(name)}:${escape(value)}` : `${name}:${value}`);
   }
   if (!lengthWritten && frame.body.length > 0) lines.push(`content-length:${frame.body.length}`);
@@ -59,24 +65,26 @@ export function serializeFrame(frame: Frame, version: StompVersion): Buffer {
 }
 
 /**
- * Refuses a header the peer could not read back as it was meant. Without this, a header holding a
- * LF (for a 1.0 client, or in CONNECTED) or a NUL (no version can escape it) would let whoever chose
- * the value inject headers or whole frames into another client's stream. STOMP 1.1 has no escape for
- * CR, and a trailing raw CR would be read back as part of the CR LF line end.
+ * Why a header cannot be written in `command` for a `version` peer, or undefined when it can.
+ * Without this check, a header holding a LF (for a 1.0 client, or in CONNECTED) or a NUL (no version
+ * can escape it) would let whoever chose the value inject headers or whole frames into another
+ * client's stream. STOMP 1.1 has no escape for CR, and a trailing raw CR would be read back as part
+ * of the CR LF line end. The session asks this before building a MESSAGE, to leave off what a
+ * subscriber's version cannot carry instead of losing the whole frame.
  */
-function assertRepresentable(name: string, value: string, escape: Escaper | undefined): void {
+export function unrepresentableHeader(
+  command: string,
+  name: string,
+  value: string,
+  version: StompVersion,
+): string | undefined {
+  const escape = escaperFor(command, version);
   const text = name + value;
-  let why: string | undefined;
-  if (name.length === 0) why = 'an empty name';
-  else if (text.includes('\0')) why = 'a NUL byte';
-  else if (escape === undefined && (text.includes('\n') || name.includes(':'))) {
-    why = "a line break or a ':' in its name, and this frame is not escaped";
-  } else if (escape !== escape12 && text.includes('\r'))
-    why = 'a carriage return, which only STOMP 1.2 escapes';
-  if (why !== undefined) {
-    throw new ServiceError(
-      'bad_frame',
-      `cannot send header ${JSON.stringify(name.slice(0, 40))}: it has ${why}`,
-    );
+  if (name.length === 0) return 'an empty name';
+  if (text.includes('\0')) return 'a NUL byte';
+  if (escape === undefined && (text.includes('\n') || name.includes(':'))) {
+    return "a line break or a ':' in its name, and this frame is not escaped";
   }
+  if (escape !== escape12 && text.includes('\r')) return 'a carriage return, which only STOMP 1.2 escapes';
+  return undefined;
 }

@@ -8,6 +8,7 @@ import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { openAuthorizationFile } from '../../support/authorization';
+import { metricValue } from '../../support/metrics';
 
 describe('session: headers and bodies', () => {
   let service: RunningService;
@@ -61,6 +62,44 @@ describe('session: headers and bodies', () => {
     }
     // On the wire the 1.1 receiver saw escapes, not raw line breaks inside a header.
     expect(Buffer.concat(v11.bytesIn).toString()).to.include('x-odd:a\\cb\\\\c\\nd');
+  });
+
+  it('a 1.2 SEND with an escaped LF or CR in a header reaches 1.0 and 1.1 subscribers, without what they cannot carry', async () => {
+    const v12 = await listen('/topic/h-old', 'websocket', '1.2');
+    const v11 = await listen('/topic/h-old', 'websocket', '1.1');
+    const v10 = await listen('/topic/h-old', 'tcp', '1.0');
+    const dropped = async () =>
+      Promise.all(
+        ['1.0', '1.1'].map((version) =>
+          metricValue(service.url, 'stomp_message_headers_dropped_total', { version }),
+        ),
+      );
+    const before = await dropped();
+    const sender = await connect('alice', 'tcp', '1.2');
+    await sender.sendWithReceipt(
+      'SEND',
+      { destination: '/topic/h-old', 'x-lf': 'one\ntwo', 'x-cr': 'one\rtwo', 'x-plain': 'kept' },
+      'the body',
+    );
+    const received = await Promise.all([v12, v11, v10].map((c) => c.waitForFrame('MESSAGE')));
+    const seen = received.map((m) => ({
+      body: m.body.toString(),
+      lf: header(m, 'x-lf'),
+      cr: header(m, 'x-cr'),
+      plain: header(m, 'x-plain'),
+    }));
+    expect(seen).to.deep.equal([
+      { body: 'the body', lf: 'one\ntwo', cr: 'one\rtwo', plain: 'kept' },
+      // 1.1 escapes a LF (\n) but has no escape for CR.
+      { body: 'the body', lf: 'one\ntwo', cr: undefined, plain: 'kept' },
+      // 1.0 escapes nothing: neither fits on one header line.
+      { body: 'the body', lf: undefined, cr: undefined, plain: 'kept' },
+    ]);
+    const after = await dropped();
+    expect(
+      after.map((n, i) => n - before[i]),
+      'headers left off, counted for 1.0 and 1.1',
+    ).to.deep.equal([2, 1]);
   });
 
   it('a sender cannot forge subscription, message-id, destination or sender; repeated headers: first wins', async () => {
