@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'draining'
   | 'heartbeat_timeout'
   | 'connect_timeout'
+  | 'frame_timeout'
   | 'slow_consumer'
   | 'bad_request'
   | 'not_found'

@@ -148,6 +148,13 @@ export const SETTINGS = {
 
   stompTcpPort: int('STOMP_TCP_PORT', -1, -1, 65535, 'Raw STOMP over TCP port; -1 (default) turns it off.'),
   connectTimeoutMs: int('CONNECT_TIMEOUT_MS', 10000, 100, 600000, 'Time a client has to complete CONNECT.'),
+  frameTimeoutMs: int(
+    'FRAME_TIMEOUT_MS',
+    10000,
+    100,
+    600000,
+    'Time a client has to finish a frame once its first byte arrived (ERROR and close after it, however the bytes trickle in). The default lets a MAX_FRAME_BYTES frame arrive at 7 KB/s; raise both together.',
+  ),
   heartbeatSendMs: int(
     'HEARTBEAT_SEND_MS',
     10000,

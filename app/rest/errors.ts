@@ -37,6 +37,7 @@ const STATUS: Readonly<Record<HttpErrorCode, number>> = {
   rate_limited: 429,
   heartbeat_timeout: 408,
   connect_timeout: 408,
+  frame_timeout: 408,
   internal: 500,
   not_implemented: 501,
   broker_unavailable: 503,

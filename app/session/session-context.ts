@@ -31,6 +31,7 @@ export type CloseReason =
   | 'forbidden'
   | 'heartbeat_timeout'
   | 'connect_timeout'
+  | 'frame_timeout'
   | 'slow_consumer'
   | 'token_expired'
   | 'rate_limited'

@@ -15,10 +15,12 @@ import { ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateVersion } from '../stomp/negotiate';
 import { StompParser } from '../stomp/parser';
-import { HEARTBEAT_FRAME, serializeFrame, unrepresentableHeader } from '../stomp/serializer';
+import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
 import { callAt } from '../timeout';
 import type { ClientSocket } from '../transport/transport';
 import { COMMANDS } from './commands';
+import { FrameDeadline } from './frame-deadline';
+import { messageFrame } from './message-frame';
 import type { CloseReason, SessionContext } from './session-context';
 import type { RegisteredSession } from './session-registry';
 import { SubscriptionTable, type ClientSubscription } from './subscriptions';
@@ -31,6 +33,7 @@ const CLOSE_REASON: Partial<Record<ErrorCode, CloseReason>> = {
   forbidden: 'forbidden',
   heartbeat_timeout: 'heartbeat_timeout',
   connect_timeout: 'connect_timeout',
+  frame_timeout: 'frame_timeout',
   slow_consumer: 'slow_consumer',
   rate_limited: 'rate_limited',
   limit_exceeded: 'limit_exceeded',
@@ -67,6 +70,7 @@ export class StompSession implements RegisteredSession {
   private rateRefilledAt = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
   private cancelExpiry?: () => void;
+  private readonly frameDeadline: FrameDeadline;
 
   constructor(
     readonly socket: ClientSocket,
@@ -78,6 +82,15 @@ export class StompSession implements RegisteredSession {
       { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes },
       (f) => this.enqueue(f),
     );
+    this.frameDeadline = new FrameDeadline(s.frameTimeoutMs, () => {
+      ctx.metrics.limitsHit.inc({ limit: 'frame_time' });
+      this.fail(
+        new ServiceError(
+          'frame_timeout',
+          `frame not completed within ${s.frameTimeoutMs} ms of its first byte`,
+        ),
+      );
+    });
     socket.onData((chunk) => this.onData(chunk));
     socket.onRefused?.((reason) => this.fail(new ServiceError('bad_frame', reason)));
     socket.onClose(() => this.finish('transport_closed'));
@@ -116,7 +129,9 @@ export class StompSession implements RegisteredSession {
       this.parser.push(chunk);
     } catch (err: unknown) {
       this.fail(toServiceError(err));
+      return;
     }
+    this.frameDeadline.update(this.parser);
   }
 
   /** STOMP versions this connection may speak: all three, or those its WebSocket subprotocols named. */
@@ -244,18 +259,7 @@ export class StompSession implements RegisteredSession {
       if (this.version === '1.2') headers.ack = token;
     }
     if (delivery.redelivered) headers.redelivered = 'true';
-    // Control headers first: a parser keeps the first of repeated headers, so no application header
-    // can stand in for `destination` or `subscription`.
-    const f = makeFrame('MESSAGE', headers, delivery.body);
-    let dropped = 0;
-    for (const [k, v] of Object.entries(delivery.headers)) {
-      if (Object.hasOwn(headers, k)) continue;
-      // A header this subscriber's version cannot carry (a line break for 1.0, a CR for 1.0 and
-      // 1.1: only 1.2 escapes it) is left off its copy; the message itself is delivered. Dropped,
-      // not re-encoded: a rewritten value would pass for what the sender sent, an absent one cannot.
-      if (unrepresentableHeader('MESSAGE', k, v, this.version) !== undefined) dropped++;
-      else f.headers.push([k, v]);
-    }
+    const { frame: f, dropped } = messageFrame(headers, delivery, this.version);
     if (dropped > 0) {
       this.ctx.metrics.headersDropped.inc({ version: this.version }, dropped);
       this.ctx.logger.debug(
@@ -360,6 +364,7 @@ export class StompSession implements RegisteredSession {
     for (const t of this.timers) clearTimeout(t);
     this.timers.length = 0;
     this.cancelExpiry?.();
+    this.frameDeadline.stop();
     clearInterval(this.behindTimer);
     this.transactions.clear();
     for (const sub of this.subscriptions.all()) {

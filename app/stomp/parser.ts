@@ -102,12 +102,26 @@ export class StompParser {
   private command = '';
   private headers: HeaderList = [];
   private failed: { error: unknown } | undefined;
+  private completed = 0;
 
   constructor(
     private readonly limits: ParserLimits,
     private readonly onFrame: (frame: Frame) => void,
     private readonly onHeartbeat?: () => void,
   ) {}
+
+  /**
+   * True while a frame has begun and not yet ended. The parser keeps no clocks: the session times
+   * how long a frame stays incomplete (a client trickling one byte at a time must not hold it open).
+   */
+  get midFrame(): boolean {
+    return this.state !== 'between-frames';
+  }
+
+  /** Frames completed so far: tells a frame in progress apart from the next one. */
+  get framesCompleted(): number {
+    return this.completed;
+  }
 
   /**
    * Feeds the next bytes of the stream. Calls onFrame for every frame completed by them. Throws a
@@ -272,6 +286,7 @@ export class StompParser {
     this.frameBytes = 0;
     this.command = '';
     this.headers = [];
+    this.completed++;
     this.onFrame(frame);
   }
 

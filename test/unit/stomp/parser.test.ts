@@ -423,4 +423,23 @@ describe('StompParser', () => {
       );
     });
   });
+
+  describe('where it is in the stream (for the frame deadline of the session)', () => {
+    it('reports mid-frame from the first byte of a frame to its NUL, not for heart-beats', () => {
+      const parser = new StompParser(LIMITS, () => undefined);
+      const seen: [boolean, number][] = [];
+      for (const chunk of ['\n\r\n', 'S', 'END\ncontent-length:3\n\nab', 'c', '\0', '\nSEND\n\nx\0SE']) {
+        parser.push(Buffer.from(chunk));
+        seen.push([parser.midFrame, parser.framesCompleted]);
+      }
+      expect(seen).to.deep.equal([
+        [false, 0],
+        [true, 0],
+        [true, 0],
+        [true, 0],
+        [false, 1],
+        [true, 2],
+      ]);
+    });
+  });
 });
