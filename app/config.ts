@@ -115,6 +115,48 @@ function checkTogether(s: Settings): void {
     throw new ConfigError('AMQP_URL', 'must start with amqp://');
 }
 
+const isLoopback = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/**
+ * NODE_ENV and HOST when unset, which depend on other settings (their docs in config/settings.ts
+ * say why). After this, nodeEnv is `development` or `production` and host is an address.
+ */
+function resolveMode(s: Settings): void {
+  if (s.nodeEnv === '') {
+    // Unset means development only where nothing says "deployment": no JWT key, no wide HOST.
+    let deployment = '';
+    if (s.jwtSecret || s.jwtPublicKey) deployment = 'a JWT key is set';
+    else if (s.host !== '' && !isLoopback(s.host)) deployment = `HOST=${s.host}`;
+    if (deployment !== '') {
+      throw new ConfigError(
+        'NODE_ENV',
+        `unset while ${deployment}: NODE_ENV=production for a deployment (no dev token endpoint), or NODE_ENV=development to serve dev tokens anyway`,
+      );
+    }
+    s.nodeEnv = 'development';
+  }
+  if (s.host === '') s.host = s.nodeEnv === 'development' ? '127.0.0.1' : '0.0.0.0';
+}
+
+/** What start-up should warn about in these settings: one log line each. */
+export function settingWarnings(s: Settings): string[] {
+  const warnings: string[] = [];
+  if (s.nodeEnv !== 'production') {
+    warnings.push(
+      isLoopback(s.host)
+        ? `development mode: POST /api/dev/token issues tokens to any caller, from this machine only (HOST=${s.host}); NODE_ENV=production turns it off`
+        : `development mode on HOST=${s.host}: POST /api/dev/token issues tokens to anyone who can reach this port (NODE_ENV=production turns it off)`,
+    );
+    if (s.jwtSecret && s.jwtSecret.length < 32) {
+      warnings.push(
+        'JWT_SECRET is shorter than 32 characters: accepted in development, refused in production',
+      );
+    }
+  }
+  return warnings;
+}
+
 /** AMQP_URL when set, else the first BROKER_URL's host and credentials on port 5672. */
 export function effectiveAmqpUrl(s: Settings): string {
   if (s.amqpUrl) return s.amqpUrl;
@@ -143,5 +185,6 @@ export function loadConfig(
   }
   const settings = out as Settings;
   checkTogether(settings);
+  resolveMode(settings);
   return settings;
 }

@@ -6,6 +6,7 @@
  */
 import type { Settings } from '../config/settings';
 import { Admission } from './admission';
+import { settingWarnings } from './config';
 import { TokenVerifier } from './auth/token-verifier';
 import type { Broker } from './broker/broker';
 import { createBroker } from './broker/create-broker';
@@ -157,11 +158,7 @@ function logMode(settings: Settings, broker: Broker, verifier: TokenVerifier, lo
   } else {
     logger.info({ broker: broker.kind, pool: settings.brokerPoolSize }, `relaying to ${broker.kind}`);
   }
-  if (settings.nodeEnv !== 'production') {
-    logger.warn(
-      'development mode: POST /api/dev/token issues tokens to anyone (NODE_ENV=production turns it off)',
-    );
-  }
+  for (const warning of settingWarnings(settings)) logger.warn(warning);
   if (verifier.generatedSecret) {
     logger.warn(
       'JWT_SECRET not set: using a random secret for this run (development only; tokens die with the process)',

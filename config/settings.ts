@@ -48,7 +48,11 @@ const bool = (env: string, def: boolean, doc: string): SettingSpec<boolean> => (
 
 export const SETTINGS = {
   port: int('PORT', 8080, 0, 65535, 'HTTP port: REST API, demo page, /ws (SockJS) and /stomp (WebSocket).'),
-  host: str('HOST', '0.0.0.0', 'Address the HTTP and TCP listeners bind to.'),
+  host: str(
+    'HOST',
+    '',
+    'Address the HTTP and TCP listeners bind to. Unset: 127.0.0.1 in development, so the open dev token endpoint is not reachable from other machines (set HOST, e.g. 0.0.0.0, to listen wider, as docker/compose.yml does), and 0.0.0.0 in production.',
+  ),
   instanceId: str(
     'INSTANCE_ID',
     `${hostname()}-${randomBytes(3).toString('hex')}`,
@@ -59,8 +63,10 @@ export const SETTINGS = {
   ),
   nodeEnv: str(
     'NODE_ENV',
-    'development',
-    '`production` turns the dev token endpoint off and requires a JWT key.',
+    '',
+    '`development` or `production`, nothing else (no `test`, `prod` or `Production`: a mode the service would have to guess is refused). `production` turns the dev token endpoint off and requires a JWT key of at least 32 characters. Unset: development when neither a JWT key nor a non-loopback HOST is set (`npm start` on a laptop); with JWT_SECRET, JWT_PUBLIC_KEY or a wide HOST it is refused, since that is a deployment that forgot NODE_ENV=production.',
+    /^(development|production)$/,
+    'development or production, in lower case',
   ),
   logLevel: {
     env: 'LOG_LEVEL',

@@ -14,6 +14,7 @@ export function testSettings(overrides: Partial<Settings> = {}): Settings {
     {
       port: 0,
       host: '127.0.0.1',
+      nodeEnv: 'development',
       logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
       jwtSecret: TEST_SECRET,
       instanceId: `test-${randomBytes(3).toString('hex')}`,

@@ -138,6 +138,12 @@ describe('docker/compose.yml', () => {
       expect(interpolated(env.JWT_SECRET ?? ''), `${INSTANCES[i]} JWT_SECRET`).to.have.length.of.at.least(32);
       expect(env.JWT_SECRET).to.equal(envs[0]!.JWT_SECRET);
       expect(env.PORT).to.equal('8080');
+      // Development (the demo page logs in with dev tokens), listening where nginx's container can
+      // reach it: both must be explicit, or the instance refuses to start / binds 127.0.0.1.
+      expect({ NODE_ENV: env.NODE_ENV, HOST: env.HOST }, INSTANCES[i]).to.deep.equal({
+        NODE_ENV: 'development',
+        HOST: '0.0.0.0',
+      });
     }
     expect(new Set(envs.map((env) => env.INSTANCE_ID)).size).to.equal(INSTANCES.length);
   });

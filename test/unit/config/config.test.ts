@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, effectiveAmqpUrl, loadConfig } from '../../../app/config';
+import { ConfigError, effectiveAmqpUrl, loadConfig, settingWarnings } from '../../../app/config';
 
 describe('config loader', () => {
   it('applies defaults when nothing is set', () => {
@@ -58,6 +58,72 @@ describe('config loader', () => {
   it('refuses to start in production without a JWT key', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /JWT_SECRET/);
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).nodeEnv).to.equal('production');
+  });
+
+  describe('NODE_ENV and where development listens', () => {
+    const key = 'k'.repeat(40);
+
+    for (const value of ['prod', 'Production', 'PRODUCTION', 'production ', 'dev', 'test', 'staging']) {
+      it(`refuses NODE_ENV=${JSON.stringify(value)} with one line naming NODE_ENV`, () => {
+        let message = '';
+        try {
+          loadConfig({ NODE_ENV: value, JWT_SECRET: key });
+        } catch (err: unknown) {
+          expect(err).to.be.instanceOf(ConfigError);
+          message = (err as Error).message;
+        }
+        expect(message).to.match(/^invalid setting NODE_ENV: .*development or production/);
+        expect(message).to.not.include('\n');
+      });
+    }
+
+    it('unset with no JWT key and no HOST: development on 127.0.0.1 (npm start on a laptop)', () => {
+      const s = loadConfig({});
+      expect({ nodeEnv: s.nodeEnv, host: s.host }).to.deep.equal({
+        nodeEnv: 'development',
+        host: '127.0.0.1',
+      });
+    });
+
+    it('unset with a JWT key or a wide HOST: refused, naming NODE_ENV (a deployment that forgot it)', () => {
+      for (const env of [
+        { JWT_SECRET: key },
+        { JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----x' },
+        { HOST: '0.0.0.0' },
+      ]) {
+        expect(() => loadConfig(env), JSON.stringify(env)).to.throw(
+          ConfigError,
+          /^invalid setting NODE_ENV: unset while/,
+        );
+      }
+      expect(loadConfig({ HOST: '127.0.0.2' }).nodeEnv).to.equal('development');
+    });
+
+    it('production listens on 0.0.0.0 unless HOST says otherwise; HOST always wins', () => {
+      expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: key }).host).to.equal('0.0.0.0');
+      expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: key, HOST: '10.0.0.5' }).host).to.equal(
+        '10.0.0.5',
+      );
+      expect(loadConfig({ NODE_ENV: 'development', JWT_SECRET: key }).host).to.equal('127.0.0.1');
+      expect(loadConfig({ NODE_ENV: 'development', HOST: '0.0.0.0' }).host).to.equal('0.0.0.0');
+    });
+
+    it('warns in development: the open endpoint and where it listens, and a JWT_SECRET under 32 characters', () => {
+      expect(settingWarnings(loadConfig({}))).to.deep.equal([
+        'development mode: POST /api/dev/token issues tokens to any caller, from this machine only (HOST=127.0.0.1); NODE_ENV=production turns it off',
+      ]);
+      const wide = settingWarnings(
+        loadConfig({ NODE_ENV: 'development', HOST: '0.0.0.0', JWT_SECRET: 'short' }),
+      );
+      expect(wide).to.have.length(2);
+      expect(wide[0]).to.match(/^development mode on HOST=0\.0\.0\.0: .*anyone who can reach this port/);
+      expect(wide[1]).to.match(/^JWT_SECRET is shorter than 32 characters/);
+      expect(settingWarnings(loadConfig({ NODE_ENV: 'production', JWT_SECRET: key }))).to.deep.equal([]);
+      expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).to.throw(
+        ConfigError,
+        /32 characters/,
+      );
+    });
   });
 
   it('reads a CONFIG_FILE, with the environment winning over it, and refuses unknown keys', () => {
