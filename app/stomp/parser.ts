@@ -228,6 +228,10 @@ export class StompParser {
     if (this.headers.length >= this.limits.maxHeaders) {
       throw new ServiceError('frame_too_large', `frame has more than ${this.limits.maxHeaders} headers`);
     }
+    // Spec 1.2 §Augmented BNF: no raw CR in a header. Accepted, it could not be echoed back to a 1.0
+    // or 1.1 client (receipt-id, subscription): the RECEIPT or MESSAGE would be lost, not refused.
+    if (line.includes(CR))
+      throw badFrame('carriage return inside a header line (STOMP 1.2 escapes it as \\r)');
     // Escaping turns every ':' inside a name or value into '\c', so the first raw colon is the separator.
     const colon = line.indexOf(COLON);
     if (colon === -1) throw badFrame("header line without ':'");

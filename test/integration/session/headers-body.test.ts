@@ -102,6 +102,13 @@ describe('session: headers and bodies', () => {
     ).to.deep.equal([2, 1]);
   });
 
+  it('a raw CR inside a header, which no 1.0/1.1 reply could echo, is refused with an ERROR, not lost', async () => {
+    const sender = await connect('alice', 'tcp', '1.1');
+    sender.sendRaw('SEND\ndestination:/topic/h-cr\nreceipt:a\rb\n\nx\0');
+    const error = await sender.expectErrorAndClose();
+    expect(header(error, 'message')).to.match(/^carriage return inside a header line/);
+  });
+
   it('a sender cannot forge subscription, message-id, destination or sender; repeated headers: first wins', async () => {
     const listener = await listen('/topic/h3');
     const sender = await connect('alice');

@@ -206,6 +206,12 @@ describe('StompParser', () => {
       ['an empty content-length', 'SEND\ncontent-length:\n\n\0', 'content-length'],
       ['a content-length shorter than the body', 'SEND\ncontent-length:2\n\nabc\0', 'does not match body'],
       ['a lone CR between frames', '\rSEND\n\n\0', 'CR not followed by LF'],
+      ['a raw CR inside a header value', 'SEND\nreceipt:a\rb\n\n\0', 'carriage return inside a header line'],
+      [
+        'a raw CR inside a header name',
+        'SEND\nre\rceipt:ab\r\n\r\n\0',
+        'carriage return inside a header line',
+      ],
     ];
     for (const [what, input, message] of cases) {
       it(`refuses ${what} with bad_frame`, () => {
