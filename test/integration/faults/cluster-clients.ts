@@ -129,12 +129,15 @@ export async function pushTo(
  * The accounting rule: a push is owed to every connection of its user that was subscribed before
  * the push was sent and still open `graceMs` after the 202. Lost: owed and not received.
  * Duplicated: received more than once on one connection. Misrouted: received by another user.
+ * Only pushes sent from `since` and answered by `until` count: while pushes go on, one answered a
+ * moment before the count may still be on its way to its subscribers.
  */
 export function account(
   pushes: PushRecord[],
   clients: ReconnectingClient[],
   graceMs: number,
   since = 0,
+  until = Infinity,
 ): {
   accepted: number;
   owed: number;
@@ -143,7 +146,7 @@ export function account(
   duplicated: string[];
   misrouted: string[];
 } {
-  const accepted = pushes.filter((p) => p.status === 202 && p.startedAt >= since);
+  const accepted = pushes.filter((p) => p.status === 202 && p.startedAt >= since && p.endedAt <= until);
   const byId = new Map(pushes.map((p) => [p.id, p]));
   const lost: string[] = [];
   const duplicated: string[] = [];
