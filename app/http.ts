@@ -13,7 +13,7 @@ import { errorMiddleware } from './rest/errors';
 import { createOpsRouter } from './rest/ops';
 import type { Part } from './start';
 import { SockJsEndpoint } from './transport/sockjs';
-import type { ClientSocket } from './transport/transport';
+import { largestMessageBytes, type ClientSocket } from './transport/transport';
 import { WebSocketEndpoint } from './transport/websocket';
 
 export interface HttpListenerDeps extends ApiDeps {
@@ -69,10 +69,8 @@ export class HttpListener implements Part {
       prefix: '/ws',
       allowedOrigins: settings.allowedOrigins,
       clientScriptUrl: '/vendor/sockjs.min.js',
-      // One SockJS message is a JSON array of frames as text: room for one full frame however it is
-      // escaped (a control character takes six), or a batch of several ordinary ones. Reading one
-      // takes time in proportion to its size, and every other session waits meanwhile.
-      maxMessageBytes: 8 * (settings.maxFrameBytes + settings.maxHeaderBytes),
+      // Reading one takes time in proportion to its size, and every other session waits meanwhile.
+      maxMessageBytes: largestMessageBytes(settings),
       logger,
       metrics,
       onConnection,

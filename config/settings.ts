@@ -187,9 +187,16 @@ export const SETTINGS = {
   maxFramesInFlight: int(
     'MAX_FRAMES_IN_FLIGHT',
     256,
-    1,
+    2,
     65536,
-    'Client frames received and not yet handled (waiting on the broker).',
+    "Flow control, high-water mark: with this many of a client's frames received and not yet handled (waiting on the broker), the session stops reading from that client (a paused socket; a SockJS send answered late) and reads again once at most half as many wait (the low-water mark). Nothing is refused.",
+  ),
+  maxBytesInFlight: int(
+    'MAX_BYTES_IN_FLIGHT',
+    1048576,
+    1024,
+    1073741824,
+    'Flow control, high-water mark in bytes (headers and bodies) of the frames MAX_FRAMES_IN_FLIGHT counts; reading resumes at half (the low-water mark).',
   ),
   maxTransactionFrames: int(
     'MAX_TRANSACTION_FRAMES',

@@ -59,6 +59,18 @@ export class Metrics {
     labelNames: ['limit'] as const,
     registers: [this.registry],
   });
+  readonly flowPauses = new Counter({
+    name: 'stomp_flow_pauses_total',
+    help: 'Times a session stopped reading from its client because its frames were waiting on the broker (MAX_FRAMES_IN_FLIGHT / MAX_BYTES_IN_FLIGHT), by transport',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+  readonly flowPaused = new Gauge({
+    name: 'stomp_flow_paused_sessions',
+    help: 'Sessions not reading from their client right now (flow control), by transport',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
   readonly restPushesInFlight = new Gauge({
     name: 'stomp_rest_pushes_in_flight',
     help: 'REST pushes handed to the broker and not yet taken (bounded by REST_MAX_PUSHES_IN_FLIGHT)',

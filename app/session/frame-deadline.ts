@@ -5,6 +5,9 @@
  * busy stream whose every chunk ends mid-frame is never cut. The parser only says where it is
  * (app/stomp/ keeps no clocks); the session owns this timer and stops it in its one teardown.
  */
+import { ServiceError } from '../errors';
+import type { SessionContext } from './session-context';
+
 export interface FrameProgress {
   /** A frame has begun and not ended. */
   readonly midFrame: boolean;
@@ -13,11 +16,16 @@ export interface FrameProgress {
 }
 
 export class FrameDeadline {
-  private current?: { frame: number; timer: NodeJS.Timeout };
+  private current?: { frame: number; startedAt: number; timer: NodeJS.Timeout };
 
+  /**
+   * `clientClock`: milliseconds that count against the client. The session's leaves out the time
+   * it was not reading (flow control): a frame whose rest waits unread because of us is not late.
+   */
   constructor(
     private readonly ms: number,
     private readonly onExpired: () => void,
+    private readonly clientClock: () => number = Date.now,
   ) {}
 
   /** After each chunk: arms a deadline for a frame just begun, keeps it, or clears it. */
@@ -28,11 +36,40 @@ export class FrameDeadline {
     }
     if (this.current?.frame === progress.framesCompleted) return;
     this.stop();
-    this.current = { frame: progress.framesCompleted, timer: setTimeout(this.onExpired, this.ms) };
+    const startedAt = this.clientClock();
+    this.current = { frame: progress.framesCompleted, startedAt, timer: this.arm(this.ms) };
   }
 
   stop(): void {
     clearTimeout(this.current?.timer);
     this.current = undefined;
   }
+
+  /** Fires once the client has had `ms` of its own time; until then it waits for what is left. */
+  private arm(wait: number): NodeJS.Timeout {
+    return setTimeout(() => {
+      const current = this.current;
+      if (!current) return;
+      const left = this.ms - (this.clientClock() - current.startedAt);
+      if (left > 0) current.timer = this.arm(left);
+      else this.onExpired();
+    }, wait);
+  }
+}
+
+/** A session's deadline: counted as `frame_time` in /metrics, and the session failed with it. */
+export function sessionFrameDeadline(
+  ctx: Pick<SessionContext, 'settings' | 'metrics'>,
+  fail: (error: ServiceError) => void,
+  clientClock: () => number,
+): FrameDeadline {
+  const ms = ctx.settings.frameTimeoutMs;
+  return new FrameDeadline(
+    ms,
+    () => {
+      ctx.metrics.limitsHit.inc({ limit: 'frame_time' });
+      fail(new ServiceError('frame_timeout', `frame not completed within ${ms} ms of its first byte`));
+    },
+    clientClock,
+  );
 }

@@ -5,8 +5,9 @@
  * and tears all of them down in one place (`start*` / `finish`).
  *
  * Client frames are handled strictly in arrival order through one promise chain, so a RECEIPT for a
- * SEND that follows a SUBSCRIBE is only written once that subscription exists. The number of frames
- * waiting in that chain is bounded (MAX_FRAMES_IN_FLIGHT): a client cannot queue unbounded work.
+ * SEND that follows a SUBSCRIBE is only written once that subscription exists. What waits in that
+ * chain is bounded by flow control (input-flow.ts): past MAX_FRAMES_IN_FLIGHT frames or
+ * MAX_BYTES_IN_FLIGHT bytes the session stops reading from the client until they have drained.
  * What each command does is in commands.ts.
  */
 import { randomBytes } from 'node:crypto';
@@ -19,8 +20,9 @@ import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
 import { callAt } from '../timeout';
 import type { ClientSocket } from '../transport/transport';
 import { COMMANDS } from './commands';
-import { FrameDeadline } from './frame-deadline';
+import { sessionFrameDeadline, type FrameDeadline } from './frame-deadline';
 import { messageFrame } from './message-frame';
+import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
 import type { CloseReason, SessionContext } from './session-context';
 import type { RegisteredSession } from './session-registry';
 import { SubscriptionTable, type ClientSubscription } from './subscriptions';
@@ -59,8 +61,9 @@ export class StompSession implements RegisteredSession {
   connectedAt = new Date();
 
   private readonly parser: StompParser;
+  private readonly flow: InputFlow;
   private chain: Promise<void> = Promise.resolve();
-  private inFlight = 0;
+  /** On the flow's client clock, which leaves out the time the session was not reading. */
   private lastReceivedAt = Date.now();
   private lastSentAt = Date.now();
   private behindSince = 0;
@@ -82,15 +85,20 @@ export class StompSession implements RegisteredSession {
       { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes },
       (f) => this.enqueue(f),
     );
-    this.frameDeadline = new FrameDeadline(s.frameTimeoutMs, () => {
-      ctx.metrics.limitsHit.inc({ limit: 'frame_time' });
-      this.fail(
-        new ServiceError(
-          'frame_timeout',
-          `frame not completed within ${s.frameTimeoutMs} ms of its first byte`,
-        ),
-      );
-    });
+    this.frameDeadline = sessionFrameDeadline(
+      ctx,
+      (err) => this.fail(err),
+      () => this.flow.clientNow(),
+    );
+    this.flow = sessionFlow(
+      socket,
+      ctx,
+      (bytes) => {
+        this.parser.push(bytes);
+        this.frameDeadline.update(this.parser);
+      },
+      (err) => this.fail(err),
+    );
     socket.onData((chunk) => this.onData(chunk));
     socket.onRefused?.((reason) => this.fail(new ServiceError('bad_frame', reason)));
     socket.onClose(() => this.finish('transport_closed'));
@@ -123,15 +131,9 @@ export class StompSession implements RegisteredSession {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.lastReceivedAt = Date.now();
+    this.lastReceivedAt = this.flow.clientNow();
     this.ctx.metrics.bytes.inc({ direction: 'in' }, chunk.length);
-    try {
-      this.parser.push(chunk);
-    } catch (err: unknown) {
-      this.fail(toServiceError(err));
-      return;
-    }
-    this.frameDeadline.update(this.parser);
+    this.flow.receive(chunk);
   }
 
   /** STOMP versions this connection may speak: all three, or those its WebSocket subprotocols named. */
@@ -158,15 +160,9 @@ export class StompSession implements RegisteredSession {
       );
       return;
     }
-    if (this.inFlight >= this.ctx.settings.maxFramesInFlight) {
-      this.ctx.metrics.limitsHit.inc({ limit: 'frames_in_flight' });
-      this.fail(
-        new ServiceError('limit_exceeded', `more than ${this.ctx.settings.maxFramesInFlight} frames waiting`),
-      );
-      return;
-    }
-    this.inFlight++;
-    this.chain = this.chain.then(() => this.handle(frame)).finally(() => this.inFlight--);
+    const bytes = frameBytes(frame);
+    this.flow.queued(bytes);
+    this.chain = this.chain.then(() => this.handle(frame)).finally(() => this.flow.handled(bytes));
   }
 
   private takeRateToken(): boolean {
@@ -222,7 +218,8 @@ export class StompSession implements RegisteredSession {
       const limit = heartbeat.expectEveryMs * HEARTBEAT_GRACE;
       this.timers.push(
         setInterval(() => {
-          if (Date.now() - this.lastReceivedAt > limit) {
+          // The client clock stands still while reading is paused: heart-beats wait unread then.
+          if (this.flow.clientNow() - this.lastReceivedAt > limit) {
             this.fail(new ServiceError('heartbeat_timeout', `no heart-beat from the client for ${limit} ms`));
           }
         }, heartbeat.expectEveryMs),
@@ -366,6 +363,7 @@ export class StompSession implements RegisteredSession {
     this.cancelExpiry?.();
     this.frameDeadline.stop();
     clearInterval(this.behindTimer);
+    this.flow.stop();
     this.transactions.clear();
     for (const sub of this.subscriptions.all()) {
       this.subscriptions.remove(sub.id);

@@ -63,6 +63,9 @@ function sendBufferLength(conn: Connection): number {
 export class SockJsHttpClient implements ClientSocket {
   private closed = false;
   private refused = false;
+  private paused = false;
+  /** Answers to sends held back while paused (sockjs-send.ts awaits whenReading). */
+  private heldAnswers: (() => void)[] = [];
   private dataListener: ((chunk: Buffer) => void) | undefined;
   private refusedListener: ((reason: string) => void) | undefined;
 
@@ -73,7 +76,10 @@ export class SockJsHttpClient implements ClientSocket {
     readonly session: string,
     private readonly outlets: ResponseOutlets,
   ) {
-    conn.on('close', () => (this.closed = true));
+    conn.on('close', () => {
+      this.closed = true;
+      this.releaseAnswers();
+    });
   }
 
   send(data: Buffer): void {
@@ -87,6 +93,7 @@ export class SockJsHttpClient implements ClientSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.releaseAnswers();
     this.conn.close('1000', 'closed');
     // A client that stopped reading never lets those responses finish: they are dropped.
     const responses = this.outlets.snapshot(this.session);
@@ -100,6 +107,32 @@ export class SockJsHttpClient implements ClientSocket {
     if (this.closed || this.refused || !this.dataListener) return false;
     this.dataListener(Buffer.from(strings.join(''), 'utf8'));
     return true;
+  }
+
+  /**
+   * An HTTP client sends nothing unless asked, so pausing means holding back the answer to its
+   * send: sockjs-client sends its next batch only once the previous one is answered. A client that
+   * sends again without waiting gets its data taken, and the session counts it as unread.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.releaseAnswers();
+  }
+
+  /** Resolves once the session reads again, or is over: when a send may be answered. */
+  whenReading(): Promise<void> {
+    if (!this.paused || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.heldAnswers.push(resolve));
+  }
+
+  private releaseAnswers(): void {
+    const answers = this.heldAnswers;
+    this.heldAnswers = [];
+    for (const answer of answers) answer();
   }
 
   /** A send that was not a JSON array of strings: the session is told `reason`, then closed. */

@@ -5,7 +5,8 @@
  * 10^15 steps, `{"__proto__":null}` throws inside it (a 500, logged with the URL and its token), and
  * every element, string or not, goes on to the session. Here a body is read once, up to the message
  * limit, checked by readSockJsMessage, and handed to the session its URL names, answered as
- * sockjs-client expects (204 for xhr_send, 200 `ok` for jsonp_send).
+ * sockjs-client expects (204 for xhr_send, 200 `ok` for jsonp_send) once the session reads again:
+ * holding the answer back is how a SockJS client is paused.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SockJsHttpClient } from './sockjs-http';
@@ -120,6 +121,8 @@ export class SockJsSendHandler {
       answerJson(res, 404, headers, 'not_found', 'this SockJS session is closed');
       return;
     }
+    // Flow control: while the session is not reading, the answer waits, and so does the client.
+    await client.whenReading();
     if (kind === 'xhr_send') {
       res.writeHead(204, {
         ...headers,

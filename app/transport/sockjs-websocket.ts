@@ -85,6 +85,7 @@ class SockJsWebSocketClient implements ClientSocket {
 
   close(): void {
     this.flush();
+    this.ws.resume();
     this.frame('c[1000,"closed"]');
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
     setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
@@ -109,6 +110,15 @@ class SockJsWebSocketClient implements ClientSocket {
 
   onRefused(listener: (reason: string) => void): void {
     this.refusedListener = listener;
+  }
+
+  /** As on /stomp: the socket under `ws` stops being read. */
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
   }
 
   onClose(listener: () => void): void {

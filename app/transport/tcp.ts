@@ -22,11 +22,22 @@ class TcpClient implements ClientSocket {
 
   close(): void {
     this.socket.end();
+    // Read again, or the client's own FIN would wait unread in a paused socket until the timer.
+    this.socket.resume();
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
   onData(listener: (chunk: Buffer) => void): void {
     this.socket.on('data', listener);
+  }
+
+  /** No more 'data' until resume: what arrives waits in Node's buffer, then the kernel's. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
   }
 
   onClose(listener: () => void): void {

@@ -81,6 +81,8 @@ export class WebSocketClient implements ClientSocket {
 
   close(): void {
     this.flush();
+    // The peer's close frame must be read for the handshake to finish.
+    this.ws.resume();
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
     // A peer that never answers the close handshake must not hold the socket.
     setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
@@ -88,6 +90,18 @@ export class WebSocketClient implements ClientSocket {
 
   onData(listener: (chunk: Buffer) => void): void {
     this.ws.on('message', (data: RawData) => listener(messageBytes(data)));
+  }
+
+  /**
+   * Pauses the socket under `ws`: messages already in the socket read it is decoding still arrive
+   * (at most one read's worth), nothing after them.
+   */
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
   }
 
   onClose(listener: () => void): void {
