@@ -100,6 +100,17 @@ export function deprecatedFeaturesUsed(node: RabbitNode): Promise<DeprecatedFeat
   return managementGet<DeprecatedFeatureInfo[]>('/deprecated-features/used', node);
 }
 
+/** Deletes a queue of vhost `/` (management API); a queue that is not there is no error. */
+export async function deleteQueue(name: string, node: RabbitNode = LOCAL_RABBIT): Promise<void> {
+  const res = await fetch(`${node.managementUrl}/queues/%2F/${encodeURIComponent(name)}`, {
+    method: 'DELETE',
+    headers: { authorization: AUTH },
+    signal: AbortSignal.timeout(60_000),
+  });
+  if (!res.ok && res.status !== 404)
+    throw new Error(`DELETE queue ${name} on ${node.name}: HTTP ${res.status}`);
+}
+
 /** Names of the queues whose name starts with `prefix`, e.g. `stomp-relay.<instanceId>.`. */
 export async function queueNames(prefix = '', node: RabbitNode = LOCAL_RABBIT): Promise<string[]> {
   return (await listQueues(node)).map((q) => q.name).filter((name) => name.startsWith(prefix));

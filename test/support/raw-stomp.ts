@@ -23,6 +23,8 @@ interface RawSocket {
   /** Stops reading from the socket: the server's writes back up (slow-consumer tests). */
   pause(): void;
   resume(): void;
+  /** Bytes written and not yet on the wire (the client's own send buffer). */
+  outgoing(): number;
 }
 
 export class RawStompClient {
@@ -181,6 +183,14 @@ export class RawStompClient {
     return error;
   }
 
+  /**
+   * Bytes this client has written that have not left it yet: a bulk publisher that respects its
+   * socket's backpressure (as a blocking write does) waits while this is high.
+   */
+  outgoing(): number {
+    return this.socket?.outgoing() ?? 0;
+  }
+
   /** Stops reading: whatever the server sends stays in kernel and server buffers. */
   pause(): void {
     this.socket?.pause();
@@ -224,6 +234,7 @@ export async function openTcpPort(port: number): Promise<RawStompClient> {
     end: () => socket.destroy(),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
+    outgoing: () => socket.writableLength,
   });
   return client;
 }
@@ -278,6 +289,7 @@ export function wrapWebSocket(ws: WebSocket, text = false): RawStompClient {
     end: () => ws.terminate(),
     pause: () => ws.pause(),
     resume: () => ws.resume(),
+    outgoing: () => ws.bufferedAmount,
   });
   return client;
 }

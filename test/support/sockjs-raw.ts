@@ -26,6 +26,11 @@ export type SockJsRawTransport =
 export interface SockJsRawOptions {
   /** Appended to every URL, e.g. `?access_token=...`. */
   query?: string;
+  /**
+   * HTTP transports: frames written while a send is on its way go together, as one JSON array, in
+   * the next send, which is how sockjs-client sends them. Default: one send per frame.
+   */
+  batchSends?: boolean;
 }
 
 /** An answer to an xhr_send or jsonp_send request. */
@@ -47,6 +52,8 @@ export interface SockJsLeg {
   readonly closeFrame: [number, string] | undefined;
   /** Answers to xhr_send / jsonp_send requests, in order. */
   readonly sendAnswers: SendAnswer[];
+  /** HTTP transports: `<base>/ws/<server>/<session>`, where xhr_send and the others go. */
+  readonly sessionUrl?: string;
   /** Sends one SockJS message body exactly as given (a WebSocket text message, an xhr_send body). */
   sendMessage(text: string): void;
   /** Sends STOMP bytes as one SockJS message. */
@@ -54,6 +61,8 @@ export interface SockJsLeg {
   /** Stops reading, as a stalled client does; `resume` reads again. */
   pause(): void;
   resume(): void;
+  /** Bytes written and not yet sent (queued sends, or what the WebSocket holds). */
+  outgoing(): number;
   end(): void;
 }
 
@@ -115,6 +124,10 @@ export class SockJsRawClient extends RawStompClient {
     return this.leg?.sendAnswers ?? [];
   }
 
+  get sessionUrl(): string | undefined {
+    return this.leg?.sessionUrl;
+  }
+
   /** One SockJS message body exactly as given (hostile ones included). */
   sendMessage(text: string): void {
     this.leg?.sendMessage(text);
@@ -171,7 +184,7 @@ export async function openSockJsLeg(
   const leg =
     transport === 'websocket' || transport === 'websocket-raw'
       ? await WebSocketLeg.open(baseUrl, transport, session, query, sink)
-      : new HttpLeg(transport, sink, `${baseUrl}/ws/000/${session}`, query);
+      : new HttpLeg(transport, sink, `${baseUrl}/ws/000/${session}`, query, options.batchSends === true);
   await waitFor(() => leg.opened || leg.ended, 5000, `the SockJS ${transport} open frame`);
   if (!leg.opened) throw new Error(`SockJS ${transport} closed before it opened`);
   return leg;
@@ -233,6 +246,10 @@ class WebSocketLeg extends LegBase implements SockJsLeg {
     this.ws.resume();
   }
 
+  outgoing(): number {
+    return this.ws.bufferedAmount;
+  }
+
   end(): void {
     this.ws.terminate();
   }
@@ -243,7 +260,8 @@ class HttpLeg extends LegBase implements SockJsLeg {
   ended = false;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   private readonly receiver: (typeof RECEIVERS)[string];
-  private readonly queue: { body: string; contentType: string }[] = [];
+  /** SockJS messages to send: as given, or frames to send as one JSON array (batched). */
+  private readonly queue: ({ message: string } | { frames: string[] })[] = [];
   private sending = false;
   private paused = false;
   private current: IncomingMessage | undefined;
@@ -253,6 +271,7 @@ class HttpLeg extends LegBase implements SockJsLeg {
     sink: SockJsSink,
     private readonly base: string,
     private readonly query: string,
+    private readonly batchSends = false,
   ) {
     super(transport, sink);
     this.receiver = RECEIVERS[transport]!;
@@ -332,11 +351,20 @@ class HttpLeg extends LegBase implements SockJsLeg {
     try {
       for (let item = this.queue.shift(); item && !this.ended; item = this.queue.shift()) {
         const jsonp = this.transport === 'jsonp-polling';
+        let text: string;
+        if ('frames' in item) {
+          const frames = [...item.frames];
+          for (let next = this.queue[0]; next && 'frames' in next; next = this.queue[0]) {
+            frames.push(...next.frames);
+            this.queue.shift();
+          }
+          text = JSON.stringify(frames);
+        } else text = item.message;
         const res = await this.request(
           'POST',
           jsonp ? '/jsonp_send' : '/xhr_send',
-          item.body,
-          item.contentType,
+          jsonp ? `d=${encodeURIComponent(text)}` : text,
+          jsonp ? 'application/x-www-form-urlencoded' : 'text/plain;charset=UTF-8',
         );
         let body = '';
         res.setEncoding('utf8');
@@ -354,17 +382,31 @@ class HttpLeg extends LegBase implements SockJsLeg {
   }
 
   sendMessage(text: string): void {
-    const jsonp = this.transport === 'jsonp-polling';
-    this.queue.push(
-      jsonp
-        ? { body: `d=${encodeURIComponent(text)}`, contentType: 'application/x-www-form-urlencoded' }
-        : { body: text, contentType: 'text/plain;charset=UTF-8' },
-    );
+    this.queue.push({ message: text });
     void this.flush();
   }
 
   write(bytes: Buffer): void {
-    this.sendMessage(JSON.stringify([bytes.toString('utf8')]));
+    if (!this.batchSends) {
+      this.sendMessage(JSON.stringify([bytes.toString('utf8')]));
+      return;
+    }
+    this.queue.push({ frames: [bytes.toString('utf8')] });
+    void this.flush();
+  }
+
+  get sessionUrl(): string {
+    return this.base;
+  }
+
+  /** Frames and messages queued behind the send on its way (which waits for its answer). */
+  outgoing(): number {
+    let bytes = 0;
+    for (const item of this.queue) {
+      if ('frames' in item) for (const f of item.frames) bytes += f.length;
+      else bytes += item.message.length;
+    }
+    return bytes;
   }
 
   /** Stops reading: the open response is left unread and no new receiving request is made. */
