@@ -5,9 +5,12 @@
  * destinations, pushes through REST.
  */
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ChildRun } from '../backend/child-process';
-import { STOMP_URL } from '../../support/rabbitmq';
+import { openAuthorizationFile } from '../../support/authorization';
+import { QueueReader } from '../../support/pipeline';
+import { deleteQueue, STOMP_URL } from '../../support/rabbitmq';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 
 const CLIENT = join(__dirname, 'stomp_py_client.py');
@@ -17,11 +20,13 @@ describe('raw STOMP over TCP with stomp.py (RabbitMQ)', function () {
   let service: RunningService;
   const runs: ChildRun[] = [];
 
-  const stompPy = (user: string, destination: string, count = 1, token?: string): ChildRun => {
+  const queues: string[] = [];
+
+  const stompPy = (user: string, destination: string, count = 1, token?: string, send = false): ChildRun => {
     const run = ChildRun.start(
       `stomp.py (${user})`,
       '/usr/bin/python3',
-      [CLIENT, '127.0.0.1', String(service.tcpPort), destination, String(count)],
+      [CLIENT, '127.0.0.1', String(service.tcpPort), destination, String(count), ...(send ? ['--send'] : [])],
       { STOMP_TOKEN: token ?? tokenFor(service, user) },
     );
     runs.push(run);
@@ -41,13 +46,21 @@ describe('raw STOMP over TCP with stomp.py (RabbitMQ)', function () {
   };
 
   before(async () => {
-    service = await startTestService({ brokerUrl: STOMP_URL, stompTcpPort: 0 });
+    // Default limits, the frame rate included: what a stomp.py user meets. Rules that let it SEND to /queue.
+    service = await startTestService({
+      brokerUrl: STOMP_URL,
+      stompTcpPort: 0,
+      authorizationFile: openAuthorizationFile(),
+    });
     expect(service.tcpPort).to.be.a('number');
   });
   afterEach(async () => {
     await Promise.all(runs.splice(0).map((r) => r.stop()));
   });
-  after(() => service?.stop());
+  after(async () => {
+    await service?.stop();
+    for (const q of queues) await deleteQueue(q);
+  });
 
   it('connects with the JWT as passcode, subscribes to /user/queue/greetings and receives a REST push', async () => {
     const alice = stompPy('alice', '/user/queue/greetings', 2);
@@ -70,5 +83,20 @@ describe('raw STOMP over TCP with stomp.py (RabbitMQ)', function () {
     const mallory = stompPy('mallory', '/user/queue/greetings', 1, 'not-a-jwt');
     expect(await mallory.waitForLine(/^ERROR/)).to.match(/token/i);
     expect(await mallory.waitForExit()).to.equal(1);
+  });
+
+  it('sends 1,000 messages without waiting for receipts: the DISCONNECT receipt comes, no ERROR, and the queue gets all 1,000 in order', async () => {
+    const name = `stomp-py-${randomBytes(4).toString('hex')}`;
+    queues.push(`stomp-relay.queue.${name}`);
+    const reader = await QueueReader.open(service, 'reader', `/queue/${name}`);
+    try {
+      const bulk = stompPy('bulk', `/queue/${name}`, 1000, undefined, true);
+      expect(await bulk.waitForExit(40_000), bulk.output).to.equal(0);
+      expect(bulk.lines).to.include('SENT 1000');
+      expect(bulk.lines.filter((l) => l.startsWith('ERROR'))).to.deep.equal([]);
+      await reader.expectExactly(1000);
+    } finally {
+      reader.close();
+    }
   });
 });

@@ -7,8 +7,14 @@ DESTINATION, prints one line per frame of interest, and exits 0 after COUNT mess
 
     STOMP_TOKEN=<jwt> /usr/bin/python3 stomp_py_client.py HOST PORT DESTINATION [COUNT]
 
+With `--send` after COUNT it publishes instead: COUNT messages to DESTINATION (bodies "0", "1",
+...) one after another without asking for receipts, as a bulk publisher does, then disconnects
+asking for a receipt; it prints "SENT <count>" and exits 0 once that receipt came (1 on an ERROR,
+2 when it did not come in time).
+
 Lines: "CONNECTED user=<user-name> server=<server>", "SUBSCRIBED", "MESSAGE <destination> <body>",
-"ERROR <message>". The token comes through the environment so that it is not on a command line.
+"ERROR <message>", "SENT <count>". The token comes through the environment so that it is not on
+a command line.
 """
 import os
 import sys
@@ -25,6 +31,7 @@ class Printer(stomp.ConnectionListener):
         self.received = 0
         self.done = threading.Event()
         self.failed = False
+        self.said_bye = False
 
     def on_connected(self, frame):
         h = frame.headers
@@ -33,6 +40,9 @@ class Printer(stomp.ConnectionListener):
     def on_receipt(self, frame):
         if frame.headers.get("receipt-id") == "subscribed":
             print("SUBSCRIBED", flush=True)
+        if frame.headers.get("receipt-id") == "bye":
+            self.said_bye = True
+            self.done.set()
 
     def on_message(self, frame):
         print(f"MESSAGE {frame.headers.get('destination')} {frame.body}", flush=True)
@@ -49,6 +59,26 @@ class Printer(stomp.ConnectionListener):
         self.done.set()
 
 
+def publish(conn, printer, destination, count):
+    """COUNT SENDs back to back (stomp.py writes each with a blocking sendall), then DISCONNECT."""
+    for i in range(count):
+        if printer.failed:
+            return 1
+        conn.send(destination, str(i))
+    # stomp.py's disconnect(receipt=...) waits for the RECEIPT; the listener sees it too.
+    conn.disconnect(receipt="bye")
+    if not printer.done.wait(TIMEOUT_S):
+        print(f"TIMEOUT after {TIMEOUT_S} s", flush=True)
+        return 2
+    if printer.failed:
+        return 1
+    if not printer.said_bye:
+        print("CLOSED without the DISCONNECT receipt", flush=True)
+        return 2
+    print(f"SENT {count}", flush=True)
+    return 0
+
+
 def main():
     host, port, destination = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 1
@@ -62,6 +92,8 @@ def main():
         return 1
     if printer.failed:
         return 1
+    if "--send" in sys.argv[5:]:
+        return publish(conn, printer, destination, count)
     conn.subscribe(destination, id="1", ack="auto", headers={"receipt": "subscribed"})
     if not printer.done.wait(TIMEOUT_S):
         print(f"TIMEOUT after {TIMEOUT_S} s", flush=True)
