@@ -15,8 +15,8 @@ import { openSockJs } from './sockjs-raw';
 import { tokenFor, type RunningService } from './service';
 import { sleep, waitFor } from './wait';
 
-/** The four ways in that flow control pauses differently. */
-export type PipelineTransport = 'tcp' | 'websocket' | 'sockjs/websocket' | 'sockjs/xhr';
+/** The ways in that flow control pauses differently (jsonp_send is held back as xhr_send is). */
+export type PipelineTransport = 'tcp' | 'websocket' | 'sockjs/websocket' | 'sockjs/xhr' | 'sockjs/jsonp';
 
 export const PIPELINE_TRANSPORTS: readonly PipelineTransport[] = [
   'tcp',
@@ -30,7 +30,7 @@ export function metricTransport(transport: PipelineTransport): string {
   return transport.startsWith('sockjs') ? 'sockjs' : transport;
 }
 
-/** A connected raw client on `transport` (SockJS xhr: xhr-streaming, sends batched). */
+/** A connected raw client on `transport` (SockJS xhr: xhr-streaming; jsonp: jsonp-polling; sends batched). */
 export async function openPipeliner(
   service: RunningService,
   user: string,
@@ -39,9 +39,13 @@ export async function openPipeliner(
 ): Promise<RawStompClient> {
   if (transport === 'tcp' || transport === 'websocket')
     return connectRaw(service, user, { transport, headers });
-  const client = await openSockJs(service.url, transport === 'sockjs/xhr' ? 'xhr-streaming' : 'websocket', {
-    batchSends: true,
-  });
+  const sockjs =
+    transport === 'sockjs/xhr'
+      ? 'xhr-streaming'
+      : transport === 'sockjs/jsonp'
+        ? 'jsonp-polling'
+        : 'websocket';
+  const client = await openSockJs(service.url, sockjs, { batchSends: true });
   await client.connect(tokenFor(service, user), headers);
   return client;
 }

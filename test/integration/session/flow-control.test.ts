@@ -26,6 +26,7 @@ import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-s
 import { openSockJs, type SockJsRawClient } from '../../support/sockjs-raw';
 import { startTestService, testSettings, tokenFor, type RunningService } from '../../support/service';
 import { sleep, waitFor } from '../../support/wait';
+import { StompClients } from '../../support/stomp-clients';
 import { startService } from '../../../app/server';
 
 /** Frames per second are not what these tests are about: the rate limit stays out of the way. */
@@ -48,13 +49,15 @@ describe('session: flow control (embedded broker)', function () {
       authorizationFile: openAuthorizationFile(),
     });
   });
-  afterEach(() => {
+  const stompClients = new StompClients();
+  afterEach(async () => {
     clients.closeAll();
+    await stompClients.closeAll();
     for (const r of readers.splice(0)) r.close();
   });
   after(() => service.stop());
 
-  for (const transport of PIPELINE_TRANSPORTS) {
+  for (const transport of [...PIPELINE_TRANSPORTS, 'sockjs/jsonp'] as const) {
     for (const receiptEach of [true, false]) {
       const what = receiptEach ? 'each with a receipt' : 'without receipts, then one with';
       it(`${transport}: ${COUNT} pipelined SENDs ${what}: every RECEIPT, each message once and in order, no ERROR; paused and counted; a bystander keeps its round trip`, async () => {
@@ -79,6 +82,22 @@ describe('session: flow control (embedded broker)', function () {
         ).to.equal(0);
       });
     }
+  }
+
+  for (const sockjs of ['xhr-streaming', 'websocket'] as const) {
+    it(`@stomp/stompjs over sockjs-client (${sockjs}): ${COUNT} publishes without waiting, then one with a receipt: each once, in order, no ERROR`, async () => {
+      const queue = `/queue/flow-${randomBytes(4).toString('hex')}`;
+      const reader = await QueueReader.open(service, 'reader', queue);
+      readers.push(reader);
+      const client = await stompClients.connect(service, 'stompjs-bulk', {
+        transport: 'sockjs',
+        sockjsTransports: [sockjs],
+      });
+      for (let i = 0; i < COUNT - 1; i++) client.publish(queue, String(i));
+      await client.publishWithReceipt(queue, String(COUNT - 1));
+      await reader.expectExactly(COUNT);
+      expect(client.errors.map((f) => f.headers.message)).to.deep.equal([]);
+    });
   }
 
   it('one WebSocket message, one SockJS message and one TCP write holding a thousand frames each are all read, in order, without an ERROR', async () => {
