@@ -187,7 +187,7 @@ export const SETTINGS = {
   maxFramesInFlight: int(
     'MAX_FRAMES_IN_FLIGHT',
     256,
-    2,
+    1,
     65536,
     "Flow control, high-water mark: with this many of a client's frames received and not yet handled (waiting on the broker), the session stops reading from that client (a paused socket; a SockJS send answered late) and reads again once at most half as many wait (the low-water mark). Nothing is refused.",
   ),

@@ -167,6 +167,7 @@ describe('session: flow control while the broker does not take messages', functi
         maxFramesPerSecond: UNLIMITED_RATE,
         heartbeatReceiveMs: 250,
         heartbeatSendMs: 0,
+        frameTimeoutMs: 500,
         authorizationFile: openAuthorizationFile(),
       }),
     });
@@ -216,6 +217,35 @@ describe('session: flow control while the broker does not take messages', functi
       }
     });
   }
+
+  it('a frame half read when reading paused is not late for the time the session did not read; a trickled frame still is', async () => {
+    const client = clients.add(await connectRaw(service, 'half', { transport: 'websocket' }));
+    broker.shut();
+    const send = (i: number): string => `SEND\ndestination:/queue/held\n\n${i}\0`;
+    // 255 frames wait (the mark is 256); then one WebSocket message with the 256th and the first
+    // part of another, whose body has no NUL yet: the session stops reading inside that frame.
+    client.sendRaw(Array.from({ length: 255 }, (_, i) => send(i)).join(''));
+    await waitFor(() => broker.waiting > 0, 5000, 'a SEND to wait at the broker');
+    client.sendRaw(`${send(255)}SEND\ndestination:/queue/held\nreceipt:last\n\n${'x'.repeat(2000)}`);
+    await waitFor(
+      async () =>
+        (await metricValue(service.url, 'stomp_flow_paused_sessions', { transport: 'websocket' })) === 1,
+      5000,
+      'the session to pause',
+    );
+    client.sendRaw('the end\0');
+    // Four times FRAME_TIMEOUT_MS while not read.
+    await sleep(2000);
+    expect(client.all('ERROR').map((f) => header(f, 'message'))).to.deep.equal([]);
+    broker.release();
+    await client.waitForFrame('RECEIPT', (f) => header(f, 'receipt-id') === 'last', 5000);
+    expect(client.all('ERROR')).to.have.length(0);
+
+    const trickler = clients.add(await connectRaw(service, 'trickler', { transport: 'tcp' }));
+    trickler.sendRaw('SEND\ndestination:/queue/held\n');
+    const error = await trickler.expectErrorAndClose(3000);
+    expect(header(error, 'message')).to.equal('frame not completed within 500 ms of its first byte');
+  });
 
   it('a silent client is still cut off once reading resumes and its heart-beats do not come', async () => {
     const client = clients.add(await openPipeliner(service, 'silent', 'tcp', { 'heart-beat': '250,0' }));
