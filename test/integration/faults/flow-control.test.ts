@@ -99,7 +99,8 @@ describe('faults: flow control on RabbitMQ', function () {
     const padding = 'p'.repeat(1024);
     const baseline = liveMemoryMb();
     let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, liveMemoryMb())), 100);
+    // A full collection per reading: every 250 ms, or collecting would slow the run it measures.
+    const sampler = setInterval(() => (peak = Math.max(peak, liveMemoryMb())), 250);
     try {
       await Promise.all(
         PIPELINE_TRANSPORTS.map(async (transport) => {
