@@ -15,6 +15,8 @@
  *   on every instance, once each. Nobody else's.
  * - publish() resolves only once the broker has taken the message (receipt or confirm) and rejects
  *   with ServiceError('broker_unavailable') when it cannot; nothing resolved is dropped later.
+ *   What it resolves with is what the broker knows about the message (PublishReceipt): for a user
+ *   target whether any instance held a session of that user when it was routed.
  */
 import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
@@ -29,8 +31,27 @@ export interface OutgoingMessage {
   body: Buffer;
 }
 
+/**
+ * What the broker tells the publisher about a message it took. Fields a broker cannot know are
+ * left out, never guessed.
+ */
+export interface PublishReceipt {
+  /**
+   * User targets: whether any instance held a live session of that user when the broker routed
+   * the message (false: nobody got it). Absent for topics and queues.
+   */
+  online?: boolean;
+  /**
+   * Where the message was put, for a delivery policy that keeps history (the inbox's sequence
+   * number, as a string). A subscription can resume after it (SubscribeRequest.resumeFrom).
+   */
+  position?: string;
+}
+
 export interface Delivery {
   messageId: string;
+  /** The PublishReceipt position this message got, where the delivery policy assigns one. */
+  position?: string;
   headers: Record<string, string>;
   body: Buffer;
   /** Set when the subscription's ack mode needs acknowledgement; the client quotes it back. */
@@ -45,6 +66,12 @@ export interface SubscribeRequest {
   ackMode: AckMode;
   /** Most unacknowledged deliveries outstanding (client modes); also bounds buffering. */
   prefetch: number;
+  /**
+   * Deliver what came after this position (a PublishReceipt/Delivery position) before live
+   * messages. Only a policy that keeps history honours it; best-effort delivery has none, and
+   * starts with the next live message whatever this says.
+   */
+  resumeFrom?: string;
   deliver(delivery: Delivery): void;
 }
 
@@ -96,7 +123,7 @@ export interface Broker {
   /** Called whenever readiness changes (broker lost, broker back). */
   onReadinessChange(listener: (readiness: Readiness) => void): void;
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
-  publish(target: MessageTarget, message: OutgoingMessage): Promise<void>;
+  publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt>;
   commit(ops: TransactionOp[]): Promise<void>;
 }
 

@@ -6,7 +6,7 @@
  * to RabbitMQ); without one, dispatch() returns false and the caller answers `no_route`.
  */
 import { randomUUID } from 'node:crypto';
-import type { Broker, OutgoingMessage } from '../broker/broker';
+import type { Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
 import { parseUserPushDestination, type MessageTarget } from '../destinations/destination';
 
 export interface AppMessage {
@@ -21,8 +21,12 @@ export interface AppMessage {
 
 export interface AppContext {
   /** Sends to every session of the sending user subscribed to `/user<path>` (path: `/queue/echo`). */
-  replyToUser(path: string, body: Buffer | string, headers?: Record<string, string>): Promise<void>;
-  publish(target: MessageTarget, body: Buffer | string, headers?: Record<string, string>): Promise<void>;
+  replyToUser(path: string, body: Buffer | string, headers?: Record<string, string>): Promise<PublishReceipt>;
+  publish(
+    target: MessageTarget,
+    body: Buffer | string,
+    headers?: Record<string, string>,
+  ): Promise<PublishReceipt>;
 }
 
 export type AppHandler = (message: AppMessage, context: AppContext) => Promise<void>;

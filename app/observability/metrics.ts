@@ -37,6 +37,11 @@ export class Metrics {
     labelNames: ['kind', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly pushesOffline = new Counter({
+    name: 'stomp_user_pushes_offline_total',
+    help: 'User pushes the broker took while no instance held a live session of the user (202 with "online": false)',
+    registers: [this.registry],
+  });
   readonly brokerReconnects = new Counter({
     name: 'stomp_broker_reconnects_total',
     help: 'Broker connections re-established after a loss',

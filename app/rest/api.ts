@@ -13,7 +13,7 @@ import type { Settings } from '../../config/settings';
 import type { Admission } from '../admission';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
-import type { Broker, OutgoingMessage } from '../broker/broker';
+import type { Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
 import {
   formatTarget,
   parseDestination,
@@ -85,7 +85,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
   const push = requireScope('push');
 
   /** Hands the message to the broker; resolves only once the broker has taken it. */
-  async function publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+  async function publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     const readiness = broker.readiness();
     if (!readiness.ready) {
       throw new ServiceError('broker_unavailable', `the broker is unavailable: ${readiness.reason}`);
@@ -102,7 +102,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     }
     metrics.restPushesInFlight.inc();
     try {
-      await admission.track(broker.publish(target, message));
+      return await admission.track(broker.publish(target, message));
     } catch (err: unknown) {
       // The broker's own refusals (limits, unavailable) keep their code; anything else is an
       // unexplained failure to take the message, which for the caller means "not delivered, retry".
@@ -131,7 +131,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
         const target = resolve(req, request.destination);
         const id = randomUUID();
         const started = performance.now();
-        await publish(target, { id, ...request.message });
+        const receipt = await publish(target, { id, ...request.message });
         metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
         outcome = 'accepted';
         // Checked first: otherwise the record is built for every push with debug logging off.
@@ -147,7 +147,9 @@ export function createApiRouter(deps: ApiDeps): express.Router {
             'REST push accepted',
           );
         }
-        res.status(202).json({ id });
+        if (receipt.online === false) metrics.pushesOffline.inc();
+        // `online` only where the broker could tell (user pushes): SPEC, REST section.
+        res.status(202).json(receipt.online === undefined ? { id } : { id, online: receipt.online });
       } catch (err: unknown) {
         outcome = outcomeOf(err);
         throw err;

@@ -7,7 +7,7 @@
  */
 import type { Broker, BrokerSubscription, SubscribeRequest, TransactionOp } from '../../app/broker/broker';
 import type { MessageTarget } from '../../app/destinations/destination';
-import type { OutgoingMessage } from '../../app/broker/broker';
+import type { OutgoingMessage, PublishReceipt } from '../../app/broker/broker';
 import { EmbeddedBroker } from '../../app/broker/embedded';
 
 export class GatedBroker implements Broker {
@@ -58,7 +58,7 @@ export class GatedBroker implements Broker {
     return this.inner.subscribe(request);
   }
 
-  async publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+  async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.waiting++;
     try {
       await this.gate;

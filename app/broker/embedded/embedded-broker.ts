@@ -17,6 +17,7 @@ import type {
   Broker,
   BrokerSubscription,
   OutgoingMessage,
+  PublishReceipt,
   Readiness,
   SubscribeRequest,
   TransactionOp,
@@ -69,6 +70,29 @@ class FanOut {
   }
 }
 
+/** A multiset of strings. */
+class Counts {
+  private readonly counts = new Map<string, number>();
+
+  add(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  remove(key: string): void {
+    const left = (this.counts.get(key) ?? 1) - 1;
+    if (left > 0) this.counts.set(key, left);
+    else this.counts.delete(key);
+  }
+
+  has(key: string): boolean {
+    return this.counts.has(key);
+  }
+
+  clear(): void {
+    this.counts.clear();
+  }
+}
+
 /** Map key of a fan-out target. JSON of the tuple: unambiguous whatever characters the parts hold. */
 function routeKey(target: MessageTarget): string {
   switch (target.kind) {
@@ -93,6 +117,8 @@ export class EmbeddedBroker implements Broker {
   private readonly onDeliveryError: DeliveryErrorHandler;
   private readonly queues = new Map<string, MessageQueue>();
   private readonly fanOut = new FanOut();
+  /** Open user subscriptions per user (for PublishReceipt.online). */
+  private readonly userSubscriptions = new Counts();
   private readonly subscriptions = new Set<EmbeddedSubscription>();
   private readonly readinessListeners: ((readiness: Readiness) => void)[] = [];
   private stopped = false;
@@ -121,6 +147,7 @@ export class EmbeddedBroker implements Broker {
     for (const queue of this.queues.values()) queue.clear();
     this.queues.clear();
     this.fanOut.clear();
+    this.userSubscriptions.clear();
     this.sessions.clear();
     const readiness = this.readiness();
     for (const listener of this.readinessListeners) listener(readiness);
@@ -156,15 +183,25 @@ export class EmbeddedBroker implements Broker {
     queue.addConsumer(subscription);
     this.subscriptions.add(subscription);
     if (!shared) this.fanOut.add(routeKey(target), subscription);
+    if (target.kind === 'user') this.userSubscriptions.add(target.user);
     // Waiting messages go out after the caller has its handle, so a deliver callback may ack.
     else setImmediate(() => queue.drain());
     return subscription;
   }
 
-  async publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+  async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.assertRunning();
     this.checkCapacity([target]);
     this.route(target, snapshot(message));
+    return target.kind === 'user' ? { online: this.isOnline(target.user) } : {};
+  }
+
+  /**
+   * A user is online while a session of theirs is listed, or (callers that subscribe without a
+   * session, such as the broker suite) while one of their user subscriptions is open.
+   */
+  private isOnline(user: string): boolean {
+    return this.sessions.hasUser(user) || this.userSubscriptions.has(user);
   }
 
   /**
@@ -236,6 +273,7 @@ export class EmbeddedBroker implements Broker {
     const { target } = subscription;
     if (subscription.ownsQueue) {
       this.fanOut.remove(routeKey(target), subscription);
+      if (target.kind === 'user') this.userSubscriptions.remove(target.user);
       subscription.queue.clear();
     } else if (subscription.queue.isIdle()) {
       // An empty queue nobody consumes is indistinguishable from a missing one: free it.

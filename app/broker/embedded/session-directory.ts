@@ -7,13 +7,21 @@ import { byConnectedAt, type SessionDirectory, type SessionInfo } from '../broke
 
 export class LocalSessionDirectory implements SessionDirectory {
   private readonly entries = new Map<string, SessionInfo>();
+  /** Sessions per user, so a push can say whether its user is online without a scan. */
+  private readonly perUser = new Map<string, number>();
 
   upsert(info: SessionInfo): void {
+    const previous = this.entries.get(info.sessionId);
+    if (previous) this.forgetUser(previous.user);
     this.entries.set(info.sessionId, structuredClone(info));
+    this.perUser.set(info.user, (this.perUser.get(info.user) ?? 0) + 1);
   }
 
   remove(sessionId: string): void {
+    const previous = this.entries.get(sessionId);
+    if (!previous) return;
     this.entries.delete(sessionId);
+    this.forgetUser(previous.user);
   }
 
   async list(user: string): Promise<SessionInfo[]> {
@@ -23,7 +31,18 @@ export class LocalSessionDirectory implements SessionDirectory {
       .map((info) => structuredClone(info));
   }
 
+  hasUser(user: string): boolean {
+    return this.perUser.has(user);
+  }
+
   clear(): void {
     this.entries.clear();
+    this.perUser.clear();
+  }
+
+  private forgetUser(user: string): void {
+    const left = (this.perUser.get(user) ?? 1) - 1;
+    if (left > 0) this.perUser.set(user, left);
+    else this.perUser.delete(user);
   }
 }

@@ -28,6 +28,7 @@ import type {
   Broker,
   BrokerSubscription,
   OutgoingMessage,
+  PublishReceipt,
   Readiness,
   SubscribeRequest,
   TransactionOp,
@@ -251,7 +252,7 @@ export class RabbitRelayBroker implements Broker {
     return subscription;
   }
 
-  async publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+  async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.assertRunning();
     const slot = this.pool.anyUp();
     const { destination, headers } = this.route(target);
@@ -261,6 +262,7 @@ export class RabbitRelayBroker implements Broker {
         throw this.notTaken(destination, err);
       }),
     );
+    return {};
   }
 
   async commit(ops: TransactionOp[]): Promise<void> {

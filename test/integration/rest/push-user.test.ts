@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import type { OutgoingMessage } from '../../../app/broker/broker';
+import type { OutgoingMessage, PublishReceipt } from '../../../app/broker/broker';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
 import type { MessageTarget } from '../../../app/destinations/destination';
 import { ServiceError } from '../../../app/errors';
@@ -21,7 +21,7 @@ class GatedBroker extends EmbeddedBroker {
     for (const gate of this.gates.splice(0)) gate();
   }
 
-  override async publish(target: MessageTarget, message: OutgoingMessage): Promise<void> {
+  override async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     await new Promise<void>((resolve) => this.gates.push(resolve));
     return super.publish(target, message);
   }
@@ -29,7 +29,7 @@ class GatedBroker extends EmbeddedBroker {
 
 /** The failure mode under test: a broker that cannot take messages. */
 class UnavailableBroker extends EmbeddedBroker {
-  override async publish(): Promise<void> {
+  override async publish(): Promise<PublishReceipt> {
     throw new ServiceError('broker_unavailable', 'broker connection lost');
   }
 }
@@ -63,6 +63,30 @@ describe('REST POST /api/users/{user}/messages', () => {
     expect(deliveries[0].messageId).to.equal(id);
     expect(JSON.parse(deliveries[0].body.toString('utf8'))).to.deep.equal({ hello: 'alice' });
     expect(deliveries[0].headers).to.include({ 'content-type': 'application/json', trace: 't-1' });
+  });
+
+  it('says whether the user was online: false with no session, true once one is there', async () => {
+    const before = await push({ destination: '/queue/greetings', body: 'nobody home' });
+    expect(before.status).to.equal(202);
+    expect(before.body).to.have.property('online', false);
+    app.broker.sessions.upsert({
+      sessionId: 's-online',
+      user: 'alice',
+      instance: 'test',
+      transport: 'websocket',
+      connectedAt: new Date().toISOString(),
+      subscriptions: [],
+    });
+    // Online means a session of the user is live, subscribed to this destination or not.
+    const during = await push({ destination: '/queue/greetings', body: 'someone home' });
+    expect(during.body).to.have.property('online', true);
+    app.broker.sessions.remove('s-online');
+    expect((await push({ destination: '/queue/greetings', body: 'gone' })).body).to.have.property(
+      'online',
+      false,
+    );
+    const offline = await app.metrics.registry.getSingleMetricAsString('stomp_user_pushes_offline_total');
+    expect(offline).to.include('stomp_user_pushes_offline_total 2');
   });
 
   it('accepts the /user/queue/... spelling and reaches no other user', async () => {
