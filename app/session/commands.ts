@@ -6,17 +6,46 @@
  * ERROR frame and closes, as the spec requires.
  */
 import { randomUUID } from 'node:crypto';
-import type { AckMode, TransactionOp } from '../broker/broker';
+import type { AckMode, Delivery, SessionInfo, TransactionOp } from '../broker/broker';
 import { bearerToken } from '../auth/bearer';
 import { parseDestination, printable } from '../destinations/destination';
 import { ServiceError } from '../errors';
 import { allowedHeaderRecord } from '../messaging/header-policy';
-import { frame as makeFrame, header, type Frame } from '../stomp/frame';
-import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
-import type { StompSession } from './stomp-session';
-import type { ClientSubscription } from './subscriptions';
+import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
+import { negotiateHeartbeat, negotiateVersion, type HeartbeatAgreement } from '../stomp/negotiate';
+import type { ConnectionInfo } from '../transport/transport';
+import type { CloseReason, SessionContext } from './session-context';
+import type { ClientSubscription, SubscriptionTable } from './subscriptions';
 
-type CommandHandler = (session: StompSession, frame: Frame) => Promise<void> | void;
+/** A STOMP transaction until COMMIT or ABORT: the work for the broker, and the ack tokens to settle. */
+export interface OpenTransaction {
+  ops: TransactionOp[];
+  acks: string[];
+}
+
+/**
+ * What a command may read and do of its session. StompSession implements it; declared here so the
+ * table depends on no session class and the session alone imports the table.
+ */
+export interface CommandSession {
+  readonly id: string;
+  readonly ctx: SessionContext;
+  readonly socket: { readonly info: ConnectionInfo };
+  version: StompVersion;
+  user: string;
+  readonly subscriptions: SubscriptionTable;
+  readonly transactions: Map<string, OpenTransaction>;
+  readonly transactionLimit: number;
+  supportedVersions(): StompVersion[];
+  /** CONNECT succeeded: heart-beats, token expiry and slow-consumer checks start. */
+  startConnected(heartbeat: HeartbeatAgreement, expiresAt?: number): void;
+  sendFrame(f: Frame): void;
+  deliver(sub: ClientSubscription, delivery: Delivery): void;
+  info(): SessionInfo;
+  close(reason: CloseReason): void;
+}
+
+type CommandHandler = (session: CommandSession, frame: Frame) => Promise<void> | void;
 
 const ACK_MODES: readonly AckMode[] = ['auto', 'client', 'client-individual'];
 
@@ -33,7 +62,7 @@ function required(frame: Frame, name: string): string {
  * REST refuses is refused here too, not passed over for another placement), else `passcode`, else
  * the one the handshake carried.
  */
-function connectToken(session: StompSession, frame: Frame): string | undefined {
+function connectToken(session: CommandSession, frame: Frame): string | undefined {
   const authorization = header(frame, 'Authorization') ?? header(frame, 'authorization');
   if (authorization !== undefined) {
     const token = bearerToken(authorization);
@@ -49,7 +78,7 @@ function connectToken(session: StompSession, frame: Frame): string | undefined {
 }
 
 /** §CONNECT or STOMP Frames, §Protocol Negotiation, §Heart-beating. */
-function connect(session: StompSession, frame: Frame): void {
+function connect(session: CommandSession, frame: Frame): void {
   const { settings, verifier, registry, broker, metrics, isDraining } = session.ctx;
   const supported = session.supportedVersions();
   const version = negotiateVersion(header(frame, 'accept-version'), supported);
@@ -100,7 +129,7 @@ function connect(session: StompSession, frame: Frame): void {
 }
 
 /** §SEND. `/app` goes to handlers, `/topic` and `/queue` to the broker; `/user` only via /app or REST. */
-async function send(session: StompSession, frame: Frame): Promise<void> {
+async function send(session: CommandSession, frame: Frame): Promise<void> {
   const { authorizer, broker, appRouter, metrics } = session.ctx;
   const destination = required(frame, 'destination');
   const target = parseDestination(destination, session.user);
@@ -142,7 +171,7 @@ async function send(session: StompSession, frame: Frame): Promise<void> {
 }
 
 /** §SUBSCRIBE. Every destination is checked against the user before the broker hears of it. */
-async function subscribe(session: StompSession, frame: Frame): Promise<void> {
+async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
   const { authorizer, broker, settings, metrics, registry } = session.ctx;
   const destination = required(frame, 'destination');
   // STOMP 1.0 made `id` optional; the destination then names the subscription.
@@ -196,7 +225,7 @@ async function subscribe(session: StompSession, frame: Frame): Promise<void> {
 }
 
 /** §UNSUBSCRIBE. Only this session's own subscription ids exist for it. */
-async function unsubscribe(session: StompSession, frame: Frame): Promise<void> {
+async function unsubscribe(session: CommandSession, frame: Frame): Promise<void> {
   const id =
     session.version === '1.0'
       ? (header(frame, 'id') ?? required(frame, 'destination'))
@@ -247,7 +276,7 @@ function acknowledge(op: 'ack' | 'nack'): CommandHandler {
   };
 }
 
-function openTransaction(session: StompSession, name: string): { ops: TransactionOp[]; acks: string[] } {
+function openTransaction(session: CommandSession, name: string): OpenTransaction {
   const tx = session.transactions.get(name);
   if (!tx)
     throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
@@ -263,7 +292,7 @@ function openTransaction(session: StompSession, name: string): { ops: Transactio
 }
 
 /** Bytes of messages held in this session's open transactions (bounded, like every client buffer). */
-function checkTransactionBytes(session: StompSession, adding: number): void {
+function checkTransactionBytes(session: CommandSession, adding: number): void {
   const limit = session.ctx.settings.maxTransactionBytes;
   let held = adding;
   for (const { ops } of session.transactions.values()) {
@@ -279,7 +308,7 @@ function checkTransactionBytes(session: StompSession, adding: number): void {
 }
 
 /** §BEGIN. */
-function begin(session: StompSession, frame: Frame): void {
+function begin(session: CommandSession, frame: Frame): void {
   const name = required(frame, 'transaction');
   if (session.transactions.has(name))
     throw new ServiceError('bad_frame', `transaction '${printable(name)}' is already open`);
@@ -293,7 +322,7 @@ function begin(session: StompSession, frame: Frame): void {
 }
 
 /** §COMMIT: everything the transaction collected reaches the broker together. */
-async function commit(session: StompSession, frame: Frame): Promise<void> {
+async function commit(session: CommandSession, frame: Frame): Promise<void> {
   const name = required(frame, 'transaction');
   const tx = session.transactions.get(name);
   if (!tx) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
@@ -303,14 +332,14 @@ async function commit(session: StompSession, frame: Frame): Promise<void> {
 }
 
 /** §ABORT. */
-function abort(session: StompSession, frame: Frame): void {
+function abort(session: CommandSession, frame: Frame): void {
   const name = required(frame, 'transaction');
   if (!session.transactions.delete(name))
     throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
 }
 
 /** §DISCONNECT: the receipt, if asked for, is the last frame; then the connection closes. */
-function disconnect(session: StompSession, frame: Frame): void {
+function disconnect(session: CommandSession, frame: Frame): void {
   const receipt = header(frame, 'receipt');
   if (receipt !== undefined) session.sendFrame(makeFrame('RECEIPT', { 'receipt-id': receipt }));
   session.close('client_disconnect');

@@ -11,7 +11,7 @@
  * What each command does is in commands.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { Delivery, SessionInfo, TransactionOp } from '../broker/broker';
+import type { Delivery, SessionInfo } from '../broker/broker';
 import { ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateVersion } from '../stomp/negotiate';
@@ -19,7 +19,7 @@ import { StompParser } from '../stomp/parser';
 import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
 import { callAt } from '../timeout';
 import type { ClientSocket } from '../transport/transport';
-import { COMMANDS } from './commands';
+import { COMMANDS, type CommandSession, type OpenTransaction } from './commands';
 import { sessionFrameDeadline, type FrameDeadline } from './frame-deadline';
 import { messageFrame } from './message-frame';
 import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
@@ -49,15 +49,14 @@ const HEARTBEAT_GRACE = 2;
 const ALL_VERSIONS: readonly StompVersion[] = ['1.0', '1.1', '1.2'];
 const MAX_OPEN_TRANSACTIONS = 16;
 
-export class StompSession implements RegisteredSession {
+export class StompSession implements RegisteredSession, CommandSession {
   /** Unguessable: it ends up in broker queue names and in the session list. */
   readonly id = randomBytes(12).toString('base64url');
   state: SessionState = 'connecting';
   user = '';
   version: StompVersion = '1.2';
   readonly subscriptions = new SubscriptionTable();
-  /** Open transactions: the work for the broker, and the ack tokens to settle at COMMIT. */
-  readonly transactions = new Map<string, { ops: TransactionOp[]; acks: string[] }>();
+  readonly transactions = new Map<string, OpenTransaction>();
   connectedAt = new Date();
 
   private readonly parser: StompParser;

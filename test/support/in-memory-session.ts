@@ -1,0 +1,96 @@
+/**
+ * StompSessions over in-memory sockets, wired as server.ts wires them (a real embedded broker,
+ * token verifier, authorizer, app router, registry and metrics) but with no listener: unit tests
+ * of the command table drive a session with the raw client and read exactly what it answers.
+ */
+import type { Settings } from '../../config/settings';
+import { TokenVerifier } from '../../app/auth/token-verifier';
+import { EmbeddedBroker } from '../../app/broker/embedded';
+import { Authorizer, type AuthorizationRules } from '../../app/destinations/authorization';
+import { AppRouter } from '../../app/messaging/app-router';
+import { Metrics } from '../../app/observability/metrics';
+import { silentLogger } from '../../app/observability/logger';
+import type { SessionContext } from '../../app/session/session-context';
+import { SessionRegistry } from '../../app/session/session-registry';
+import { StompSession } from '../../app/session/stomp-session';
+import { openInMemory, type RawStompClient } from './raw-stomp';
+import { testSettings } from './service';
+
+/**
+ * Anyone may use topics and queues and their own /user space, and send to /app; only alice may
+ * subscribe to /topic/private.*, and nobody may send to /topic/readonly.*.
+ */
+export const OPEN_RULES: AuthorizationRules = {
+  subscribe: [
+    { destination: '/topic/private.**', users: ['alice'] },
+    { destination: '/topic/private.**', users: '*', allow: false },
+    { destination: '/topic/**', users: '*' },
+    { destination: '/queue/**', users: '*' },
+    { destination: '/user/**', users: '*' },
+  ],
+  send: [
+    { destination: '/topic/readonly.**', users: '*', allow: false },
+    { destination: '/topic/**', users: '*' },
+    { destination: '/queue/**', users: '*' },
+    { destination: '/app/**', users: '*' },
+  ],
+};
+
+export interface SessionBench {
+  readonly ctx: SessionContext;
+  readonly broker: EmbeddedBroker;
+  /** What `isDraining()` answers. */
+  draining: boolean;
+  token(user: string): string;
+  /** A new session on an in-memory socket; the client has sent nothing yet. */
+  open(): { client: RawStompClient; session: StompSession };
+  /** A new session, CONNECTed as `user` (STOMP 1.2 unless `accept-version` says otherwise). */
+  connect(user: string, headers?: Record<string, string>): Promise<RawStompClient>;
+  /** Closes every client opened, then the broker. */
+  stop(): Promise<void>;
+}
+
+export async function sessionBench(
+  overrides: Partial<Settings> = {},
+  rules: AuthorizationRules = OPEN_RULES,
+): Promise<SessionBench> {
+  const settings = testSettings(overrides);
+  const metrics = new Metrics();
+  const broker = new EmbeddedBroker({ instanceId: settings.instanceId });
+  await broker.start();
+  const verifier = new TokenVerifier(settings);
+  const clients: RawStompClient[] = [];
+  const bench: SessionBench = {
+    broker,
+    draining: false,
+    ctx: {
+      settings,
+      broker,
+      verifier,
+      authorizer: new Authorizer(rules),
+      appRouter: new AppRouter(broker),
+      metrics,
+      logger: silentLogger,
+      registry: new SessionRegistry(broker.sessions, metrics),
+      serverName: 'stomp-relay/test',
+      isDraining: () => bench.draining,
+    },
+    token: (user) =>
+      verifier.issue(user, '', 600, { issuer: settings.jwtIssuer, audience: settings.jwtAudience }),
+    open() {
+      const { client, socket } = openInMemory();
+      clients.push(client);
+      return { client, session: new StompSession(socket, bench.ctx) };
+    },
+    async connect(user, headers = {}) {
+      const { client } = bench.open();
+      await client.connect(bench.token(user), { 'accept-version': '1.2', ...headers });
+      return client;
+    },
+    async stop() {
+      for (const client of clients.splice(0)) client.close();
+      await broker.stop();
+    },
+  };
+  return bench;
+}
