@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express from 'express';
+import { adminGate } from './admin/access';
 import { projectPath } from './paths';
 import { createApiRouter, type ApiDeps } from './rest/api';
 import { errorMiddleware } from './rest/errors';
@@ -38,6 +39,8 @@ function createApp(deps: HttpListenerDeps): express.Express {
     '/vendor/sockjs.min.js',
     express.static(projectPath('node_modules/sockjs-client/dist/sockjs.min.js')),
   );
+  // The cluster view's page (public/admin/) is absent while the view is off, like its API.
+  app.use('/admin', adminGate(deps.settings));
   app.use(express.static(projectPath('public')));
   // Errors from the ops routes (a wrong method, say) answer JSON like /api's; /api has its own.
   app.use(errorMiddleware({ logger, metrics }));

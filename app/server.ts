@@ -6,6 +6,8 @@
  */
 import type { Settings } from '../config/settings';
 import { Admission } from './admission';
+import { ClusterView } from './admin/cluster-view';
+import { StatsSampler } from './admin/instance-stats';
 import { settingWarnings } from './config';
 import { TokenVerifier } from './auth/token-verifier';
 import type { Broker } from './broker/broker';
@@ -46,6 +48,8 @@ export interface RunningService {
   readonly registry: SessionRegistry;
   /** Whether new work is refused (draining), and the REST pushes in flight. */
   readonly admission: Admission;
+  /** The live cluster view (/admin). */
+  readonly admin: ClusterView;
   /** SIGTERM: refuse new work, send every client an ERROR saying so, wait for in-flight pushes. */
   drain(): Promise<void>;
   /** Drains, then closes listeners and the broker. */
@@ -203,13 +207,29 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     }
     new StompSession(socket, ctx);
   };
-  const http = new HttpListener({ settings, broker, verifier, metrics, logger, admission, onConnection });
+  const admin = new ClusterView({
+    settings,
+    directory: broker.sessions,
+    sampler: new StatsSampler({ broker, metrics, isDraining: () => admission.isDraining() }),
+    onError: (err) => logger.warn({ err }, 'cluster view: sampling this instance failed'),
+  });
+  const http = new HttpListener({
+    settings,
+    broker,
+    verifier,
+    metrics,
+    logger,
+    admission,
+    admin,
+    onConnection,
+  });
   const tcp = settings.stompTcpPort >= 0 ? new TcpListener(settings, onConnection) : undefined;
 
   // Started top to bottom; drained and stopped bottom to top.
   const parts = new Parts(
     [
       brokerPart(broker, metrics, logger),
+      admin,
       backendBridgePart(settings, logger, appRouter),
       pushesInFlightPart(admission, settings, logger),
       sessionsPart(registry, settings.instanceId),
@@ -234,6 +254,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     registry,
     admission,
+    admin,
     drain: () => parts.drain(),
     stop: () => parts.stop(),
   };

@@ -274,6 +274,21 @@ export const SETTINGS = {
     'JSON file naming the backend services /app/<service>/... reaches over AMQP, and who may; default config/backends.json.',
   ),
 
+  // The live cluster view (app/admin/): /admin and GET /api/admin/cluster.
+  adminEnabled: {
+    env: 'ADMIN_ENABLED',
+    default: 'auto',
+    kind: { type: 'enum', values: ['auto', 'true', 'false'] },
+    doc: 'The live cluster view at /admin and GET /api/admin/cluster (a token with scope `admin`). `auto`: on in development, off with NODE_ENV=production; `true` turns it on in production too.',
+  } as SettingSpec<string>,
+  adminHistoryS: int(
+    'ADMIN_HISTORY_S',
+    300,
+    10,
+    3600,
+    'Seconds of push and delivery rates the cluster view charts (one point per DIRECTORY_ANNOUNCE_MS, at most 1,000).',
+  ),
+
   // The durable inbox (app/inbox/): SPEC "The inbox: pushes that wait for the user".
   inboxDatabaseUrl: str(
     'INBOX_DATABASE_URL',

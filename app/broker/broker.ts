@@ -104,12 +104,33 @@ export interface SessionInfo {
   subscriptions: SessionSubscriptionInfo[];
 }
 
+/** One instance as the directory knows it: what it announced, and how recently. */
+export interface InstancePresence {
+  instance: string;
+  /** Milliseconds since this instance last heard from it; 0 for itself. */
+  heardAgoMs: number;
+  /** Its live sessions, as announced; not copies, so read them, never change them. */
+  sessions: readonly Readonly<SessionInfo>[];
+  /**
+   * What it attached to its announcements (setAnnouncement), exactly as received: unchecked, so its
+   * reader must check it. Undefined when it attached nothing.
+   */
+  announced: unknown;
+}
+
 /** Live sessions across instances; implementations keep nothing another instance must ask for. */
 export interface SessionDirectory {
   /** Adds or replaces the entry for `info.sessionId`. */
   upsert(info: SessionInfo): void;
   remove(sessionId: string): void;
   list(user: string): Promise<SessionInfo[]>;
+  /** Every instance this one hears from (itself first), for the cluster view (app/admin/). */
+  instances(): InstancePresence[];
+  /**
+   * A small JSON value carried on this instance's full announcements (the periodic snapshot),
+   * asked for at each one; others see it as `announced`. The last call wins.
+   */
+  setAnnouncement(provide: () => unknown): void;
 }
 
 export interface Broker {

@@ -11,6 +11,8 @@ import { performance } from 'node:perf_hooks';
 import express, { type Request, type RequestHandler } from 'express';
 import type { Settings } from '../../config/settings';
 import type { Admission } from '../admission';
+import { ADMIN_SCOPE, adminGate } from '../admin/access';
+import type { ClusterView } from '../admin/cluster-view';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
@@ -37,6 +39,8 @@ export interface ApiDeps {
   logger: Logger;
   /** Refuses pushes once SIGTERM has started the drain; counts the ones in flight. */
   admission: Admission;
+  /** The cluster view GET /api/admin/cluster answers from. */
+  admin: ClusterView;
 }
 
 /** A remembered REST token is verified again after this long even if it expires later. */
@@ -227,6 +231,12 @@ export function createApiRouter(deps: ApiDeps): express.Router {
   }
 
   router.all('/dev/token', methodNotAllowed(['POST']));
+
+  // GET /api/admin/cluster: the live cluster view behind /admin (off in production unless enabled).
+  router.get('/admin/cluster', adminGate(settings), authenticate, requireScope(ADMIN_SCOPE), (_req, res) => {
+    res.set('Cache-Control', 'no-store').json(deps.admin.snapshot());
+  });
+  router.all('/admin/cluster', adminGate(settings), methodNotAllowed(['GET']));
 
   // GET /api/openapi.json: the API description, for anyone (it holds no secret).
   router.get('/openapi.json', apiDescriptionHandler(settings));

@@ -188,7 +188,7 @@ class DocumentBuilder {
 
 function securityOf(auth: Auth): Json {
   if (auth === 'none') return [];
-  return [{ [SECURITY_SCHEME]: auth === 'push' ? ['push'] : [] }];
+  return [{ [SECURITY_SCHEME]: auth === 'token' ? [] : [auth] }];
 }
 
 const DESCRIPTION = [
@@ -229,7 +229,7 @@ export function openApiDocument(settings: Settings): JsonObject {
           description:
             'A JWT signed with HS256, RS256 or ES256 (never `none`), checked for `exp`, `nbf`, and ' +
             '`iss`/`aud` when configured; the user is its `sub`. The push calls need `push` in its ' +
-            '`scope` claim (a space-separated string or a list).',
+            '`scope` claim (a space-separated string or a list), the cluster view `admin`.',
         },
       },
     },

@@ -11,6 +11,8 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { Settings } from '../../config/settings';
+import { adminEnabled } from '../admin/access';
+import { ClusterAnswer } from '../admin/schema';
 import type { HttpErrorCode } from './errors';
 import {
   BatchRequest,
@@ -27,8 +29,8 @@ import {
   UserPushAccepted,
 } from './schemas';
 
-/** `push`: a bearer token whose scope includes push; `token`: any valid bearer token. */
-export type Auth = 'none' | 'token' | 'push';
+/** `push` / `admin`: a bearer token whose scope includes that word; `token`: any valid bearer token. */
+export type Auth = 'none' | 'token' | 'push' | 'admin';
 
 export interface HeaderSpec {
   description: string;
@@ -255,6 +257,30 @@ function devToken(settings: Settings): OperationSpec {
   };
 }
 
+const ADMIN: OperationSpec = {
+  method: 'get',
+  path: '/api/admin/cluster',
+  operationId: 'getCluster',
+  summary: 'The live cluster view',
+  description:
+    'What the page at /admin shows: every instance this one hears from, with its sessions by ' +
+    'transport, users, subscriptions, broker state, pushes, deliveries and slow-consumer cuts, and ' +
+    "the cluster's push and delivery rates over the last ADMIN_HISTORY_S seconds. Built from the " +
+    "instances' own announcements, so at most one DIRECTORY_ANNOUNCE_MS old. Needs a token with " +
+    'scope `admin`; absent with NODE_ENV=production unless ADMIN_ENABLED=true.',
+  auth: 'admin',
+  answers: {
+    200: {
+      description: 'The cluster as this instance sees it.',
+      schema: ClusterAnswer,
+      headers: {
+        'Cache-Control': { description: 'Always current.', schema: Type.Literal('no-store') },
+      },
+    },
+  },
+  errors: ['unauthenticated', 'token_expired', 'forbidden', 'internal'],
+};
+
 const OPS: OperationSpec[] = [
   {
     method: 'get',
@@ -308,6 +334,7 @@ export function operations(settings: Settings): OperationSpec[] {
     ...pushes(settings),
     ...READS,
     ...(settings.nodeEnv === 'production' ? [] : [devToken(settings)]),
+    ...(adminEnabled(settings) ? [ADMIN] : []),
     ...OPS,
   ];
 }

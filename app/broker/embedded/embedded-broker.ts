@@ -111,7 +111,7 @@ function snapshot(message: OutgoingMessage): StoredMessage {
 export class EmbeddedBroker implements Broker {
   readonly kind = 'embedded';
   readonly instanceId: string;
-  readonly sessions = new LocalSessionDirectory();
+  readonly sessions: LocalSessionDirectory;
 
   private readonly maxQueueLength: number;
   private readonly onDeliveryError: DeliveryErrorHandler;
@@ -125,6 +125,7 @@ export class EmbeddedBroker implements Broker {
 
   constructor(options: EmbeddedBrokerOptions) {
     this.instanceId = options.instanceId;
+    this.sessions = new LocalSessionDirectory(options.instanceId);
     this.maxQueueLength = options.maxQueueLength ?? EMBEDDED_BROKER_DEFAULTS.maxQueueLength;
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
       throw new ServiceError(

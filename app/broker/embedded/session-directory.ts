@@ -3,12 +3,15 @@
  * so a map by session id is the whole truth. Entries are copied in and out so a caller holding a
  * SessionInfo cannot change what another caller lists.
  */
-import { byConnectedAt, type SessionDirectory, type SessionInfo } from '../broker';
+import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from '../broker';
 
 export class LocalSessionDirectory implements SessionDirectory {
   private readonly entries = new Map<string, SessionInfo>();
   /** Sessions per user, so a push can say whether its user is online without a scan. */
   private readonly perUser = new Map<string, number>();
+  private announcement: () => unknown = () => undefined;
+
+  constructor(private readonly instanceId: string) {}
 
   upsert(info: SessionInfo): void {
     const previous = this.entries.get(info.sessionId);
@@ -33,6 +36,21 @@ export class LocalSessionDirectory implements SessionDirectory {
 
   hasUser(user: string): boolean {
     return this.perUser.has(user);
+  }
+
+  instances(): InstancePresence[] {
+    return [
+      {
+        instance: this.instanceId,
+        heardAgoMs: 0,
+        sessions: [...this.entries.values()],
+        announced: this.announcement(),
+      },
+    ];
+  }
+
+  setAnnouncement(provide: () => unknown): void {
+    this.announcement = provide;
   }
 
   clear(): void {

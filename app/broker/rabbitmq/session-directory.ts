@@ -8,6 +8,8 @@
  *   hello    - "I (re)joined; here are my sessions; announce yours now". Sent after every (re)connect,
  *              so a new instance has the full list within one round trip instead of one announce period.
  *   snapshot - every announceMs: the sender's full list; replaces the receiver's view of the sender.
+ *              hello and snapshot carry `announced` too: what setAnnouncement() gives (admin stats),
+ *              kept by receivers as sent (at most MAX_ANNOUNCED_CHARS of JSON, else dropped).
  *   upsert / remove - one session, sent at once so lists are current between snapshots.
  *   gone     - sent by stop(): receivers drop the sender immediately.
  * Events and snapshots of one instance travel through one channel to each queue, so they arrive in
@@ -24,9 +26,10 @@
  * every new channel, and each time it is ready again we send a hello (we may have missed events).
  */
 import { Connection, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
-import { byConnectedAt, type SessionDirectory, type SessionInfo } from '../broker';
+import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from '../broker';
 import { ServiceError } from '../../errors';
 import { withTimeout } from '../../timeout';
+import { parseMessage, type DirectoryMessage } from './directory-wire';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, directoryQueueName } from './topology';
 
 export interface DirectoryLogger {
@@ -45,16 +48,12 @@ export interface AmqpSessionDirectoryOptions {
   logger?: DirectoryLogger;
 }
 
-type DirectoryMessage =
-  | { v: 1; type: 'hello' | 'snapshot'; from: string; sessions: SessionInfo[] }
-  | { v: 1; type: 'upsert'; from: string; session: SessionInfo }
-  | { v: 1; type: 'remove'; from: string; sessionId: string }
-  | { v: 1; type: 'gone'; from: string };
-
 interface RemoteView {
   /** performance.now() when the last message from this instance arrived. */
   heardAt: number;
   sessions: Map<string, SessionInfo>;
+  /** What its last hello or snapshot carried beside the sessions. */
+  announced: unknown;
 }
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -85,6 +84,7 @@ export class AmqpSessionDirectory implements SessionDirectory {
   private timer?: NodeJS.Timeout;
   /** Set while publishes fail, so an outage is logged once and its end once, not per session. */
   private publishFailing = false;
+  private announcement: () => unknown = () => undefined;
 
   constructor(options: AmqpSessionDirectoryOptions) {
     if (!options.instanceId) throw new RangeError('instanceId must not be empty');
@@ -220,6 +220,28 @@ export class AmqpSessionDirectory implements SessionDirectory {
     return found.sort(byConnectedAt);
   }
 
+  instances(): InstancePresence[] {
+    const now = performance.now();
+    const found: InstancePresence[] = [
+      {
+        instance: this.instanceId,
+        heardAgoMs: 0,
+        sessions: [...this.own.values()],
+        announced: this.announcement(),
+      },
+    ];
+    for (const [instance, view] of this.remote) {
+      const heardAgoMs = Math.round(now - view.heardAt);
+      if (heardAgoMs > this.expireAfterMs) continue;
+      found.push({ instance, heardAgoMs, sessions: [...view.sessions.values()], announced: view.announced });
+    }
+    return found;
+  }
+
+  setAnnouncement(provide: () => unknown): void {
+    this.announcement = provide;
+  }
+
   private tick(): void {
     const now = performance.now();
     for (const [instance, view] of this.remote) {
@@ -236,7 +258,14 @@ export class AmqpSessionDirectory implements SessionDirectory {
 
   private announce(type: 'hello' | 'snapshot'): void {
     if (this.state !== 'running' && this.state !== 'starting') return;
-    this.send({ v: 1, type, from: this.instanceId, sessions: [...this.own.values()] });
+    let announced: unknown;
+    try {
+      announced = this.announcement();
+    } catch (err: unknown) {
+      // The sessions matter more than the extra: announce them without it.
+      this.logger.warn({ err }, 'session directory: the announcement provider failed');
+    }
+    this.send({ v: 1, type, from: this.instanceId, sessions: [...this.own.values()], announced });
   }
 
   /** Fire and forget: never throws, logs the first failure of an outage and its recovery. */
@@ -284,6 +313,7 @@ export class AmqpSessionDirectory implements SessionDirectory {
         this.remote.set(message.from, {
           heardAt: now,
           sessions: new Map(message.sessions.map((s) => [s.sessionId, s])),
+          announced: message.announced,
         });
         if (message.type === 'hello') this.announce('snapshot');
         return;
@@ -302,7 +332,7 @@ export class AmqpSessionDirectory implements SessionDirectory {
   private viewOf(instance: string, now: number): RemoteView {
     let view = this.remote.get(instance);
     if (!view) {
-      view = { heardAt: now, sessions: new Map() };
+      view = { heardAt: now, sessions: new Map(), announced: undefined };
       this.remote.set(instance, view);
     }
     view.heardAt = now;
@@ -333,61 +363,4 @@ export class AmqpSessionDirectory implements SessionDirectory {
 
 function copySession(info: SessionInfo): SessionInfo {
   return { ...info, subscriptions: info.subscriptions.map((s) => ({ ...s })) };
-}
-
-// --- wire format: everything from the network is checked before it is believed ---
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isString(v: unknown): v is string {
-  return typeof v === 'string';
-}
-
-function parseSession(v: unknown): SessionInfo | undefined {
-  if (!isRecord(v)) return undefined;
-  const { sessionId, user, instance, transport, connectedAt, subscriptions } = v;
-  if (!isString(sessionId) || !isString(user) || !isString(instance)) return undefined;
-  if (!isString(transport) || !isString(connectedAt) || !Array.isArray(subscriptions)) return undefined;
-  const subs: SessionInfo['subscriptions'] = [];
-  for (const s of subscriptions) {
-    if (!isRecord(s) || !isString(s.id) || !isString(s.destination)) return undefined;
-    subs.push({ id: s.id, destination: s.destination });
-  }
-  return { sessionId, user, instance, transport, connectedAt, subscriptions: subs };
-}
-
-function parseMessage(body: unknown): DirectoryMessage | undefined {
-  let value = body;
-  if (Buffer.isBuffer(body) || typeof body === 'string') {
-    try {
-      value = JSON.parse(body.toString());
-    } catch {
-      return undefined;
-    }
-  }
-  if (!isRecord(value) || value.v !== 1 || !isString(value.from) || value.from === '') return undefined;
-  const from = value.from;
-  switch (value.type) {
-    case 'hello':
-    case 'snapshot': {
-      if (!Array.isArray(value.sessions)) return undefined;
-      const sessions = value.sessions.map(parseSession);
-      if (!sessions.every((s): s is SessionInfo => s !== undefined)) return undefined;
-      return { v: 1, type: value.type, from, sessions };
-    }
-    case 'upsert': {
-      const session = parseSession(value.session);
-      return session ? { v: 1, type: 'upsert', from, session } : undefined;
-    }
-    case 'remove':
-      return isString(value.sessionId)
-        ? { v: 1, type: 'remove', from, sessionId: value.sessionId }
-        : undefined;
-    case 'gone':
-      return { v: 1, type: 'gone', from };
-    default:
-      return undefined;
-  }
 }

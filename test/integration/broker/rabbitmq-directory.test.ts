@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { Connection } from 'rabbitmq-client';
 import type { SessionInfo } from '../../../app/broker/broker';
 import { AmqpSessionDirectory } from '../../../app/broker/rabbitmq/session-directory';
+import { MAX_ANNOUNCED_CHARS } from '../../../app/broker/rabbitmq/directory-wire';
 import { EXCHANGES, declareTopology } from '../../../app/broker/rabbitmq/topology';
 import {
   AMQP_URL,
@@ -242,6 +243,50 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
       await publisher.close();
       await raw.close();
     }
+  });
+
+  it("carries each instance's announcement on its snapshots; instances() lists itself first, then whom it hears", async () => {
+    const [a, b] = [await startDirectory('a'), await startDirectory('b')];
+    let count = 0;
+    a.setAnnouncement(() => ({ count: ++count }));
+    a.upsert(sessionInfo('a-1', ALICE, '2024-01-01T00:00:00.000Z', ID_PREFIX + 'a'));
+    const heardOnB = () => b.instances().find((i) => i.instance === ID_PREFIX + 'a');
+    await waitFor(
+      () => (heardOnB()?.announced as { count?: number } | undefined)?.count !== undefined,
+      PROPAGATION_MS + ANNOUNCE_MS,
+      "A's announcement on B",
+    );
+    const first = (heardOnB()!.announced as { count: number }).count;
+    // Asked afresh at each snapshot, not once.
+    await waitFor(
+      () => (heardOnB()!.announced as { count: number }).count > first,
+      PROPAGATION_MS + ANNOUNCE_MS,
+      "A's next announcement on B",
+    );
+    expect(heardOnB()!.sessions.map((s) => s.sessionId)).to.deep.equal(['a-1']);
+    expect(heardOnB()!.heardAgoMs).to.be.within(0, EXPIRE_MS);
+    const [self] = b.instances();
+    expect(self).to.deep.include({ instance: ID_PREFIX + 'b', heardAgoMs: 0, announced: undefined });
+    expect((a.instances()[0]!.announced as { count: number }).count).to.be.greaterThan(0);
+
+    // An announcement too large to keep is dropped alone: the sessions still count.
+    a.setAnnouncement(() => ({ blob: 'x'.repeat(MAX_ANNOUNCED_CHARS) }));
+    await waitFor(
+      () => heardOnB()!.announced === undefined,
+      PROPAGATION_MS + ANNOUNCE_MS,
+      'the big one dropped',
+    );
+    expect(heardOnB()!.sessions.map((s) => s.sessionId)).to.deep.equal(['a-1']);
+
+    // A provider that throws costs the announcement, not the snapshot.
+    a.setAnnouncement(() => {
+      throw new Error('provider broke');
+    });
+    a.upsert(sessionInfo('a-2', ALICE, '2024-01-01T00:00:01.000Z', ID_PREFIX + 'a'));
+    await sleep(2 * ANNOUNCE_MS);
+    expect(heardOnB()!.sessions.map((s) => s.sessionId)).to.deep.equal(['a-1', 'a-2']);
+    await a.stop();
+    await waitFor(() => heardOnB() === undefined, PROPAGATION_MS, 'A gone from B');
   });
 
   it('can be stopped twice, and stopped before it was started', async () => {
