@@ -1,9 +1,11 @@
 /**
- * Real client libraries against a running service: @stomp/stompjs over the plain WebSocket endpoint
- * (`/stomp`, the `ws` package standing in for the browser's WebSocket) and over sockjs-client at
- * `/ws` with a chosen set of SockJS transports. `connectStomp` resolves once CONNECTED has arrived;
- * `subscribe` resolves once the server has confirmed the SUBSCRIBE with a RECEIPT, so a test can
- * publish right after it without racing the subscription.
+ * The @stomp/stompjs helper every test uses, against an in-process service (a RunningService) or any
+ * instance known by its URL and a token issuer (child processes, a load balancer): over the plain
+ * WebSocket endpoint (`/stomp`, the `ws` package standing in for the browser's WebSocket) or over
+ * sockjs-client at `/ws` with a chosen set of SockJS transports. `connectStomp` resolves once
+ * CONNECTED has arrived; `subscribe` resolves once the server has confirmed the SUBSCRIBE with a
+ * RECEIPT, so a test can publish right after it without racing the subscription. Clients never
+ * reconnect (reconnectDelay 0), so a test can tell "stayed connected" from "came back".
  */
 import { Client, type IFrame, type IMessage, type IStompSocket, type StompHeaders } from '@stomp/stompjs';
 import SockJS from 'sockjs-client';
@@ -13,6 +15,21 @@ import { tokenFor } from './service';
 import { sleep, waitFor } from './wait';
 
 export type ClientTransport = 'websocket' | 'sockjs';
+
+/** Where a client connects when it is not an in-process service: `Instance` is one. */
+export interface StompEndpoint {
+  /** The http:// base URL. */
+  readonly url: string;
+  /** A token the endpoint accepts for `user`. */
+  token(user: string): string;
+}
+
+export type StompTarget = RunningService | StompEndpoint;
+
+function endpointOf(target: StompTarget): StompEndpoint {
+  if ('verifier' in target) return { url: target.url, token: (user) => tokenFor(target, user) };
+  return target;
+}
 
 /** SockJS transports sockjs-client can use in Node. */
 export type SockJsTransport = 'websocket' | 'xhr-streaming' | 'xhr-polling';
@@ -27,7 +44,10 @@ export interface ConnectOptions {
   connectHeaders?: StompHeaders;
   heartbeatIncoming?: number;
   heartbeatOutgoing?: number;
+  /** For CONNECTED; default 5000 ms. */
   timeoutMs?: number;
+  /** Default wait for a RECEIPT and for `waitForCount`; 3000 ms unless given. */
+  waitMs?: number;
 }
 
 /** Messages received on one subscription. */
@@ -37,17 +57,20 @@ export class MessageLog {
   constructor(
     readonly destination: string,
     private readonly unsubscribeFn: () => void,
+    /** Who receives, for a timeout's message. */
+    private readonly label = '',
+    private readonly waitMs = 3000,
   ) {}
 
   bodies(): string[] {
     return this.messages.map((m) => m.body);
   }
 
-  async waitForCount(count: number, timeoutMs = 3000): Promise<void> {
+  async waitForCount(count: number, timeoutMs = this.waitMs): Promise<void> {
     await waitFor(
       () => this.messages.length >= count,
       timeoutMs,
-      `${count} message(s) on ${this.destination} (have ${this.messages.length})`,
+      `${count} message(s)${this.label ? ` for ${this.label}` : ''} on ${this.destination} (have ${this.messages.length})`,
     );
   }
 
@@ -62,8 +85,14 @@ export interface ConnectedStomp {
   readonly transport: string;
   /** The CONNECTED frame. */
   readonly connected: IFrame;
+  /** The `session` header of CONNECTED. */
+  readonly sessionId: string;
+  /** The `instance` header of CONNECTED: which instance took the connection. */
+  readonly connectedTo: string;
   /** ERROR frames received after connecting. */
   readonly errors: IFrame[];
+  /** Socket closes seen since CONNECTED (0 while the client stays connected). */
+  readonly closes: number;
   /** True once the underlying socket closed. */
   isClosed(): boolean;
   /** SUBSCRIBE and wait for the server's RECEIPT. */
@@ -104,14 +133,14 @@ export async function closeClient(client: Client): Promise<void> {
   if (client.active) await client.deactivate({ force: true });
 }
 
-function socketFactory(service: RunningService, options: ConnectOptions): () => IStompSocket {
+function socketFactory(baseUrl: string, options: ConnectOptions): () => IStompSocket {
   if ((options.transport ?? 'websocket') === 'websocket') {
-    const url = `${service.url.replace(/^http/, 'ws')}/stomp${options.query ?? ''}`;
+    const url = `${baseUrl.replace(/^http/, 'ws')}/stomp${options.query ?? ''}`;
     return () => new WebSocket(url, ['v12.stomp', 'v11.stomp', 'v10.stomp']) as unknown as IStompSocket;
   }
   const transports = options.sockjsTransports ?? ['websocket', 'xhr-streaming', 'xhr-polling'];
   return () =>
-    new SockJS(`${service.url}/ws${options.query ?? ''}`, null, {
+    new SockJS(`${baseUrl}/ws${options.query ?? ''}`, null, {
       transports,
       timeout: 5000,
     }) as unknown as IStompSocket;
@@ -119,19 +148,22 @@ function socketFactory(service: RunningService, options: ConnectOptions): () => 
 
 /** An @stomp/stompjs client connected as `user`; rejects with the server's reason if refused. */
 export async function connectStomp(
-  service: RunningService,
+  target: StompTarget,
   user: string,
   options: ConnectOptions = {},
 ): Promise<ConnectedStomp> {
+  const endpoint = endpointOf(target);
   const transport =
     (options.transport ?? 'websocket') === 'websocket'
       ? 'websocket'
       : `sockjs/${(options.sockjsTransports ?? ['any']).join('+')}`;
+  const label = `${transport} ${user}@${endpoint.url}`;
+  const waitMs = options.waitMs ?? 3000;
   const errors: IFrame[] = [];
-  let closed = false;
+  let closes = 0;
   const client = new Client({
-    webSocketFactory: socketFactory(service, options),
-    connectHeaders: options.connectHeaders ?? { Authorization: `Bearer ${tokenFor(service, user)}` },
+    webSocketFactory: socketFactory(endpoint.url, options),
+    connectHeaders: options.connectHeaders ?? { Authorization: `Bearer ${endpoint.token(user)}` },
     reconnectDelay: 0,
     heartbeatIncoming: options.heartbeatIncoming ?? 0,
     heartbeatOutgoing: options.heartbeatOutgoing ?? 0,
@@ -142,7 +174,7 @@ export async function connectStomp(
   const connected = await new Promise<IFrame>((resolve, reject) => {
     const timer = setTimeout(() => {
       void client.deactivate({ force: true });
-      reject(new Error(`${transport}: no CONNECTED for ${user} within ${options.timeoutMs ?? 5000} ms`));
+      reject(new Error(`${label}: no CONNECTED within ${options.timeoutMs ?? 5000} ms`));
     }, options.timeoutMs ?? 5000);
     client.onConnect = (frame) => {
       clearTimeout(timer);
@@ -151,12 +183,11 @@ export async function connectStomp(
     client.onStompError = (frame) => {
       errors.push(frame);
       clearTimeout(timer);
-      reject(new Error(`${transport}: ERROR ${frame.headers.message ?? ''}`));
+      reject(new Error(`${label}: ERROR ${frame.headers.message ?? ''}`));
     };
     client.onWebSocketClose = () => {
-      closed = true;
       clearTimeout(timer);
-      reject(new Error(`${transport}: socket closed before CONNECTED`));
+      reject(new Error(`${label}: socket closed before CONNECTED`));
     };
     client.activate();
   }).catch(async (err: unknown) => {
@@ -166,24 +197,29 @@ export async function connectStomp(
 
   client.onStompError = (frame) => errors.push(frame);
   client.onWebSocketClose = () => {
-    closed = true;
+    closes++;
   };
 
   const sendWithReceipt = (send: (receipt: string) => void): Promise<void> =>
-    withReceipt(client, transport, 3000, send);
+    withReceipt(client, label, waitMs, send);
 
   return {
     client,
     user,
     transport,
     connected,
+    sessionId: connected.headers.session ?? '',
+    connectedTo: connected.headers.instance ?? '',
     errors,
-    isClosed: () => closed,
+    get closes() {
+      return closes;
+    },
+    isClosed: () => closes > 0,
     async subscribe(destination, headers = {}) {
       let log: MessageLog | undefined;
       await sendWithReceipt((receipt) => {
         const sub = client.subscribe(destination, (m) => log?.messages.push(m), { ...headers, receipt });
-        log = new MessageLog(destination, () => sub.unsubscribe());
+        log = new MessageLog(destination, () => sub.unsubscribe(), label, waitMs);
       });
       return log!;
     },
@@ -203,14 +239,37 @@ export async function connectStomp(
 export class StompClients {
   private readonly open: ConnectedStomp[] = [];
 
-  async connect(
-    service: RunningService,
-    user: string,
-    options: ConnectOptions = {},
-  ): Promise<ConnectedStomp> {
-    const client = await connectStomp(service, user, options);
+  /** `defaults` apply to every client connected through this set (a call's options win). */
+  constructor(private readonly defaults: ConnectOptions = {}) {}
+
+  async connect(target: StompTarget, user: string, options: ConnectOptions = {}): Promise<ConnectedStomp> {
+    const client = await connectStomp(target, user, { ...this.defaults, ...options });
     this.open.push(client);
     return client;
+  }
+
+  /** Connects `count` clients to `target` (user `userOf(i)`), `parallel` at a time, then runs `setup` on each. */
+  async connectMany(
+    count: number,
+    target: StompTarget,
+    userOf: (i: number) => string,
+    setup: (client: ConnectedStomp) => Promise<void> = async () => undefined,
+    parallel = 50,
+  ): Promise<ConnectedStomp[]> {
+    const made: ConnectedStomp[] = [];
+    for (let start = 0; start < count; start += parallel) {
+      const batch = Array.from({ length: Math.min(parallel, count - start) }, async (_, k) => {
+        const client = await this.connect(target, userOf(start + k));
+        await setup(client);
+        return client;
+      });
+      made.push(...(await Promise.all(batch)));
+    }
+    return made;
+  }
+
+  get size(): number {
+    return this.open.length;
   }
 
   async closeAll(): Promise<void> {

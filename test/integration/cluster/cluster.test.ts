@@ -12,15 +12,8 @@ import type { SessionInfo } from '../../../app/broker/broker';
 import { startInstances, stopInstances, type Instance, type InstanceOptions } from '../../support/instances';
 import { connectionsTo, queueNames, rabbitmqctl, waitForRabbit } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
-import {
-  api,
-  ClientSet,
-  connectClient,
-  publish,
-  pushToUser,
-  readyStatus,
-  type ClusterClient,
-} from './clients';
+import { connectStomp, StompClients, type ConnectedStomp } from '../../support/stomp-clients';
+import { api, publish, pushToUser, readyStatus } from './api';
 
 const ANNOUNCE_MS = 500;
 const POOL_SIZE = 2;
@@ -73,7 +66,7 @@ describe('cluster: three instances on RabbitMQ', function () {
   let A: Instance;
   let B: Instance;
   let C: Instance;
-  const clients = new ClientSet();
+  const clients = new StompClients({ waitMs: 5000 });
 
   async function more(count: number, prefix: string): Promise<Instance[]> {
     const made = await startInstances(count, { ...options, prefix: `cl${run}-${prefix}`, secret: A.secret });
@@ -106,8 +99,8 @@ describe('cluster: three instances on RabbitMQ', function () {
   });
 
   it('pushes made on a third instance reach every session of alice (/stomp and SockJS) once, bob none', async () => {
-    const aliceWs = await clients.connect(A, 'alice', 'websocket');
-    const aliceSockJs = await clients.connect(B, 'alice', 'sockjs');
+    const aliceWs = await clients.connect(A, 'alice', { transport: 'websocket' });
+    const aliceSockJs = await clients.connect(B, 'alice', { transport: 'sockjs' });
     expect([aliceWs.connectedTo, aliceSockJs.connectedTo]).to.deep.equal([A.id, B.id]);
     const bobs = await Promise.all([A, B, C].map((i) => clients.connect(i, 'bob')));
     const aliceSubs = await Promise.all(
@@ -145,8 +138,8 @@ describe('cluster: three instances on RabbitMQ', function () {
   });
 
   it('GET /api/users/alice/sessions answers the same list on every instance', async () => {
-    const onA = await clients.connect(A, 'alice', 'websocket');
-    const onB = await clients.connect(B, 'alice', 'sockjs');
+    const onA = await clients.connect(A, 'alice', { transport: 'websocket' });
+    const onB = await clients.connect(B, 'alice', { transport: 'sockjs' });
     await onA.subscribe('/user/queue/greetings');
     await onB.subscribe('/user/queue/greetings');
     await onB.subscribe(`/topic/news-${run}`);
@@ -200,7 +193,7 @@ describe('cluster: three instances on RabbitMQ', function () {
         await client.subscribe('/user/queue/greetings');
       },
     );
-    const all: ClusterClient[] = [first, ...rest];
+    const all: ConnectedStomp[] = [first, ...rest];
     const subs = await Promise.all(all.map((c) => c.subscribe(topic)));
     expect(connectionsTo(C.port, process.pid), 'client connections to C').to.be.at.least(100);
     for (const instance of [A, B, C])
@@ -283,8 +276,8 @@ describe('cluster: three instances on RabbitMQ', function () {
   // Last: stops RabbitMQ's app for everyone for ~10 s.
   it('survives a broker restart: clients stay connected, /readyz and pushes are 503 meanwhile', async function () {
     this.timeout(90_000);
-    const onA = await clients.connect(A, 'alice', 'websocket');
-    const onB = await clients.connect(B, 'alice', 'sockjs');
+    const onA = await clients.connect(A, 'alice', { transport: 'websocket' });
+    const onB = await clients.connect(B, 'alice', { transport: 'sockjs' });
     const subs = await Promise.all([onA, onB].map((c) => c.subscribe('/user/queue/greetings')));
     expect((await pushToUser(C, 'alice', '/queue/greetings', 'before')).status).to.equal(202);
     await Promise.all(subs.map((s) => s.waitForCount(1)));
@@ -303,7 +296,7 @@ describe('cluster: three instances on RabbitMQ', function () {
       }
       expect(during).to.deep.equal(during.map(() => 503));
       let refused = '';
-      await connectClient(A, 'dave').then(
+      await connectStomp(A, 'dave').then(
         (c) => c.close(),
         (err: unknown) => {
           refused = err instanceof Error ? err.message : String(err);

@@ -16,7 +16,8 @@ import { execFileSync } from 'node:child_process';
 import { startInstances, stopInstances, type Instance } from '../../support/instances';
 import { connectionsTo, listQueues, waitForRabbit, type QueueInfo } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
-import { ClientSet, publish, type Subscription } from './clients';
+import { StompClients, type MessageLog } from '../../support/stomp-clients';
+import { publish } from './api';
 
 const STOMP_PORT = 61613;
 /** Not part of the figure asked for, shown for completeness: session directory and backend bridge. */
@@ -53,9 +54,9 @@ async function queuesOf(instances: readonly Instance[]): Promise<QueueInfo[]> {
 
 async function measureConnections(targets: number[]): Promise<void> {
   const [instance] = await startInstances(1, { prefix: `measure${run}-` });
-  const clients = new ClientSet();
+  const clients = new StompClients({ waitMs: 5000 });
   const topic = `/topic/measure-${run}`;
-  const subs: Subscription[] = [];
+  const subs: MessageLog[] = [];
   const results: string[] = [];
   try {
     console.log(`instance ${instance.id} pid ${instance.pid} port ${instance.port}; before any session:`);
@@ -99,7 +100,7 @@ async function measureConnections(targets: number[]): Promise<void> {
 
 async function listQueuesDuringAndAfter(): Promise<void> {
   const instances = await startInstances(3, { prefix: `demo${run}-` });
-  const clients = new ClientSet();
+  const clients = new StompClients({ waitMs: 5000 });
   try {
     for (const instance of instances) {
       for (const user of ['alice', 'bob']) {
