@@ -255,6 +255,20 @@ export const SETTINGS = {
     1000000,
     'REST pushes an instance holds waiting for the broker to take them (each holds its body); past it a push answers 503 `overloaded` with Retry-After.',
   ),
+  restBatchMax: int(
+    'REST_BATCH_MAX',
+    1000,
+    1,
+    100000,
+    'Most messages one POST /api/messages/batch may carry, counting each user of a `users` item as one (each is a publish the instance holds until the broker takes it); more answers 413 for the whole call.',
+  ),
+  restBatchBodyLimitBytes: int(
+    'REST_BATCH_BODY_LIMIT_BYTES',
+    1048576,
+    256,
+    67108864,
+    "Largest POST /api/messages/batch request body (413 beyond); each item's message body is still held to REST_BODY_LIMIT_BYTES.",
+  ),
   restTokenCacheSize: int(
     'REST_TOKEN_CACHE_SIZE',
     1000,

@@ -15,20 +15,18 @@ import { ADMIN_SCOPE, adminGate } from '../admin/access';
 import type { ClusterView } from '../admin/cluster-view';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
-import type { Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
-import {
-  formatTarget,
-  parseDestination,
-  parseUserPushDestination,
-  printable,
-  type MessageTarget,
-} from '../destinations/destination';
+import type { Broker } from '../broker/broker';
+import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { isServiceError, ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { DurableDestinations } from '../inbox/durable-destinations';
+import { batchHandler, inboxOff, type BatchInbox } from './batch';
 import { errorMiddleware, methodNotAllowed, notFound, sendError } from './errors';
 import { apiDescriptionHandler } from './openapi';
-import { createAuthenticator, principalOf, requireScope, type Principal } from './passport';
+import { createAuthenticator, principalOf, requireScope } from './passport';
+import { RestPublisher } from './publisher';
+import { sharedTarget, userTarget } from './targets';
 import { devTokenRequest, pushRequest, userName } from './validation';
 
 export interface ApiDeps {
@@ -41,6 +39,8 @@ export interface ApiDeps {
   admission: Admission;
   /** The cluster view GET /api/admin/cluster answers from. */
   admin: ClusterView;
+  /** The inbox for a batch's durable items; absent, they answer `inbox_unavailable`. */
+  batchInbox?: BatchInbox;
 }
 
 /** A remembered REST token is verified again after this long even if it expires later. */
@@ -56,28 +56,6 @@ function outcomeOf(err: unknown): PushOutcome {
     : 'rejected';
 }
 
-/** POST /api/messages publishes to shared destinations only; user pushes have their own URL. */
-function sharedTarget(destination: string, caller: Principal): MessageTarget {
-  if (destination.startsWith('/user/')) {
-    throw new ServiceError(
-      'bad_destination',
-      `destination '${printable(destination)}' is a user destination: push to a user with POST /api/users/{user}/messages`,
-    );
-  }
-  const parsed = parseDestination(destination, caller.user);
-  if (parsed.kind === 'app') {
-    throw new ServiceError(
-      'bad_destination',
-      `destination '${printable(destination)}' is an application destination for STOMP clients; ` +
-        'publish to /topic/<name> or /queue/<name>, or push to a user with POST /api/users/{user}/messages',
-    );
-  }
-  if (parsed.kind === 'user') {
-    throw new ServiceError('bad_destination', 'push to a user with POST /api/users/{user}/messages');
-  }
-  return parsed;
-}
-
 export function createApiRouter(deps: ApiDeps): express.Router {
   const { settings, broker, metrics, logger, admission } = deps;
   const router = express.Router();
@@ -87,35 +65,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
   );
   const json = express.json({ limit: settings.restBodyLimitBytes });
   const push = requireScope('push');
-
-  /** Hands the message to the broker; resolves only once the broker has taken it. */
-  async function publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
-    const readiness = broker.readiness();
-    if (!readiness.ready) {
-      throw new ServiceError('broker_unavailable', `the broker is unavailable: ${readiness.reason}`);
-    }
-    // Each push waiting on the broker holds its body; past the cap the caller is told to come back
-    // (or go to another instance) rather than this instance holding without bound.
-    if (admission.inFlightCount >= settings.restMaxPushesInFlight) {
-      metrics.limitsHit.inc({ limit: 'rest_pushes_in_flight' });
-      throw new ServiceError(
-        'overloaded',
-        `this instance already has ${settings.restMaxPushesInFlight} pushes waiting on the broker ` +
-          '(REST_MAX_PUSHES_IN_FLIGHT): retry shortly, or on another instance',
-      );
-    }
-    metrics.restPushesInFlight.inc();
-    try {
-      return await admission.track(broker.publish(target, message));
-    } catch (err: unknown) {
-      // The broker's own refusals (limits, unavailable) keep their code; anything else is an
-      // unexplained failure to take the message, which for the caller means "not delivered, retry".
-      if (isServiceError(err) && err.code !== 'internal') throw err;
-      throw new ServiceError('broker_unavailable', 'the broker did not take the message', { cause: err });
-    } finally {
-      metrics.restPushesInFlight.dec();
-    }
-  }
+  const publisher = new RestPublisher({ settings, broker, metrics, admission });
 
   /** The shared body of both push routes: validate, publish, count, answer 202 {id}. */
   function pushHandler(
@@ -125,17 +75,14 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     return async (req, res) => {
       let outcome: PushOutcome = 'rejected';
       try {
-        if (admission.isDraining()) {
-          throw new ServiceError(
-            'draining',
-            'this instance is shutting down; send the request to another instance',
-          );
-        }
+        publisher.assertAdmitting();
         const request = pushRequest(req.body);
         const target = resolve(req, request.destination);
         const id = randomUUID();
         const started = performance.now();
-        const receipt = await publish(target, { id, ...request.message });
+        publisher.assertReady();
+        publisher.assertRoomFor(1);
+        const receipt = await publisher.publish(target, { id, ...request.message });
         metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
         outcome = 'accepted';
         // Checked first: otherwise the record is built for every push with debug logging off.
@@ -170,7 +117,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     push,
     json,
     pushHandler('user', (req, destination) =>
-      parseUserPushDestination(destination, userName(req.params.user, 'the user in the URL')),
+      userTarget(destination, userName(req.params.user, 'the user in the URL')),
     ),
   );
   router.all('/users/:user/messages', methodNotAllowed(['POST']));
@@ -184,6 +131,24 @@ export function createApiRouter(deps: ApiDeps): express.Router {
     pushHandler('destination', (req, destination) => sharedTarget(destination, principalOf(req))),
   );
   router.all('/messages', methodNotAllowed(['POST']));
+
+  // POST /api/messages/batch: many pushes and publishes in one call, one result per item.
+  router.post(
+    '/messages/batch',
+    authenticate,
+    push,
+    express.json({ limit: settings.restBatchBodyLimitBytes }),
+    batchHandler({
+      settings,
+      publisher,
+      metrics,
+      logger,
+      inbox:
+        deps.batchInbox ??
+        inboxOff(new DurableDestinations(settings.inboxDestinations), 'the inbox is off on this instance'),
+    }),
+  );
+  router.all('/messages/batch', methodNotAllowed(['POST']));
 
   // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
   router.get('/users/:user/sessions', authenticate, async (req, res) => {

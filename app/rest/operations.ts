@@ -156,8 +156,10 @@ function pushes(settings: Settings): OperationSpec[] {
         'Each item is a user push, one message to several users, or a publish, answered in item ' +
         'order: an item the broker has taken gets its id, a refused one (invalid, or durable while ' +
         'the inbox is off) its own `{"error", "detail"}`, and the other items go on. 503 when the ' +
-        'broker is down and the batch holds a non-durable item. More than `REST_BATCH_MAX` items ' +
-        `answers 413, as does a body over ${settings.restBodyLimitBytes} bytes.`,
+        'broker is down and the batch holds a non-durable item. Messages to the same destination ' +
+        'arrive in item order. More than `REST_BATCH_MAX` messages (each user of a `users` item ' +
+        `counting as one) answers 413, as does a body over ${settings.restBatchBodyLimitBytes} bytes ` +
+        '(`REST_BATCH_BODY_LIMIT_BYTES`).',
       auth: 'push',
       body: { schema: BatchRequest, description: 'The messages, in order.' },
       answers: { 200: { description: 'One result per item, in item order.', schema: BatchResults } },

@@ -216,14 +216,33 @@ export const StoredMultiPushAccepted = Type.Object(
   { additionalProperties: false },
 );
 
+/** A `user` item the broker has taken: `online` as the single user push answers it. */
+export const BatchUserAccepted = Type.Object(
+  { id: MessageId, online: Type.Optional(Online) },
+  { additionalProperties: false },
+);
+
+/** A `users` item the broker has taken: `online` for each user. */
+export const BatchUsersAccepted = Type.Object(
+  {
+    id: MessageId,
+    online: Type.Record(Type.String(), Online, { description: 'For each user: as `online` for one user.' }),
+  },
+  { additionalProperties: false },
+);
+
 export const BatchResults = Type.Object(
   {
     results: Type.Array(
-      Type.Union([PushAccepted, StoredPushAccepted, StoredMultiPushAccepted, ErrorBody], {
-        description:
-          'In item order: the id of each item the broker has taken (with `seq` and `stored` for a ' +
-          'durable destination), or `{"error", "detail"}` for an item refused on its own.',
-      }),
+      Type.Union(
+        [BatchUserAccepted, BatchUsersAccepted, StoredPushAccepted, StoredMultiPushAccepted, ErrorBody],
+        {
+          description:
+            'In item order: the id of each item the broker has taken (with `online` for a user ' +
+            'item, per user for a `users` item, where the broker can tell; with `seq` and `stored` ' +
+            'for a durable destination), or `{"error", "detail"}` for an item refused on its own.',
+        },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -274,6 +293,8 @@ export const NAMED_SCHEMAS: Readonly<Record<string, TSchema>> = {
   BatchUserItem,
   BatchUsersItem,
   BatchResults,
+  BatchUserAccepted,
+  BatchUsersAccepted,
   StoredMultiPushAccepted,
   InboxMessage,
 };

@@ -78,6 +78,14 @@ export interface PushRequest {
  */
 export function pushRequest(body: unknown): PushRequest {
   const fields = checkPush(jsonBody(body));
+  return { destination: fields.destination, message: messageOf(fields) };
+}
+
+/** The message of a push body (or of a batch item) whose shape its schema has passed. */
+export function messageOf(fields: {
+  body: unknown;
+  headers?: Record<string, string>;
+}): Omit<OutgoingMessage, 'id'> {
   const headers = headersOf(fields.headers ?? {});
   let bytes: Buffer;
   let contentType: string;
@@ -92,7 +100,7 @@ export function pushRequest(body: unknown): PushRequest {
     contentType = 'application/json';
   }
   headers['content-type'] ??= contentType;
-  return { destination: fields.destination, message: { headers, body: bytes } };
+  return { headers, body: bytes };
 }
 
 export interface DevTokenRequest {

@@ -37,12 +37,15 @@ export interface RestAppOptions {
 
 export async function startRestApp(options: RestAppOptions = {}): Promise<RestApp> {
   const settings = testSettings({ jwtSecret: randomBytes(32).toString('base64url'), ...options.settings });
-  const broker = options.broker ?? new EmbeddedBroker({ instanceId: settings.instanceId });
+  // With BROKER_URL in the settings and no broker given, the service makes its own (RabbitMQ).
+  const broker =
+    options.broker ??
+    (settings.brokerUrl ? undefined : new EmbeddedBroker({ instanceId: settings.instanceId }));
   const service = await startService({ settings, broker });
   return {
     url: service.url,
     settings,
-    broker,
+    broker: service.broker,
     verifier: service.verifier,
     metrics: service.metrics,
     get draining() {

@@ -1,0 +1,188 @@
+/**
+ * POST /api/messages/batch (SPEC "Batch pushes"): many pushes in one call, one result per item in
+ * item order, each item held to the single call's rule: `{"id"}` only once the broker has taken
+ * every message of the item; an item refused on its own gets `{"error", "detail"}` and the others
+ * go on.
+ *
+ * The broker work is pipelined: every message goes to the broker at once and the call waits for all
+ * confirmations together, so a batch costs about one broker round trip instead of one per item.
+ * The one exception keeps order: messages to the same destination (the same user's destination,
+ * the same topic or queue) go one after the other, each once the broker has taken the one before,
+ * so they arrive in item order as the same pushes made one call after another would.
+ *
+ * Durable items (a user destination in INBOX_DESTINATIONS) go through the inbox, all of them in one
+ * call of the inbox, and answer once it has committed them.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { RequestHandler } from 'express';
+import type { Settings } from '../../config/settings';
+import type { OutgoingMessage, PublishReceipt } from '../broker/broker';
+import { formatTarget, printable, type MessageTarget } from '../destinations/destination';
+import { isServiceError } from '../errors';
+import type { DurableDestinations } from '../inbox/durable-destinations';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { batchEnvelope, batchItems, itemKind, type BatchItem, type ItemError } from './batch-items';
+import { principalOf } from './passport';
+import type { RestPublisher } from './publisher';
+
+/** What an item answers once taken: `{"id"}`, or the inbox's `{"id", "seq", "stored"}`. */
+export type ItemAccepted =
+  | { id: string; online?: boolean | Record<string, boolean> }
+  | { id: string; seq: number | Record<string, number>; stored: true };
+
+export type ItemResult = ItemAccepted | ItemError;
+
+/** A durable item as the inbox gets it: its id, its message and the users it is for. */
+export interface DurableItem {
+  id: string;
+  targets: MessageTarget[];
+  message: OutgoingMessage;
+}
+
+/** The inbox as the batch uses it: which targets are durable, and many items stored at once. */
+export interface BatchInbox {
+  isDurable(target: MessageTarget): boolean;
+  /** One result per item, in order; resolves once the store has committed the accepted ones. */
+  push(items: DurableItem[]): Promise<ItemResult[]>;
+}
+
+export interface BatchDeps {
+  settings: Settings;
+  publisher: RestPublisher;
+  inbox: BatchInbox;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+function errorResult(err: unknown): ItemError {
+  if (isServiceError(err) && err.code !== 'internal') return { error: err.code, detail: err.message };
+  return { error: 'broker_unavailable', detail: 'the broker did not take the message' };
+}
+
+/**
+ * `{"id"}`, with `online` where the broker could tell: for a `user` item whether a live session got
+ * it, for a `users` item the same per user (SPEC, REST section: the single push's answer).
+ */
+function accepted(id: string, item: BatchItem, receipts: PublishReceipt[]): ItemAccepted {
+  if (receipts.some((r) => r.online === undefined)) return { id };
+  if (!item.many) return { id, online: receipts[0].online === true };
+  const online: Record<string, boolean> = {};
+  item.targets.forEach((target, i) => {
+    if (target.kind === 'user') online[target.user] = receipts[i].online === true;
+  });
+  return { id, online };
+}
+
+/** The key messages of one batch keep their order under: one per destination a subscriber reads. */
+function orderKey(target: MessageTarget): string {
+  return target.kind === 'user' ? `${target.user}\n${formatTarget(target)}` : formatTarget(target);
+}
+
+export function batchHandler(deps: BatchDeps): RequestHandler {
+  const { settings, publisher, inbox, metrics, logger } = deps;
+  const limits = { maxMessages: settings.restBatchMax, maxBodyBytes: settings.restBodyLimitBytes };
+
+  /** Publishes every live item at once, one after another only to the same destination. */
+  async function publishAll(items: { index: number; item: BatchItem }[], results: ItemResult[]) {
+    const tails = new Map<string, Promise<unknown>>();
+    const publishOne = (target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> => {
+      const key = orderKey(target);
+      const before = tails.get(key);
+      // A message waits for the one before it to be taken, not for it to succeed: a refused one
+      // answers its own error and the next still goes.
+      const done =
+        before === undefined
+          ? publisher.publish(target, message)
+          : before.then(() => publisher.publish(target, message));
+      tails.set(
+        key,
+        done.catch(() => undefined),
+      );
+      return done;
+    };
+    await Promise.all(
+      items.map(async ({ index, item }) => {
+        const id = randomUUID();
+        const message = { id, ...item.message };
+        const started = performance.now();
+        try {
+          const receipts = await Promise.all(item.targets.map((target) => publishOne(target, message)));
+          metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
+          results[index] = accepted(id, item, receipts);
+          for (const receipt of receipts) if (receipt.online === false) metrics.pushesOffline.inc();
+        } catch (err: unknown) {
+          results[index] = errorResult(err);
+        }
+      }),
+    );
+  }
+
+  async function storeAll(items: { index: number; item: BatchItem }[], results: ItemResult[]) {
+    if (items.length === 0) return;
+    const durable = items.map(({ item }): DurableItem => {
+      const id = randomUUID();
+      return { id, targets: item.targets, message: { id, ...item.message } };
+    });
+    const stored = await inbox.push(durable).catch((err: unknown) => items.map(() => errorResult(err)));
+    items.forEach(({ index }, i) => {
+      results[index] = stored[i] ?? errorResult(undefined);
+    });
+  }
+
+  return async (req, res) => {
+    publisher.assertAdmitting();
+    const values = batchEnvelope(req.body, limits);
+    const items = batchItems(values, principalOf(req), limits);
+    const results: ItemResult[] = new Array<ItemResult>(items.length);
+    const live: { index: number; item: BatchItem }[] = [];
+    const durable: { index: number; item: BatchItem }[] = [];
+    items.forEach((item, index) => {
+      if ('error' in item) results[index] = item;
+      else if (item.targets.some((t) => inbox.isDurable(t))) durable.push({ index, item });
+      else live.push({ index, item });
+    });
+    const messages = live.reduce((n, { item }) => n + item.targets.length, 0);
+    if (messages > 0) {
+      // The call as a whole: nothing is published unless all of it may be.
+      publisher.assertReady();
+      publisher.assertRoomFor(messages);
+    }
+    await Promise.all([publishAll(live, results), storeAll(durable, results)]);
+    items.forEach((item, index) => {
+      const kind = 'error' in item ? itemKind(values[index]) : item.kind;
+      const result = results[index];
+      const outcome = !('error' in result)
+        ? 'accepted'
+        : ['broker_unavailable', 'inbox_unavailable', 'overloaded', 'draining'].includes(result.error)
+          ? 'unavailable'
+          : 'rejected';
+      metrics.pushes.inc({ kind, outcome });
+    });
+    if (logger.isLevelEnabled('debug')) {
+      const refused = results.filter((r) => 'error' in r).length;
+      logger.debug(
+        { caller: printable(principalOf(req).user), items: items.length, messages, refused },
+        'REST batch answered',
+      );
+    }
+    res.status(200).json({ results });
+  };
+}
+
+/**
+ * The inbox while it is off (or not yet wired to the batch): a durable item answers
+ * `inbox_unavailable` on its own, never a best-effort publish in its place (SPEC: no silent
+ * downgrade).
+ */
+export function inboxOff(destinations: DurableDestinations, reason: string): BatchInbox {
+  return {
+    isDurable: (target) => target.kind === 'user' && destinations.isDurable(formatTarget(target)),
+    push: async (items) =>
+      items.map(({ targets }) => ({
+        error: 'inbox_unavailable' as const,
+        detail: `destination '${formatTarget(targets[0])}' is durable (INBOX_DESTINATIONS) and ${reason}`,
+      })),
+  };
+}
