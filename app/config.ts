@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { SETTINGS, type Kind, type Settings } from '../config/settings';
+import { amqpConnectionTarget } from './broker/rabbitmq/amqp-url';
 
 export class ConfigError extends Error {
   constructor(
@@ -111,8 +112,13 @@ function checkTogether(s: Settings): void {
   if (s.brokerUrl && !s.brokerUrl.split(',').every((u) => /^stomp:\/\//.test(u.trim()))) {
     throw new ConfigError('BROKER_URL', 'each address must start with stomp://');
   }
-  if (s.amqpUrl && !/^amqps?:\/\//.test(s.amqpUrl))
-    throw new ConfigError('AMQP_URL', 'must start with amqp://');
+  if (s.amqpUrl) {
+    try {
+      amqpConnectionTarget(s.amqpUrl);
+    } catch (err: unknown) {
+      throw new ConfigError('AMQP_URL', err instanceof Error ? err.message : String(err));
+    }
+  }
 }
 
 const isLoopback = (host: string): boolean =>
@@ -157,12 +163,21 @@ export function settingWarnings(s: Settings): string[] {
   return warnings;
 }
 
-/** AMQP_URL when set, else the first BROKER_URL's host and credentials on port 5672. */
+/**
+ * AMQP_URL when set, else each BROKER_URL address's host and credentials on port 5672, in the same
+ * order: a cluster's BROKER_URL lists its nodes, and the AMQP connections must fail over with them.
+ */
 export function effectiveAmqpUrl(s: Settings): string {
   if (s.amqpUrl) return s.amqpUrl;
-  const first = new URL(s.brokerUrl.split(',')[0].trim());
-  const auth = first.username ? `${first.username}:${first.password}@` : '';
-  return `amqp://${auth}${first.hostname}:5672${first.pathname && first.pathname !== '/' ? first.pathname : ''}`;
+  return s.brokerUrl
+    .split(',')
+    .filter((entry) => entry.trim() !== '')
+    .map((entry) => {
+      const url = new URL(entry.trim());
+      const auth = url.username ? `${url.username}:${url.password}@` : '';
+      return `amqp://${auth}${url.hostname}:5672${url.pathname && url.pathname !== '/' ? url.pathname : ''}`;
+    })
+    .join(',');
 }
 
 export function loadConfig(

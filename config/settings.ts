@@ -89,7 +89,7 @@ export const SETTINGS = {
   amqpUrl: str(
     'AMQP_URL',
     '',
-    'RabbitMQ AMQP address. Default: BROKER_URL host and credentials on port 5672.',
+    'RabbitMQ AMQP address(es), comma-separated for failover (one set of credentials and vhost). Default: each BROKER_URL host with its credentials on port 5672.',
   ),
   brokerPoolSize: int(
     'BROKER_POOL_SIZE',
@@ -98,6 +98,12 @@ export const SETTINGS = {
     64,
     'STOMP connections per instance to RabbitMQ, shared by all sessions.',
   ),
+  clientQueueType: {
+    env: 'CLIENT_QUEUE_TYPE',
+    default: 'classic',
+    kind: { type: 'enum', values: ['classic', 'quorum'] },
+    doc: "What RabbitMQ queue a client `/queue/<name>` is declared as. `quorum` (replicated: its messages and consumers survive the loss of a minority of a cluster's nodes) on a cluster of three or more nodes; `classic` (one node: while that node is down the queue is unavailable) on a single node. An existing queue keeps its type: delete it to change.",
+  } as SettingSpec<string>,
   brokerHeartbeatMs: int(
     'BROKER_HEARTBEAT_MS',
     10000,

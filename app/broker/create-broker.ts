@@ -26,6 +26,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
     poolSize: settings.brokerPoolSize,
     heartbeatMs: settings.brokerHeartbeatMs,
     prefetch: settings.brokerPrefetch,
+    clientQueueType: settings.clientQueueType === 'quorum' ? 'quorum' : 'classic',
     reconnectMaxMs: settings.brokerReconnectMaxMs,
     announceMs: settings.directoryAnnounceMs,
     logger: logger.child({ component: 'broker' }),

@@ -21,6 +21,7 @@
  */
 import { Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
 import type { Settings } from '../../config/settings';
+import { amqpConnectionTarget } from '../broker/rabbitmq/amqp-url';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, percentEncode, userRoutingKey } from '../broker/rabbitmq/topology';
 import { effectiveAmqpUrl } from '../config';
 import { ServiceError } from '../errors';
@@ -105,7 +106,7 @@ export class BackendBridge {
   constructor(private readonly options: BackendBridgeOptions) {
     this.publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
     this.connection = new Connection({
-      url: options.amqpUrl,
+      ...amqpConnectionTarget(options.amqpUrl),
       connectionName: `stomp-relay ${options.instanceId} (backend bridge)`,
       retryHigh: RETRY_HIGH_MS,
       // rabbitmq-client leaves Nagle on: a forward sent while the previous one is unacknowledged at

@@ -35,6 +35,7 @@ import type {
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
+import { amqpConnectionTarget, amqpLabel } from './amqp-url';
 import { parseBrokerUrl } from './broker-url';
 import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
 import { AmqpSessionDirectory } from './session-directory';
@@ -42,12 +43,12 @@ import { SharedSubscriptions } from './shared-subscriptions';
 import { DirectSubscription, MemberSubscription } from './relay-subscriptions';
 import { declareTopology, instanceQueueName, NAME_PREFIX, QUEUE_ROLES } from './topology';
 import { userPublish, userSubscription } from './user-delivery';
-import { brokerDestination, sendHeaders } from './wire';
+import { brokerDestination, clientQueueHeaders, sendHeaders, type ClientQueueType } from './wire';
 
 export interface RabbitRelayBrokerOptions {
   /** BROKER_URL: comma-separated stomp://user:pass@host:port/vhost failover list. */
   brokerUrl: string;
-  /** AMQP_URL: for declaring the exchanges and the session directory. */
+  /** AMQP_URL: comma-separated failover list, for declaring the exchanges and the session directory. */
   amqpUrl: string;
   /** Part of every per-instance queue name; `queue` is refused (it would alias client queues). */
   instanceId: string;
@@ -57,6 +58,8 @@ export interface RabbitRelayBrokerOptions {
   heartbeatMs: number;
   /** Highest prefetch-count of any broker subscription (BROKER_PREFETCH). */
   prefetch: number;
+  /** CLIENT_QUEUE_TYPE: what client /queue/<name> queues are declared as; default classic. */
+  clientQueueType?: ClientQueueType;
   /** Longest wait between reconnect attempts (BROKER_RECONNECT_MAX_MS). */
   reconnectMaxMs: number;
   /** Session directory snapshot period (DIRECTORY_ANNOUNCE_MS). */
@@ -75,16 +78,6 @@ const STOP_GRACE_MS = 5_000;
 const silentLogger: RelayLogger = { info() {}, warn() {}, error() {} };
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
-
-/** `amqp://user:pass@host:port/vhost` → `amqp://host:port/vhost`, for error messages. */
-function withoutCredentials(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return '(unparsable AMQP_URL)';
-  }
-}
 
 export class RabbitRelayBroker implements Broker {
   readonly kind = 'rabbitmq';
@@ -223,9 +216,10 @@ export class RabbitRelayBroker implements Broker {
       return member;
     }
     let destination: string;
-    let headers: Record<string, string> = {};
+    let headers: Record<string, string>;
     if (target.kind === 'queue') {
       destination = brokerDestination(target);
+      headers = clientQueueHeaders(this.options.clientQueueType ?? 'classic');
     } else {
       const suffix = String(++this.privateSeq);
       const route =
@@ -327,7 +321,10 @@ export class RabbitRelayBroker implements Broker {
         return { destination: brokerDestination(target), headers: {} };
       case 'queue':
         // Durable queue: persistent messages survive a broker restart.
-        return { destination: brokerDestination(target), headers: { persistent: 'true' } };
+        return {
+          destination: brokerDestination(target),
+          headers: { persistent: 'true', ...clientQueueHeaders(this.options.clientQueueType ?? 'classic') },
+        };
       case 'user':
         return userPublish(target);
     }
@@ -335,7 +332,7 @@ export class RabbitRelayBroker implements Broker {
 
   private async declareTopology(): Promise<void> {
     const connection = new Connection({
-      url: this.options.amqpUrl,
+      ...amqpConnectionTarget(this.options.amqpUrl),
       connectionName: `stomp-relay ${this.options.instanceId} (topology)`,
     });
     connection.on('error', () => undefined); // reported through onConnect below
@@ -346,7 +343,7 @@ export class RabbitRelayBroker implements Broker {
       const why = err instanceof Error ? err.message : String(err);
       throw new ServiceError(
         'broker_unavailable',
-        `cannot declare the service's exchanges over AMQP at ${withoutCredentials(this.options.amqpUrl)}: ${why}`,
+        `cannot declare the service's exchanges over AMQP at ${amqpLabel(this.options.amqpUrl)}: ${why}`,
         { cause: err },
       );
     } finally {

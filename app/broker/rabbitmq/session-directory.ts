@@ -30,6 +30,7 @@ import { byConnectedAt, type InstancePresence, type SessionDirectory, type Sessi
 import { ServiceError } from '../../errors';
 import { withTimeout } from '../../timeout';
 import { parseMessage, type DirectoryMessage } from './directory-wire';
+import { amqpConnectionTarget } from './amqp-url';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, directoryQueueName } from './topology';
 
 export interface DirectoryLogger {
@@ -107,7 +108,7 @@ export class AmqpSessionDirectory implements SessionDirectory {
     if (this.state !== 'idle') throw new Error(`session directory cannot start: it is ${this.state}`);
     this.state = 'starting';
     const connection = new Connection({
-      url: this.amqpUrl,
+      ...amqpConnectionTarget(this.amqpUrl),
       connectionName: `${this.queue} (session directory)`,
       retryHigh: RETRY_HIGH_MS,
       noDelay: true, // a session list request must not wait on Nagle (see backend-bridge.ts)

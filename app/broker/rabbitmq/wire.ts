@@ -23,6 +23,18 @@ import type { OutgoingMessage } from '../broker';
 export const CLIENT_QUEUE_PREFIX = 'stomp-relay.queue.';
 export const MESSAGE_ID_HEADER = 'x-relay-message-id';
 
+/** CLIENT_QUEUE_TYPE: what a client `/queue/<name>` is declared as. */
+export type ClientQueueType = 'classic' | 'quorum';
+
+/**
+ * Headers that make the plugin declare a client queue as `type`, on SUBSCRIBE and on SEND alike (both
+ * declare it, and a declaration that disagrees with the queue's type is refused). Classic sends none:
+ * what every queue declared before the setting existed was declared with.
+ */
+export function clientQueueHeaders(type: ClientQueueType): Record<string, string> {
+  return type === 'classic' ? {} : { 'x-queue-type': type };
+}
+
 /** Broker destination for SEND and SUBSCRIBE of a topic or queue target. */
 export function brokerDestination(target: Extract<MessageTarget, { kind: 'topic' | 'queue' }>): string {
   return target.kind === 'topic' ? `/topic/${target.name}` : `/queue/${CLIENT_QUEUE_PREFIX}${target.name}`;

@@ -137,11 +137,23 @@ describe('config loader', () => {
     expect(() => loadConfig({ CONFIG_FILE: file })).to.throw(ConfigError, /unknown setting 'prot'/);
   });
 
-  it('derives AMQP_URL from the first BROKER_URL when unset', () => {
-    const s = loadConfig({ BROKER_URL: 'stomp://u:p@rabbit:61613/%2F,stomp://u:p@rabbit2:61613' });
-    expect(effectiveAmqpUrl(s)).to.equal('amqp://u:p@rabbit:5672/%2F');
+  it('derives AMQP_URL from every BROKER_URL address when unset, in order (a cluster fails over on both)', () => {
+    const s = loadConfig({ BROKER_URL: 'stomp://u:p@rabbit:61613/%2F,stomp://u:p@rabbit2:61613/%2F' });
+    expect(effectiveAmqpUrl(s)).to.equal('amqp://u:p@rabbit:5672/%2F,amqp://u:p@rabbit2:5672/%2F');
+    expect(effectiveAmqpUrl(loadConfig({ BROKER_URL: 'stomp://u:p@rabbit:61613' }))).to.equal(
+      'amqp://u:p@rabbit:5672',
+    );
     expect(
       effectiveAmqpUrl(loadConfig({ BROKER_URL: 'stomp://h:61613', AMQP_URL: 'amqp://x:5673' })),
     ).to.equal('amqp://x:5673');
+  });
+
+  it('takes AMQP_URL as a failover list and refuses one that mixes credentials, naming the setting', () => {
+    const list = 'amqp://u:p@r1:5701,amqp://u:p@r2:5702';
+    expect(effectiveAmqpUrl(loadConfig({ BROKER_URL: 'stomp://h:61613', AMQP_URL: list }))).to.equal(list);
+    expect(() =>
+      loadConfig({ BROKER_URL: 'stomp://h:61613', AMQP_URL: 'amqp://u:p@r1,amqp://x:y@r2' }),
+    ).to.throw(ConfigError, /invalid setting AMQP_URL: 'amqp:\/\/\*\*\*@r2' differs/);
+    expect(() => loadConfig({ AMQP_URL: 'http://r1' })).to.throw(ConfigError, /AMQP_URL.*amqp:\/\//);
   });
 });
