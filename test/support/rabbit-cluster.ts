@@ -57,7 +57,11 @@ export interface RabbitCluster {
   restart(node: RabbitNode): Promise<void>;
   /** The last lines of a node's log, for failure messages. */
   recentLog(node: RabbitNode, lines?: number): string;
-  /** Kills every process of the cluster and removes its directory. Idempotent. */
+  /**
+   * Kills every process of the cluster, waits until none of its ports accepts a connection, removes
+   * its directory, and only then releases the lock (the next cluster binds the same ports, so a check
+   * after stop() could meet that one). Rejects if a port stays open. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -318,10 +322,19 @@ class TestCluster implements RabbitCluster {
   stop(): Promise<void> {
     // Its data goes with the directory, so a graceful stop would only cost time.
     this.stopping ??= (async () => {
-      await killMarked(this.dir, 15_000);
-      process.removeListener('exit', this.onExit);
-      rmSync(this.dir, { recursive: true, force: true });
-      this.release();
+      try {
+        await killMarked(this.dir, 15_000);
+        const ports = this.nodes.flatMap((n) => [n.amqpPort, n.stompPort, n.managementPort]);
+        await waitFor(
+          async () => (await Promise.all(ports.map((p) => tcpOpen(p)))).every((open) => !open),
+          15_000,
+          `the cluster's ports (${ports.join(', ')}) to close`,
+        );
+      } finally {
+        process.removeListener('exit', this.onExit);
+        rmSync(this.dir, { recursive: true, force: true });
+        this.release();
+      }
     })();
     return this.stopping;
   }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 
 import { rabbitClusterProcesses, startRabbitCluster, type RabbitCluster } from '../../support/rabbit-cluster';
-import { managementGet, tcpOpen } from '../../support/rabbitmq';
+import { managementGet } from '../../support/rabbitmq';
 import { waitFor } from '../../support/wait';
 
 describe('three-node RabbitMQ test cluster', function () {
@@ -50,11 +50,12 @@ describe('three-node RabbitMQ test cluster', function () {
     expect(await cluster.runningNodes(first)).to.deep.equal(names);
     expect(await cluster.runningNodes(second)).to.deep.equal(names);
 
-    const { dir, nodes } = cluster;
+    const { dir } = cluster;
+    // stop() itself waits for every port of the cluster to close (and rejects if one stays open)
+    // before it releases the lock: after that, the next test run's cluster may hold the same ports.
     await cluster.stop();
     cluster = undefined;
     expect(rabbitClusterProcesses(dir), 'processes of the cluster').to.deep.equal([]);
     expect(existsSync(dir), dir).to.equal(false);
-    for (const node of nodes) expect(await tcpOpen(node.amqpPort), `${node.name} AMQP port`).to.equal(false);
   });
 });
