@@ -24,13 +24,9 @@ import { startCluster, freePort, type Cluster } from '../support/cluster';
 import { listQueues, rabbitmqctl, tcpOpen, waitForRabbit } from '../support/rabbitmq';
 import { startTestService } from '../support/service';
 import { sleep, waitFor } from '../support/wait';
-import {
-  account,
-  clusterToken,
-  pushTo,
-  ReconnectingClient,
-  type PushRecord,
-} from '../integration/faults/cluster-clients';
+import { signToken } from '../support/instances';
+import { ReconnectingStomp } from '../support/stomp-clients';
+import { account, pushTo, type PushRecord } from '../integration/faults/push-accounting';
 import { Counter, stalledTcp, stalledWebSocket, type Stalled } from '../integration/faults/consumers';
 import { emptyTally, fuzzWorker } from '../integration/faults/fuzz-support';
 
@@ -127,7 +123,7 @@ function brokerWatch(): { down: { from: number; to: number }[]; stop(): void } {
 }
 
 /** ERROR messages the clients got, most frequent first (ids and numbers folded together). */
-function errorSummary(clients: ReconnectingClient[]): string {
+function errorSummary(clients: ReconnectingStomp[]): string {
   const counts = new Map<string, number>();
   for (const c of clients)
     for (const e of c.errors) {
@@ -161,9 +157,9 @@ async function deliverySoak(): Promise<void> {
   const rss = rssSampler(cluster.instances.map((i) => i.pid));
   const watch = brokerWatch();
   const urls = cluster.instanceUrls;
-  const clients: ReconnectingClient[] = [];
+  const clients: ReconnectingStomp[] = [];
   const pushes: PushRecord[] = [];
-  const token = clusterToken(cluster.secret, 'soak-backend', 'push');
+  const token = signToken(cluster.secret, 'soak-backend', 'push', 3600);
   const endAt = Date.now() + MINUTES * 60_000;
   let running = true;
 
@@ -171,11 +167,15 @@ async function deliverySoak(): Promise<void> {
   const slots = [...Array(SESSIONS).keys()].map(async (slot) => {
     await sleep(slot * 20);
     while (running) {
-      const client = new ReconnectingClient(
-        `soak-u${Math.floor(Math.random() * USERS)}`,
+      const user = `soak-u${Math.floor(Math.random() * USERS)}`;
+      const client = new ReconnectingStomp({
+        user,
         urls,
-        cluster.secret,
-      );
+        token: signToken(cluster.secret, user, '', 3600),
+        destination: '/user/queue/faults',
+        reconnectDelay: 200,
+        connectionTimeout: 3000,
+      });
       clients.push(client);
       client.start();
       const until = Date.now() + 2000 + Math.random() * 10_000;
@@ -348,7 +348,7 @@ async function slowSoak(): Promise<void> {
       batch.push(
         Counter.open(
           target,
-          clusterToken(cluster.secret, `slow-u${k % 100}`),
+          signToken(cluster.secret, `slow-u${k % 100}`, '', 3600),
           k % 2 === 0 ? 'websocket' : 'tcp',
           '/topic/firehose',
         ),
@@ -357,15 +357,18 @@ async function slowSoak(): Promise<void> {
     counters.push(...(await Promise.all(batch)));
   }
   const stalled: Stalled[] = [
-    await stalledTcp(target, clusterToken(cluster.secret, 'stalled-tcp'), ['/topic/firehose', '/topic/bulk']),
-    await stalledWebSocket(target, clusterToken(cluster.secret, 'stalled-ws'), [
+    await stalledTcp(target, signToken(cluster.secret, 'stalled-tcp', '', 3600), [
+      '/topic/firehose',
+      '/topic/bulk',
+    ]),
+    await stalledWebSocket(target, signToken(cluster.secret, 'stalled-ws', '', 3600), [
       '/topic/firehose',
       '/topic/bulk',
     ]),
   ];
   const connectedRss = rssMb(instance.pid);
   const rss = rssSampler([instance.pid]);
-  const token = clusterToken(cluster.secret, 'soak-backend', 'push');
+  const token = signToken(cluster.secret, 'soak-backend', 'push', 3600);
   const publish = async (
     destination: string,
     body: string,

@@ -276,3 +276,130 @@ export class StompClients {
     await Promise.all(this.open.splice(0).map((c) => c.close()));
   }
 }
+
+/** How a reconnecting client reaches its endpoint: plain WebSocket at /stomp, or one SockJS transport. */
+export type ReconnectingTransport = 'websocket' | 'xhr-streaming' | 'xhr-polling';
+
+export interface ReconnectingOptions {
+  /** Whom `token` names: for labels and for accounting deliveries to users. */
+  user: string;
+  /** http:// base URLs; each (re)connect takes the next one round-robin (a balancer is one URL). */
+  urls: readonly string[];
+  token: string;
+  /** Subscribed on every CONNECTED, with a RECEIPT marking when the session can receive. */
+  destination: string;
+  transport?: ReconnectingTransport;
+  /** 0: never reconnect. */
+  reconnectDelay?: number;
+  connectionTimeout?: number;
+}
+
+/** One connection of a reconnecting client, from CONNECTED to its socket's close. */
+export interface StompConnection {
+  /** The `instance` header of CONNECTED. */
+  instance: string;
+  /** When the server confirmed SUBSCRIBE (the session can receive from here on); 0 until then. */
+  subscribedAt: number;
+  /** When the connection ended (0 while open). */
+  closedAt: number;
+  /** Bodies received on this connection, in order. */
+  bodies: string[];
+}
+
+let reconnectingSeq = 0;
+
+/**
+ * A client as a browser holds one: @stomp/stompjs reconnecting, re-subscribing to one destination on
+ * every CONNECTED, and recording what a user would notice: each connection (which instance, when it
+ * could receive, when it ended, what it got), ERROR messages and socket close codes.
+ */
+export class ReconnectingStomp {
+  readonly connections: StompConnection[] = [];
+  /** `message` header of each ERROR frame. */
+  readonly errors: string[] = [];
+  /** Code of each socket close, connected or not. */
+  readonly closeCodes: number[] = [];
+  readonly user: string;
+  readonly label: string;
+  private readonly client: Client;
+  private current: StompConnection | undefined;
+
+  constructor(options: ReconnectingOptions) {
+    const seq = reconnectingSeq++;
+    const transport = options.transport ?? 'websocket';
+    this.user = options.user;
+    this.label = `${transport} client of ${options.user}`;
+    // Clients start at different URLs, so a set of them spreads over the instances.
+    let next = seq;
+    const factories = options.urls.map((url) =>
+      transport === 'websocket'
+        ? socketFactory(url, { transport: 'websocket' })
+        : socketFactory(url, { transport: 'sockjs', sockjsTransports: [transport] }),
+    );
+    this.client = new Client({
+      webSocketFactory: () => factories[next++ % factories.length]!(),
+      connectHeaders: { Authorization: `Bearer ${options.token}` },
+      reconnectDelay: options.reconnectDelay ?? 0,
+      heartbeatIncoming: 0,
+      heartbeatOutgoing: 0,
+      connectionTimeout: options.connectionTimeout ?? 10_000,
+      debug: () => undefined,
+    });
+    this.client.onConnect = (frame) => {
+      const connection: StompConnection = {
+        instance: frame.headers.instance ?? '?',
+        subscribedAt: 0,
+        closedAt: 0,
+        bodies: [],
+      };
+      this.current = connection;
+      this.connections.push(connection);
+      const receipt = `sub-${seq}-${this.connections.length}`;
+      this.client.watchForReceipt(receipt, () => (connection.subscribedAt = Date.now()));
+      this.client.subscribe(options.destination, (m) => connection.bodies.push(m.body), { receipt });
+    };
+    this.client.onStompError = (frame) => this.errors.push(frame.headers.message ?? '');
+    this.client.onWebSocketClose = (event: { code?: number }) => {
+      this.closeCodes.push(event.code ?? 0);
+      if (this.current && this.current.closedAt === 0) this.current.closedAt = Date.now();
+      this.current = undefined;
+    };
+  }
+
+  /** Activates it: it connects (and reconnects) from here on. */
+  start(): void {
+    this.client.activate();
+  }
+
+  /** Waits until it is subscribed and open. */
+  async waitLive(timeoutMs = 20_000): Promise<void> {
+    await waitFor(() => this.live !== undefined, timeoutMs, `${this.label} to connect and subscribe`);
+  }
+
+  /** Connected right now (subscribed or not yet). */
+  get connected(): boolean {
+    return this.current !== undefined && this.current.closedAt === 0;
+  }
+
+  /** The connection that is subscribed and open right now. */
+  get live(): StompConnection | undefined {
+    return this.current && this.current.subscribedAt > 0 && this.current.closedAt === 0
+      ? this.current
+      : undefined;
+  }
+
+  /** `instance` of each CONNECTED, in order. */
+  get instances(): string[] {
+    return this.connections.map((c) => c.instance);
+  }
+
+  /** Every body received, over all connections, in order. */
+  get bodies(): string[] {
+    return this.connections.flatMap((c) => c.bodies);
+  }
+
+  async stop(): Promise<void> {
+    await closeClient(this.client);
+    if (this.current && this.current.closedAt === 0) this.current.closedAt = Date.now();
+  }
+}

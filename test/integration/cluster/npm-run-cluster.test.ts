@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import jwt from 'jsonwebtoken';
 import { PROJECT_ROOT } from '../../support/cluster';
-import { LbClient } from '../../support/lb-clients';
+import { ReconnectingStomp } from '../../support/stomp-clients';
 import { waitFor } from '../../support/wait';
 
 interface Launched {
@@ -112,7 +112,7 @@ describe('npm run cluster: stopping it', function () {
     lb: number;
     base: number;
     tls: number;
-  }): Promise<{ run: Launched; summary: Summary; clients: LbClient[] }> {
+  }): Promise<{ run: Launched; summary: Summary; clients: ReconnectingStomp[] }> {
     const prefix = `stop-${randomBytes(3).toString('hex')}-`;
     const run = launch(ports, prefix);
     launched.push(run);
@@ -128,18 +128,26 @@ describe('npm run cluster: stopping it', function () {
       subject: `stopper-${prefix}`,
       expiresIn: 600,
     });
-    const baseUrl = `http://127.0.0.1:${ports.lb}`;
+    const urls = [`http://127.0.0.1:${ports.lb}`];
     const clients = (['websocket', 'xhr-streaming'] as const).map(
-      (transport) => new LbClient({ baseUrl, transport, token, destination: '/user/queue/greetings' }),
+      (transport) =>
+        new ReconnectingStomp({
+          user: `stopper-${prefix}`,
+          urls,
+          transport,
+          token,
+          destination: '/user/queue/greetings',
+        }),
     );
-    await Promise.all(clients.map((client) => client.start()));
+    for (const client of clients) client.start();
+    await Promise.all(clients.map((client) => client.waitLive()));
     return { run, summary, clients };
   }
 
   async function expectStoppedCleanly(
     run: Launched,
     summary: Summary,
-    clients: LbClient[],
+    clients: ReconnectingStomp[],
     ports: number[],
   ): Promise<void> {
     const code = await Promise.race([run.exited, new Promise((r) => setTimeout(() => r('timeout'), 60_000))]);

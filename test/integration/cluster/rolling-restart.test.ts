@@ -11,10 +11,10 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { startCluster, type Cluster } from '../../support/cluster';
-import { LbClient, type LbTransport } from '../../support/lb-clients';
+import { ReconnectingStomp, type ReconnectingTransport } from '../../support/stomp-clients';
 import { waitFor } from '../../support/wait';
 
-const TRANSPORTS: LbTransport[] = [
+const TRANSPORTS: ReconnectingTransport[] = [
   'xhr-streaming',
   'xhr-polling',
   'xhr-streaming',
@@ -52,7 +52,7 @@ describe('rolling restart behind nginx: SockJS sessions stay on one instance', f
   this.timeout(240_000);
   const run = randomBytes(3).toString('hex');
   let cluster: Cluster | undefined;
-  const clients: LbClient[] = [];
+  const clients: ReconnectingStomp[] = [];
 
   before(async () => {
     cluster = await startCluster({
@@ -100,15 +100,17 @@ describe('rolling restart behind nginx: SockJS sessions stay on one instance', f
 
   it('keeps every client connected or cleanly reconnected through three restarts, and delivering', async () => {
     for (const [i, transport] of TRANSPORTS.entries()) {
-      const client = new LbClient({
-        baseUrl: cluster!.lbUrl,
+      const client = new ReconnectingStomp({
+        user: user(i),
+        urls: [cluster!.lbUrl],
         transport,
         token: token(user(i)),
         destination: '/user/queue/greetings',
         reconnectDelay: 300,
       });
       clients.push(client);
-      await client.start();
+      client.start();
+      await client.waitLive();
     }
     // Directory and broker bindings settle before the first push.
     await pushToEveryone('before');
@@ -125,7 +127,7 @@ describe('rolling restart behind nginx: SockJS sessions stay on one instance', f
         ).to.equal(true);
       }
       await waitFor(
-        () => clients.every((client) => client.subscribed),
+        () => clients.every((client) => client.live !== undefined),
         30_000,
         'every client subscribed again',
       );

@@ -10,7 +10,9 @@ import { expect } from 'chai';
 import { startCluster, type Cluster } from '../../support/cluster';
 import { waitForRabbit } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
-import { account, clusterToken, pushTo, ReconnectingClient, type PushRecord } from './cluster-clients';
+import { signToken } from '../../support/instances';
+import { ReconnectingStomp } from '../../support/stomp-clients';
+import { account, pushTo, type PushRecord } from './push-accounting';
 
 const USERS = 12;
 
@@ -18,7 +20,7 @@ describe('faults: instance failures (three instances)', function () {
   this.timeout(180_000);
   let cluster: Cluster;
   const exits: { source: string; code: number | null; signal: NodeJS.Signals | null }[] = [];
-  const clients: ReconnectingClient[] = [];
+  const clients: ReconnectingStomp[] = [];
   const pushes: PushRecord[] = [];
   let pushing = false;
   let pushLoop: Promise<void> | undefined;
@@ -35,12 +37,19 @@ describe('faults: instance failures (three instances)', function () {
       onExit: (source, code, signal) => exits.push({ source, code, signal }),
     });
     for (let i = 0; i < USERS; i++) {
-      const client = new ReconnectingClient(`if-${i}`, cluster.instanceUrls, cluster.secret);
+      const client = new ReconnectingStomp({
+        user: `if-${i}`,
+        urls: cluster.instanceUrls,
+        token: signToken(cluster.secret, `if-${i}`, '', 3600),
+        destination: '/user/queue/faults',
+        reconnectDelay: 200,
+        connectionTimeout: 3000,
+      });
       clients.push(client);
       client.start();
     }
     await waitFor(() => clients.every((c) => c.live), 20_000, 'every client to connect and subscribe');
-    const token = clusterToken(cluster.secret, 'backend', 'push');
+    const token = signToken(cluster.secret, 'backend', 'push', 3600);
     let id = 0;
     pushing = true;
     pushLoop = (async () => {
@@ -75,7 +84,7 @@ describe('faults: instance failures (three instances)', function () {
     await cluster?.stop();
   });
 
-  const onInstance = (id: string): ReconnectingClient[] => clients.filter((c) => c.live?.instance === id);
+  const onInstance = (id: string): ReconnectingStomp[] => clients.filter((c) => c.live?.instance === id);
   /** Every client subscribed again after `since`, on an instance other than `gone`. */
   const resettled = (since: number, gone: string[]): boolean =>
     clients.every((c) => c.live !== undefined && !gone.includes(c.live.instance)) &&
