@@ -110,7 +110,9 @@ export class ClusterView implements Part {
   /** The cluster as this instance sees it now. */
   snapshot(now = Date.now()): ClusterSnapshot {
     const { settings, directory } = this.deps;
-    const presences = directory.instances();
+    // Itself first (the directory lists it first), the others by id, so rows keep their places.
+    const [own, ...others] = directory.instances();
+    const presences = own ? [own, ...others.sort((a, b) => (a.instance < b.instance ? -1 : 1))] : [];
     const instances = presences.map((presence): InstanceRow => {
       const byTransport = emptyCounts();
       const users = new Set<string>();

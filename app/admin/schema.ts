@@ -81,7 +81,7 @@ export const ClusterAnswer = Type.Object(
       },
       { additionalProperties: false },
     ),
-    instances: Type.Array(Instance, { description: 'The answering instance first.' }),
+    instances: Type.Array(Instance, { description: 'The answering instance first, then the others by id.' }),
     history: Type.Object(
       {
         intervalMs: Type.Integer({ minimum: 1, description: 'Between points (DIRECTORY_ANNOUNCE_MS).' }),

@@ -123,11 +123,17 @@
     return node;
   }
 
-  /** Two lines over the window: x is time (the newest at the right edge), y from 0 to the peak. */
+  function formatSpan(ms) {
+    const s = Math.round(ms / 1000);
+    return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
+  }
+
+  /**
+   * Two lines, pushes/s and deliveries/s, from the oldest point kept to the newest (the right edge),
+   * y from 0 to the peak. Until the window is full the points span the whole width.
+   */
   function renderChart(history) {
     const points = history.points;
-    const windowMs = history.windowS * 1000;
-    el.chartWindow.textContent = `last ${Math.round(history.windowS / 60) || 1} min`;
     el.chart.replaceChildren();
     for (let i = 1; i < 4; i++) {
       const y = (CHART_H * i) / 4;
@@ -135,9 +141,15 @@
     }
     const peak = Math.max(1, ...points.map((p) => Math.max(p.pushRate, p.deliveryRate)));
     el.chartPeak.textContent = `(top of the chart: ${formatRate(peak)}/s)`;
-    if (points.length === 0) return;
+    if (points.length === 0) {
+      el.chartWindow.textContent = '';
+      return;
+    }
     const end = Date.parse(points[points.length - 1].at);
-    const x = (p) => CHART_W - ((end - Date.parse(p.at)) / windowMs) * CHART_W;
+    const start = Math.max(end - history.windowS * 1000, Date.parse(points[0].at));
+    const span = Math.max(end - start, history.intervalMs);
+    el.chartWindow.textContent = `last ${formatSpan(span)} (up to ${formatSpan(history.windowS * 1000)})`;
+    const x = (p) => CHART_W - ((end - Date.parse(p.at)) / span) * CHART_W;
     const y = (v) => CHART_H - 4 - (v / peak) * (CHART_H - 8);
     for (const [key, cls] of [
       ['pushRate', 'push'],
