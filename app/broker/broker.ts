@@ -73,6 +73,11 @@ export interface SubscribeRequest {
    */
   resumeFrom?: string;
   deliver(delivery: Delivery): void;
+  /**
+   * The broker ended this subscription on its own (refused it when restoring it after a
+   * reconnect): only this subscriber is told; nothing else is affected.
+   */
+  ended?(reason: ServiceError): void;
 }
 
 export interface BrokerSubscription {

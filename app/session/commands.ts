@@ -210,6 +210,8 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
       ackMode: sub.ackMode,
       prefetch: settings.brokerPrefetch,
       deliver: (delivery) => session.deliver(sub, delivery),
+      // A subscription the broker ends on its own ends this session alone, with the reason.
+      ended: (reason) => session.fail(reason),
     });
     if (sub.closed) {
       // The session ended (or the client unsubscribed) while the broker was still subscribing.

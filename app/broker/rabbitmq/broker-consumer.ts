@@ -13,6 +13,7 @@
  * SUBSCRIBE the same id to a parking destination nothing is ever routed to, NACK them (requeue),
  * and UNSUBSCRIBE again. Private auto-delete queues skip this: their messages go with the queue.
  */
+import type { ServiceError } from '../../errors';
 import { frame, type Frame } from '../../stomp/frame';
 import type { PoolSlot, SlotSubscription } from './connection-pool';
 import { readMessage, type InboundMessage } from './wire';
@@ -27,6 +28,10 @@ export interface ConsumerSpec {
   /** Parking spot for the close protocol, e.g. `/exchange/amq.direct/…` with its x-queue-name. */
   parking: { destination: string; queueName: string };
   onMessage(message: InboundMessage, consumer: BrokerConsumer): void;
+  /** Declares the queue over AMQP before every SUBSCRIBE of it (client queues: client-queues.ts). */
+  prepare?(): Promise<void>;
+  /** The broker refused this subscription when restoring it after a reconnect. */
+  onRefused?(reason: ServiceError): void;
 }
 
 let consumerSeq = 0;
@@ -70,6 +75,22 @@ export class BrokerConsumer implements SlotSubscription {
     this.outstanding.clear();
     // Bounded: only tags of the last few connections matter to anyone.
     if (this.voided.size > 10_000) this.voided.clear();
+  }
+
+  prepare(): Promise<void> {
+    return this.spec.prepare?.() ?? Promise.resolve();
+  }
+
+  /** The queue was deleted under us: what it delivered is gone with it; subscribe again if open. */
+  onCancelled(): boolean {
+    this.onConnectionLost();
+    return this.state === 'open';
+  }
+
+  onRefused(reason: ServiceError): void {
+    this.state = 'closed';
+    this.outstanding.clear();
+    this.spec.onRefused?.(reason);
   }
 
   /** 'outstanding', 'voided' (reconnect happened, message will come again) or 'unknown'. */

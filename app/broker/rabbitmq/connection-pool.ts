@@ -31,6 +31,25 @@ export interface SlotSubscription {
   onMessage(message: Frame): void;
   /** The connection that carried the subscription is gone; its delivery tags are void. */
   onConnectionLost(): void;
+  /**
+   * Runs before the SUBSCRIBE is sent again (after a reconnect or a broker cancel): declares what
+   * the broker may have lost, over AMQP, where a refusal costs nothing shared.
+   */
+  prepare?(): Promise<void>;
+  /**
+   * The broker cancelled this subscription (its queue was deleted). Its tags are void. Returns
+   * true when it should be subscribed again.
+   */
+  onCancelled?(): boolean;
+  /** The broker refused this subscription when it was restored; it has been dropped from the slot. */
+  onRefused?(reason: ServiceError): void;
+}
+
+/** The broker's own word for why it refused a frame (`not_found` ...), when an ERROR said so. */
+export function brokerRefusal(err: unknown): string | undefined {
+  if (!(err instanceof ServiceError)) return undefined;
+  const detail = err.detail as { brokerMessage?: unknown } | undefined;
+  return typeof detail?.brokerMessage === 'string' ? detail.brokerMessage : undefined;
 }
 
 export interface PoolOptions {
@@ -103,6 +122,13 @@ export class PoolSlot {
       // Not subscribed (refused, or the connection went): forget it, so a reconnect does not
       // re-create a subscription whose caller was told it failed.
       this.subscriptions.delete(subscription.id);
+      const why = brokerRefusal(err);
+      // The client hears what the broker objected to, not the broker's address (issue 16.2).
+      if (why !== undefined) {
+        throw new ServiceError('bad_destination', `the broker refused the subscription: ${why}`, {
+          cause: err,
+        });
+      }
       throw err;
     }
   }
@@ -159,12 +185,11 @@ export class PoolSlot {
     this.generation++;
     this.connection = connection;
     connection.onMessage = (message) => this.route(message);
+    connection.onCancel = (id) => this.cancelled(id, connection);
     connection.onClose((reason) => this.lost(connection, reason));
     // Re-establish everything that lived here before anyone may use the slot again. If this fails
     // the connection is closed, and lost() has already scheduled the next attempt.
-    await Promise.all(
-      [...this.subscriptions.values()].map((s) => connection.send(s.subscribeFrame(), { receipt: true })),
-    );
+    await this.restore(connection);
     if (connection.closed || this.isStopped()) return;
     this.attempt = 0;
     this.lastError = undefined;
@@ -178,6 +203,58 @@ export class PoolSlot {
     }
     this.everUp = true;
     this.options.onChange();
+  }
+
+  /**
+   * Sends every SUBSCRIBE of this slot again. The plugin handles them in order and closes the
+   * connection at the first it refuses: that one (the first that failed, all before it having
+   * succeeded) is dropped and its owner told, so the next attempt does not fail on it again and
+   * one bad subscription cannot keep the shared connection down for everyone (issue 11.15).
+   */
+  private async restore(connection: StompConnection): Promise<void> {
+    const subscriptions = [...this.subscriptions.values()];
+    await Promise.all(
+      subscriptions.map((s) =>
+        s.prepare?.().catch((err: unknown) => {
+          this.options.logger.warn({ err, slot: this.index }, 'could not prepare a subscription');
+        }),
+      ),
+    );
+    const results = await Promise.allSettled(
+      subscriptions.map((s) => connection.send(s.subscribeFrame(), { receipt: true })),
+    );
+    const first = results.findIndex((r) => r.status === 'rejected');
+    if (first === -1) return;
+    const failed = results[first];
+    const why = failed.status === 'rejected' ? brokerRefusal(failed.reason) : undefined;
+    if (why === undefined) return;
+    const culprit = subscriptions[first];
+    this.subscriptions.delete(culprit.id);
+    this.options.logger.warn(
+      { slot: this.index, subscription: culprit.id, reason: why },
+      'the broker refused a subscription when it was restored; dropped it',
+    );
+    culprit.onRefused?.(new ServiceError('bad_destination', `the broker refused the subscription: ${why}`));
+  }
+
+  /** The broker cancelled a subscription (queue deleted): subscribe again once it is declared. */
+  private cancelled(id: string, connection: StompConnection): void {
+    const subscription = this.subscriptions.get(id);
+    if (!subscription || subscription.onCancelled?.() !== true) return;
+    const generation = this.generation;
+    void (async () => {
+      try {
+        await subscription.prepare?.();
+        if (this.connection !== connection || this.subscriptions.get(id) !== subscription) return;
+        await this.send(subscription.subscribeFrame(), { receipt: true, generation });
+        this.options.logger.info({ slot: this.index, subscription: id }, 'cancelled subscription restored');
+      } catch (err: unknown) {
+        this.options.logger.warn(
+          { err, slot: this.index, subscription: id },
+          'cancelled subscription not restored',
+        );
+      }
+    })();
   }
 
   /** A method, not a comparison, so that TypeScript does not narrow state across awaits. */

@@ -15,7 +15,10 @@
  * to the broker only once the message was handed on, so a slow instance cannot be made to buffer
  * without bound. The STOMP connections are a fixed pool (connection-pool.ts).
  *
- * publish() resolves on the plugin's RECEIPT, which it sends once the publish is confirmed.
+ * publish() to a topic or user resolves on the plugin's RECEIPT, which it sends once the publish is
+ * confirmed. A `/queue/` publish goes over AMQP, mandatory and confirmed, and every `/queue/`
+ * SUBSCRIBE declares its queue over AMQP first (client-queues.ts says why: a queue deleted under
+ * the relay must neither swallow confirmed messages nor close a shared connection).
  * commit() runs inside a plugin transaction with a unique name on the connection holding the
  * subscriptions it acknowledges for; acks are only valid on the connection that delivered them.
  */
@@ -34,8 +37,10 @@ import type {
   TransactionOp,
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
+import { allowedHeaderRecord } from '../../messaging/header-policy';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
 import { amqpConnectionTarget, amqpLabel } from './amqp-url';
+import { ClientQueues, clientQueueName } from './client-queues';
 import { parseBrokerUrl } from './broker-url';
 import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
 import { AmqpSessionDirectory } from './session-directory';
@@ -91,6 +96,8 @@ export class RabbitRelayBroker implements Broker {
   private readonly listeners: ((readiness: Readiness) => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private state: State = 'idle';
+  private amqp: Connection | undefined;
+  private queues: ClientQueues | undefined;
   private lastReady = false;
   private privateSeq = 0;
   private txSeq = 0;
@@ -141,6 +148,7 @@ export class RabbitRelayBroker implements Broker {
     this.state = 'starting';
     try {
       await this.declareTopology();
+      await this.startClientQueues();
       await this.pool.start();
       try {
         await this.sessions.start();
@@ -150,6 +158,7 @@ export class RabbitRelayBroker implements Broker {
       }
     } catch (err: unknown) {
       this.state = 'stopped';
+      await this.stopClientQueues();
       throw err;
     }
     this.state = 'running';
@@ -168,7 +177,7 @@ export class RabbitRelayBroker implements Broker {
     this.state = 'stopping';
     const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
-    await Promise.allSettled([this.pool.stop(), this.sessions.stop()]);
+    await Promise.allSettled([this.pool.stop(), this.sessions.stop(), this.stopClientQueues()]);
     this.state = 'stopped';
     this.readinessChanged();
   }
@@ -233,6 +242,10 @@ export class RabbitRelayBroker implements Broker {
       headers = { 'x-queue-name': route.queueName };
     }
     const subscription = new DirectSubscription(request, this.logger);
+    const prepare =
+      target.kind === 'queue' ? () => this.clientQueues().ensure(clientQueueName(target.name)) : undefined;
+    // Declared before the SUBSCRIBE reaches the shared connection (client-queues.ts).
+    await prepare?.();
     const slot = this.pool.leastLoaded();
     subscription.consumer = new BrokerConsumer(slot, {
       destination,
@@ -241,6 +254,8 @@ export class RabbitRelayBroker implements Broker {
       ownsQueue: target.kind !== 'queue',
       parking: this.parking,
       onMessage: (message) => subscription.onMessage(message),
+      prepare,
+      onRefused: (reason) => subscription.ended(reason),
     });
     await slot.subscribe(subscription.consumer);
     return subscription;
@@ -248,6 +263,11 @@ export class RabbitRelayBroker implements Broker {
 
   async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.assertRunning();
+    if (target.kind === 'queue') {
+      const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
+      await this.track(this.clientQueues().publish(clientQueueName(target.name), message, headers));
+      return;
+    }
     const slot = this.pool.anyUp();
     const { destination, headers } = this.route(target);
     const send = frame('SEND', { ...sendHeaders(message, headers), destination }, message.body);
@@ -349,6 +369,51 @@ export class RabbitRelayBroker implements Broker {
     } finally {
       await connection.close().catch(() => undefined);
     }
+  }
+
+  /** The AMQP connection for client queues; opened at start, like the topology's. */
+  private async startClientQueues(): Promise<void> {
+    const connection = new Connection({
+      ...amqpConnectionTarget(this.options.amqpUrl),
+      connectionName: `stomp-relay ${this.options.instanceId} (queues)`,
+      retryLow: RECONNECT_BASE_MS,
+      retryHigh: this.options.reconnectMaxMs,
+    });
+    connection.on('error', (err: unknown) => {
+      this.logger.warn({ err }, 'AMQP connection for client queues: error');
+    });
+    this.amqp = connection;
+    try {
+      await connection.onConnect(TOPOLOGY_TIMEOUT_MS, true);
+    } catch (err: unknown) {
+      await this.stopClientQueues();
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ServiceError(
+        'broker_unavailable',
+        `cannot open the AMQP connection for client queues at ${amqpLabel(this.options.amqpUrl)}: ${why}`,
+        { cause: err },
+      );
+    }
+    this.queues = new ClientQueues(connection, this.options.clientQueueType ?? 'classic');
+  }
+
+  private async stopClientQueues(): Promise<void> {
+    const [queues, connection] = [this.queues, this.amqp];
+    this.queues = undefined;
+    this.amqp = undefined;
+    await queues?.close();
+    // close() of a connection that never connected does not settle (issue 11.6): bounded here.
+    if (connection) {
+      await Promise.race([
+        connection.close().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+      ]);
+    }
+  }
+
+  private clientQueues(): ClientQueues {
+    if (!this.queues) throw new ServiceError('broker_unavailable', `the RabbitMQ relay is ${this.state}`);
+    return this.queues;
   }
 
   private assertRunning(): void {

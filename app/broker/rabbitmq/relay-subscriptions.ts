@@ -122,6 +122,13 @@ export class DirectSubscription implements BrokerSubscription {
     await this.consumer.settle(this.tagsFor(ackId), 'NACK');
   }
 
+  /** The broker dropped this subscription (see PoolSlot.restore): only its subscriber hears why. */
+  ended(reason: ServiceError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.request.ended?.(reason);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -11,7 +11,13 @@
  * - Every ERROR frame is fatal here, as with rabbitmq-client's channel errors: the plugin closes
  *   the connection after most of them anyway, and one we did not expect means our view of the
  *   connection's state (subscriptions, delivery tags) can no longer be trusted. Closing and letting
- *   the pool re-subscribe is the one recovery that is always right.
+ *   the pool re-subscribe is the one recovery that is always right. The one exception is the
+ *   plugin's "Server cancelled subscription" (an ERROR with a `subscription` header, sent when the
+ *   queue of a consumer is deleted): the plugin keeps the connection, and so do we; the owner of
+ *   that subscription hears of it through onCancel.
+ * - The close reason of an ERROR carries the broker's own short `message` (not_found,
+ *   precondition_failed ...) in `detail.brokerMessage`, so a caller can tell a client what the broker
+ *   refused without the broker's address or internal queue names.
  * - On close, every pending receipt is rejected with the reason (like rabbitmq-client), and close
  *   listeners hear it once.
  */
@@ -52,6 +58,8 @@ export type CloseListener = (reason: ServiceError) => void;
 export class StompConnection {
   /** Told about every MESSAGE frame; set by the owner right after open(). */
   onMessage: (message: Frame) => void = () => {};
+  /** Told when the broker cancelled one subscription (its queue was deleted); set by the owner. */
+  onCancel: (subscriptionId: string) => void = () => {};
 
   private readonly pending = new Map<string, PendingReceipt>();
   private readonly closeListeners: CloseListener[] = [];
@@ -231,8 +239,19 @@ export class StompConnection {
       }
       case 'ERROR': {
         const message = header(received, 'message') ?? 'ERROR frame';
+        const cancelled = header(received, 'subscription');
+        if (cancelled !== undefined) {
+          this.onCancel(cancelled);
+          return;
+        }
         const detail = received.body.toString('utf8', 0, Math.min(received.body.length, 300)).trim();
-        this.destroy(this.error(`ERROR: ${message}${detail ? ` (${detail})` : ''}`));
+        this.destroy(
+          new ServiceError(
+            'broker_unavailable',
+            `broker ${this.address.label}: ERROR: ${message}${detail ? ` (${detail})` : ''}`,
+            { detail: { brokerMessage: message } },
+          ),
+        );
         return;
       }
       default:
