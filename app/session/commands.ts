@@ -43,6 +43,8 @@ export interface CommandSession {
   deliver(sub: ClientSubscription, delivery: Delivery): void;
   info(): SessionInfo;
   close(reason: CloseReason): void;
+  /** ERROR with the reason, then close (a subscription the broker ended on its own). */
+  fail(error: ServiceError): void;
 }
 
 type CommandHandler = (session: CommandSession, frame: Frame) => Promise<void> | void;

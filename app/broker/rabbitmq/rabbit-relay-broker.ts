@@ -266,7 +266,7 @@ export class RabbitRelayBroker implements Broker {
     if (target.kind === 'queue') {
       const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
       await this.track(this.clientQueues().publish(clientQueueName(target.name), message, headers));
-      return;
+      return {};
     }
     const slot = this.pool.anyUp();
     const { destination, headers } = this.route(target);
