@@ -22,7 +22,7 @@ export interface HttpListenerDeps extends ApiDeps {
 }
 
 function createApp(deps: HttpListenerDeps): express.Express {
-  const { broker, metrics, logger, admission } = deps;
+  const { broker, inbox, metrics, logger, admission } = deps;
   const isDraining = (): boolean => admission.isDraining();
   const app = express();
   app.disable('x-powered-by');
@@ -30,7 +30,7 @@ function createApp(deps: HttpListenerDeps): express.Express {
   // list, and the static files get theirs from express.static anyway.
   app.set('etag', false);
   app.use('/api', createApiRouter(deps));
-  app.use(createOpsRouter({ broker, metrics, isDraining }));
+  app.use(createOpsRouter({ broker, inbox, metrics, isDraining }));
   app.use(
     '/vendor/stomp.umd.min.js',
     express.static(projectPath('node_modules/@stomp/stompjs/bundles/stomp.umd.min.js')),

@@ -14,6 +14,8 @@ import type { Broker } from './broker/broker';
 import { createBroker } from './broker/create-broker';
 import { Authorizer } from './destinations/authorization';
 import { HttpListener } from './http';
+import type { Inbox } from './inbox/inbox';
+import { inboxService } from './inbox/service';
 import { AppRouter } from './messaging/app-router';
 import { createBackendBridge, type BackendBridge } from './messaging/backend-bridge';
 import { registerBuiltInHandlers } from './messaging/handlers';
@@ -46,6 +48,8 @@ export interface RunningService {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly registry: SessionRegistry;
+  /** The durable inbox (on or off). */
+  readonly inbox: Inbox;
   /** Whether new work is refused (draining), and the REST pushes in flight. */
   readonly admission: Admission;
   /** The live cluster view (/admin). */
@@ -153,7 +157,13 @@ function admissionPart(admission: Admission): Part {
   };
 }
 
-function logMode(settings: Settings, broker: Broker, verifier: TokenVerifier, logger: Logger): void {
+function logMode(
+  settings: Settings,
+  broker: Broker,
+  inbox: Inbox,
+  verifier: TokenVerifier,
+  logger: Logger,
+): void {
   if (broker.kind === 'embedded') {
     logger.info(
       { broker: 'embedded' },
@@ -162,6 +172,9 @@ function logMode(settings: Settings, broker: Broker, verifier: TokenVerifier, lo
   } else {
     logger.info({ broker: broker.kind, pool: settings.brokerPoolSize }, `relaying to ${broker.kind}`);
   }
+  // Off is said as loudly as a warning: durable destinations then refuse rather than go best-effort.
+  if (inbox.enabled) logger.info({ inbox: 'on' }, inbox.describe());
+  else logger.warn({ inbox: 'off' }, inbox.describe());
   for (const warning of settingWarnings(settings)) logger.warn(warning);
   if (verifier.generatedSecret) {
     logger.warn(
@@ -182,7 +195,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     settings.authorizationFile || projectPath('config', 'authorization.json'),
   );
   const broker = options.broker ?? createBroker(settings, logger, metrics);
-  logMode(settings, broker, verifier, logger);
+  const inbox = inboxService(settings, broker, logger, metrics.registry);
+  logMode(settings, broker, inbox, verifier, logger);
 
   const admission = new Admission();
   const appRouter = new AppRouter(broker);
@@ -194,6 +208,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     verifier,
     authorizer,
     appRouter,
+    inbox,
     metrics,
     logger,
     registry,
@@ -216,6 +231,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const http = new HttpListener({
     settings,
     broker,
+    inbox,
     verifier,
     metrics,
     logger,
@@ -230,6 +246,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     [
       brokerPart(broker, metrics, logger),
       admin,
+      inbox,
       backendBridgePart(settings, logger, appRouter),
       pushesInFlightPart(admission, settings, logger),
       sessionsPart(registry, settings.instanceId),
@@ -253,6 +270,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     metrics,
     logger,
     registry,
+    inbox,
     admission,
     admin,
     drain: () => parts.drain(),

@@ -364,6 +364,13 @@ export const SETTINGS = {
     3600000,
     'How often an instance expires and deletes inbox messages (bounded work per run).',
   ),
+  inboxCatchUpMs: int(
+    'INBOX_CATCH_UP_MS',
+    5000,
+    100,
+    3600000,
+    'A committed inbox message whose live publish failed is published again this long after (the outbox catch-up looks twice as often).',
+  ),
 } as const;
 
 type ValueOf<S> = S extends SettingSpec<infer T> ? T : never;

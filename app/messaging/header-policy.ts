@@ -117,6 +117,13 @@ const RULES: readonly HeaderRule[] = [
   { why: "the service's internal header", prefixes: [INTERNAL_HEADER_PREFIX.slice(0, -1)] },
   { why: "reads as the sender's identity", prefixes: ['x-user'] },
   {
+    // inbox-seq orders a device's messages and inbox-prev-seq joins replay to live (app/inbox/):
+    // a caller's value would reorder or drop durable messages.
+    why: 'the inbox sets it',
+    prefixes: ['inbox-'],
+    writtenByService: true,
+  },
+  {
     why: 'the service sets it on the messages it writes',
     names: ['sender', 'user-name'],
     prefixes: ['x-stomp-relay'],

@@ -16,13 +16,14 @@ import type { ClusterView } from '../admin/cluster-view';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker } from '../broker/broker';
+import type { Inbox } from '../inbox/inbox';
 import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { isServiceError, ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import { DurableDestinations } from '../inbox/durable-destinations';
-import { batchHandler, inboxOff, type BatchInbox } from './batch';
+import { batchHandler, type BatchInbox } from './batch';
 import { errorMiddleware, methodNotAllowed, notFound, sendError } from './errors';
+import { batchInboxOf, durablePush, statusHandler } from './inbox-routes';
 import { apiDescriptionHandler } from './openapi';
 import { createAuthenticator, principalOf, requireScope } from './passport';
 import { RestPublisher } from './publisher';
@@ -32,6 +33,8 @@ import { devTokenRequest, pushRequest, userName } from './validation';
 export interface ApiDeps {
   settings: Settings;
   broker: Broker;
+  /** Durable destinations' pushes (single and batch) and the status call. */
+  inbox: Inbox;
   verifier: TokenVerifier;
   metrics: Metrics;
   logger: Logger;
@@ -39,7 +42,7 @@ export interface ApiDeps {
   admission: Admission;
   /** The cluster view GET /api/admin/cluster answers from. */
   admin: ClusterView;
-  /** The inbox for a batch's durable items; absent, they answer `inbox_unavailable`. */
+  /** The inbox for a batch's durable items, when a test gives its own; else `inbox`'s. */
   batchInbox?: BatchInbox;
 }
 
@@ -51,13 +54,16 @@ type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
 
 function outcomeOf(err: unknown): PushOutcome {
   return isServiceError(err) &&
-    (err.code === 'broker_unavailable' || err.code === 'draining' || err.code === 'overloaded')
+    (err.code === 'broker_unavailable' ||
+      err.code === 'inbox_unavailable' ||
+      err.code === 'draining' ||
+      err.code === 'overloaded')
     ? 'unavailable'
     : 'rejected';
 }
 
 export function createApiRouter(deps: ApiDeps): express.Router {
-  const { settings, broker, metrics, logger, admission } = deps;
+  const { settings, broker, inbox, metrics, logger, admission } = deps;
   const router = express.Router();
   const authenticate = createAuthenticator(
     deps.verifier,
@@ -78,6 +84,16 @@ export function createApiRouter(deps: ApiDeps): express.Router {
         publisher.assertAdmitting();
         const request = pushRequest(req.body);
         const target = resolve(req, request.destination);
+        const destination = formatTarget(target);
+        if (target.kind === 'user' && inbox.isDurable(destination)) {
+          // Committed to the store, not only handed to the broker: the inbox answers 202 itself.
+          const result = await admission.track(
+            durablePush(inbox, req, res, { user: target.user, destination, ...request.message }),
+          );
+          if (result.online === false) metrics.pushesOffline.inc();
+          outcome = 'accepted';
+          return;
+        }
         const id = randomUUID();
         const started = performance.now();
         publisher.assertReady();
@@ -122,6 +138,10 @@ export function createApiRouter(deps: ApiDeps): express.Router {
   );
   router.all('/users/:user/messages', methodNotAllowed(['POST']));
 
+  // GET /api/users/{user}/messages/{id}: where a durable push is, per device.
+  router.get('/users/:user/messages/:id', authenticate, push, statusHandler(inbox));
+  router.all('/users/:user/messages/:id', methodNotAllowed(['GET']));
+
   // POST /api/messages: like convertAndSend, to /topic/<name> or /queue/<name>.
   router.post(
     '/messages',
@@ -143,9 +163,7 @@ export function createApiRouter(deps: ApiDeps): express.Router {
       publisher,
       metrics,
       logger,
-      inbox:
-        deps.batchInbox ??
-        inboxOff(new DurableDestinations(settings.inboxDestinations), 'the inbox is off on this instance'),
+      inbox: deps.batchInbox ?? batchInboxOf(inbox),
     }),
   );
   router.all('/messages/batch', methodNotAllowed(['POST']));

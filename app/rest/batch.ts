@@ -20,7 +20,6 @@ import type { Settings } from '../../config/settings';
 import type { OutgoingMessage, PublishReceipt } from '../broker/broker';
 import { formatTarget, printable, type MessageTarget } from '../destinations/destination';
 import { isServiceError } from '../errors';
-import type { DurableDestinations } from '../inbox/durable-destinations';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { batchEnvelope, batchItems, itemKind, type BatchItem, type ItemError } from './batch-items';
@@ -38,6 +37,8 @@ export type ItemResult = ItemAccepted | ItemError;
 export interface DurableItem {
   id: string;
   targets: MessageTarget[];
+  /** A `users` item: its `seq` is answered per user. */
+  many: boolean;
   message: OutgoingMessage;
 }
 
@@ -123,7 +124,7 @@ export function batchHandler(deps: BatchDeps): RequestHandler {
     if (items.length === 0) return;
     const durable = items.map(({ item }): DurableItem => {
       const id = randomUUID();
-      return { id, targets: item.targets, message: { id, ...item.message } };
+      return { id, targets: item.targets, many: item.many, message: { id, ...item.message } };
     });
     const stored = await inbox.push(durable).catch((err: unknown) => items.map(() => errorResult(err)));
     items.forEach(({ index }, i) => {
@@ -168,21 +169,5 @@ export function batchHandler(deps: BatchDeps): RequestHandler {
       );
     }
     res.status(200).json({ results });
-  };
-}
-
-/**
- * The inbox while it is off (or not yet wired to the batch): a durable item answers
- * `inbox_unavailable` on its own, never a best-effort publish in its place (SPEC: no silent
- * downgrade).
- */
-export function inboxOff(destinations: DurableDestinations, reason: string): BatchInbox {
-  return {
-    isDurable: (target) => target.kind === 'user' && destinations.isDurable(formatTarget(target)),
-    push: async (items) =>
-      items.map(({ targets }) => ({
-        error: 'inbox_unavailable' as const,
-        detail: `destination '${formatTarget(targets[0])}' is durable (INBOX_DESTINATIONS) and ${reason}`,
-      })),
   };
 }

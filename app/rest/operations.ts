@@ -309,7 +309,10 @@ const OPS: OperationSpec[] = [
     path: '/readyz',
     operationId: 'readiness',
     summary: 'Readiness for a load balancer',
-    description: 'Ready while the broker connection is up and the instance is not draining.',
+    description:
+      'Ready while the broker connection is up and the instance is not draining. The answer also ' +
+      'names the inbox store: `"inbox": "unavailable"` with `inboxReason` while PostgreSQL cannot ' +
+      'answer (only durable pushes are refused then, so the instance stays ready).',
     auth: 'none',
     answers: { 200: { description: 'Ready.', schema: Ready } },
     errors: ['internal', 'not_ready'],

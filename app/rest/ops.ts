@@ -5,11 +5,13 @@
  */
 import express from 'express';
 import type { Broker } from '../broker/broker';
+import type { Inbox } from '../inbox/inbox';
 import type { Metrics } from '../observability/metrics';
 import { methodNotAllowed, sendError } from './errors';
 
 export interface OpsDeps {
   broker: Broker;
+  inbox: Inbox;
   metrics: Metrics;
   isDraining(): boolean;
 }
@@ -33,7 +35,15 @@ export function createOpsRouter(deps: OpsDeps): express.Router {
       sendError(res, 'not_ready', readiness.reason);
       return;
     }
-    res.json({ status: 'ready', broker: deps.broker.kind });
+    // The inbox store is named but does not make the instance unready: with PostgreSQL down only
+    // durable pushes fail (503), and taking every instance out of the balancer would stop the rest.
+    const inbox = deps.inbox.readiness();
+    res.json({
+      status: 'ready',
+      broker: deps.broker.kind,
+      inbox: inbox.ready === true ? 'ready' : inbox.ready === 'off' ? 'off' : 'unavailable',
+      ...(inbox.ready === true ? {} : { inboxReason: inbox.reason }),
+    });
   });
 
   router.get('/metrics', async (_req, res) => {

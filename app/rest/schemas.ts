@@ -168,6 +168,14 @@ export const Ready = Type.Object(
   {
     status: Type.Literal('ready'),
     broker: Type.String({ description: '`embedded` or `rabbitmq`.', examples: ['rabbitmq'] }),
+    inbox: Type.Union([Type.Literal('ready'), Type.Literal('unavailable'), Type.Literal('off')], {
+      description:
+        'The inbox store: `unavailable` while its database cannot answer (durable pushes then answer ' +
+        '503; everything else goes on, so the instance stays ready), `off` when it is not configured.',
+    }),
+    inboxReason: Type.Optional(
+      Type.String({ description: 'Why the inbox is unavailable or off, naming the dependency.' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -8,7 +8,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AckMode, Delivery, SessionInfo, TransactionOp } from '../broker/broker';
 import { bearerToken } from '../auth/bearer';
-import { parseDestination, printable } from '../destinations/destination';
+import { formatTarget, parseDestination, printable } from '../destinations/destination';
+import { DurableSubscription, parseSince } from '../inbox/durable-subscription';
+import { parseDeviceId } from '../inbox/validate';
 import { ServiceError } from '../errors';
 import { allowedHeaderRecord } from '../messaging/header-policy';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
@@ -33,6 +35,8 @@ export interface CommandSession {
   readonly socket: { readonly info: ConnectionInfo };
   version: StompVersion;
   user: string;
+  /** CONNECT's `device-id` (SPEC "The inbox"), `default` when absent. */
+  device: string;
   readonly subscriptions: SubscriptionTable;
   readonly transactions: Map<string, OpenTransaction>;
   readonly transactionLimit: number;
@@ -99,6 +103,7 @@ function connect(session: CommandSession, frame: Frame): void {
     );
   }
   const identity = verifier.verify(token);
+  session.device = parseDeviceId(header(frame, 'device-id'));
   if (isDraining())
     throw new ServiceError('draining', 'this instance is draining: connect to another instance');
   const readiness = broker.readiness();
@@ -174,7 +179,7 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
 
 /** §SUBSCRIBE. Every destination is checked against the user before the broker hears of it. */
 async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
-  const { authorizer, broker, settings, metrics, registry } = session.ctx;
+  const { authorizer, broker, settings, metrics, registry, inbox } = session.ctx;
   const destination = required(frame, 'destination');
   // STOMP 1.0 made `id` optional; the destination then names the subscription.
   const id = session.version === '1.0' ? (header(frame, 'id') ?? destination) : required(frame, 'id');
@@ -199,22 +204,37 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
   if (!authorizer.canSubscribe(session.user, destination)) {
     throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
   }
+  const durable = target.kind === 'user' && inbox.isDurable(formatTarget(target));
+  const since = parseSince(header(frame, 'inbox-since'));
+  if (since !== undefined && !durable) {
+    throw new ServiceError(
+      'bad_frame',
+      `inbox-since is for durable (inbox) destinations, not '${printable(destination)}'`,
+    );
+  }
   const sub: ClientSubscription = { id, destination, target, ackMode: ack as AckMode, closed: false };
   // Counted from the moment the table holds it: finish() uncounts every subscription in the table,
   // including one whose broker subscribe is still pending when the connection goes.
   session.subscriptions.add(sub);
   metrics.subscriptions.inc();
   try {
-    const brokerSub = await broker.subscribe({
+    const request = {
       sessionId: session.id,
       user: session.user,
-      target,
       ackMode: sub.ackMode,
       prefetch: settings.brokerPrefetch,
-      deliver: (delivery) => session.deliver(sub, delivery),
+      deliver: (delivery: Delivery) => session.deliver(sub, delivery),
       // A subscription the broker ends on its own ends this session alone, with the reason.
-      ended: (reason) => session.fail(reason),
-    });
+      ended: (reason: ServiceError) => session.fail(reason),
+    };
+    const brokerSub = durable
+      ? await DurableSubscription.open(inbox, broker, {
+          ...request,
+          device: session.device,
+          destination: formatTarget(target),
+          since,
+        })
+      : await broker.subscribe({ ...request, target });
     if (sub.closed) {
       // The session ended (or the client unsubscribed) while the broker was still subscribing.
       await brokerSub.close();
@@ -331,7 +351,15 @@ async function commit(session: CommandSession, frame: Frame): Promise<void> {
   const tx = session.transactions.get(name);
   if (!tx) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
   session.transactions.delete(name);
-  if (tx.ops.length > 0) await session.ctx.broker.commit(tx.ops);
+  // Acks of durable subscriptions are the inbox's, not the broker's: recorded after the rest.
+  const isDurable = (op: TransactionOp): boolean =>
+    op.op !== 'publish' && op.subscription instanceof DurableSubscription;
+  const brokerOps = tx.ops.filter((op) => !isDurable(op));
+  if (brokerOps.length > 0) await session.ctx.broker.commit(brokerOps);
+  for (const op of tx.ops) {
+    if (op.op === 'publish' || !isDurable(op)) continue;
+    await (op.op === 'ack' ? op.subscription.ack(op.ackId) : op.subscription.nack(op.ackId));
+  }
   for (const token of tx.acks) session.subscriptions.settleToken(token);
 }
 

@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker';
 import type { Settings } from '../../config/settings';
 import type { TokenVerifier } from '../auth/token-verifier';
 import type { Authorizer } from '../destinations/authorization';
+import type { Inbox } from '../inbox/inbox';
 import type { AppRouter } from '../messaging/app-router';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -14,6 +15,8 @@ export interface SessionContext {
   verifier: TokenVerifier;
   authorizer: Authorizer;
   appRouter: AppRouter;
+  /** The durable inbox (off or on): durable SUBSCRIBEs go through it. */
+  inbox: Inbox;
   metrics: Metrics;
   logger: Logger;
   registry: SessionRegistry;

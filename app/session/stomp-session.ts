@@ -54,6 +54,8 @@ export class StompSession implements RegisteredSession, CommandSession {
   readonly id = randomBytes(12).toString('base64url');
   state: SessionState = 'connecting';
   user = '';
+  /** CONNECT's `device-id` (SPEC "The inbox"): whose progress this session's ACKs advance. */
+  device = 'default';
   version: StompVersion = '1.2';
   readonly subscriptions = new SubscriptionTable();
   readonly transactions = new Map<string, OpenTransaction>();

@@ -7,6 +7,7 @@ import type { Settings } from '../../config/settings';
 import { TokenVerifier } from '../../app/auth/token-verifier';
 import { EmbeddedBroker } from '../../app/broker/embedded';
 import { Authorizer, type AuthorizationRules } from '../../app/destinations/authorization';
+import { inboxService } from '../../app/inbox/service';
 import { AppRouter } from '../../app/messaging/app-router';
 import { Metrics } from '../../app/observability/metrics';
 import { silentLogger } from '../../app/observability/logger';
@@ -69,6 +70,8 @@ export async function sessionBench(
       verifier,
       authorizer: new Authorizer(rules),
       appRouter: new AppRouter(broker),
+      // The in-memory store: nothing to start, nothing left behind.
+      inbox: inboxService(settings, broker, silentLogger, metrics.registry),
       metrics,
       logger: silentLogger,
       registry: new SessionRegistry(broker.sessions, metrics),

@@ -19,7 +19,7 @@ interface Document {
  * Calls SPEC names that the document describes already and whose routes are still to be built.
  * Building one: take it off this list (the route test below fails until then).
  */
-const TO_BUILD = ['GET /api/users/{user}/messages/{id}'];
+const TO_BUILD: string[] = [];
 
 /** `METHOD /path/{param}` for every route a router serves (not the 405 fallbacks). */
 function routesOf(router: Router, prefix: string): string[] {

@@ -21,7 +21,7 @@ describe('ops endpoints and the /api fallbacks', () => {
   it('GET /readyz answers 200 while the broker is up', async () => {
     const answer = await call(app, 'GET', '/readyz');
     expect(answer.status).to.equal(200);
-    expect(answer.body).to.deep.equal({ status: 'ready', broker: 'embedded' });
+    expect(answer.body).to.deep.equal({ status: 'ready', broker: 'embedded', inbox: 'ready' });
   });
 
   it('GET /readyz answers 503 with the reason when the broker is down', async () => {
@@ -58,7 +58,7 @@ describe('ops endpoints and the /api fallbacks', () => {
     for (const [method, path] of [
       ['GET', '/api/nope'],
       ['POST', '/api/users/alice'],
-      ['DELETE', '/api/users/alice/messages/x'],
+      ['DELETE', '/api/users/alice/messages/x/y'],
     ]) {
       const answer = await call(app, method, path);
       expect(answer.status, `${method} ${path}`).to.equal(404);

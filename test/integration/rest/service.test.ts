@@ -40,7 +40,7 @@ describe('REST API mounted in the running service', () => {
     expect((await call(service, 'GET', '/healthz')).status).to.equal(200);
     const ready = await call(service, 'GET', '/readyz');
     expect(ready.status).to.equal(200);
-    expect(ready.body).to.deep.equal({ status: 'ready', broker: service.broker.kind });
+    expect(ready.body).to.deep.equal({ status: 'ready', broker: service.broker.kind, inbox: 'ready' });
     const metrics = await call(service, 'GET', '/metrics');
     expect(metrics.body).to.include('stomp_pushes_total{kind="user",outcome="accepted"} 1');
   });

@@ -33,13 +33,13 @@ describe('session: user destinations', () => {
   const bodies = (c: RawStompClient): string[] => c.all('MESSAGE').map((f) => f.body.toString());
 
   it("a push to alice reaches both of alice's sessions, once each, and never bob's", async () => {
-    const alice1 = await subscribed('alice', '/user/queue/inbox');
-    const alice2 = await subscribed('alice', '/user/queue/inbox', 'tcp');
-    const bob = await subscribed('bob', '/user/queue/inbox');
-    await publish(service, userQueue('alice', 'inbox'), 'for alice');
+    const alice1 = await subscribed('alice', '/user/queue/mail');
+    const alice2 = await subscribed('alice', '/user/queue/mail', 'tcp');
+    const bob = await subscribed('bob', '/user/queue/mail');
+    await publish(service, userQueue('alice', 'mail'), 'for alice');
     for (const a of [alice1, alice2]) {
       const m = await a.waitForFrame('MESSAGE');
-      expect(header(m, 'destination')).to.equal('/user/queue/inbox');
+      expect(header(m, 'destination')).to.equal('/user/queue/mail');
     }
     await sleep(150);
     expect(bodies(alice1)).to.deep.equal(['for alice']);

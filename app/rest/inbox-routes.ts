@@ -1,0 +1,106 @@
+/**
+ * The REST side of the inbox (SPEC "The inbox: pushes that wait for the user"): a user push to a
+ * durable destination, and the status call. A durable push answers 202 `{"id", "seq", "stored":
+ * true}` once the store has committed it, whether or not RabbitMQ took the live copy (the outbox
+ * catch-up publishes it later); `Idempotency-Key` makes a retry answer the first 202 again.
+ */
+import type { Request, RequestHandler, Response } from 'express';
+
+import { formatTarget } from '../destinations/destination';
+import { ServiceError } from '../errors';
+import type { Inbox, InboxPushItem } from '../inbox/inbox';
+import type { MessageStatus } from '../inbox/store';
+import type { BatchInbox, ItemResult } from './batch';
+import { userName } from './validation';
+
+/** The one header SPEC names for retries; 1-256 printable ASCII characters (an index key). */
+export function idempotencyKeyOf(req: Request): string | undefined {
+  const value = req.get('idempotency-key');
+  if (value === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,256}$/.test(value)) {
+    throw new ServiceError(
+      'bad_request',
+      'Idempotency-Key must be 1-256 printable characters without spaces',
+    );
+  }
+  return value;
+}
+
+/** Stores one push for `user` and answers 202 (or the item's own error). */
+export async function durablePush(
+  inbox: Inbox,
+  req: Request,
+  res: Response,
+  push: { user: string; destination: string; headers: Record<string, string>; body: Buffer },
+): Promise<{ id: string; seq: number; online?: boolean }> {
+  const [result] = await inbox.push([{ ...push, idempotencyKey: idempotencyKeyOf(req) }]);
+  if (!result.ok) throw result.error;
+  // `online` when the live copy went out now (SPEC, REST): false means it waits in the inbox.
+  res.status(202).json({
+    id: result.id,
+    seq: result.seq,
+    stored: true,
+    ...(result.online === undefined ? {} : { online: result.online }),
+  });
+  return result;
+}
+
+function statusBody(status: MessageStatus): Record<string, unknown> {
+  return {
+    id: status.id,
+    seq: status.seq,
+    destination: status.destination,
+    createdAt: status.createdAt.toISOString(),
+    expiresAt: status.expiresAt.toISOString(),
+    state: status.state,
+    devices: status.devices,
+  };
+}
+
+/** GET /api/users/{user}/messages/{id} (scope push, checked before this). */
+export function statusHandler(inbox: Inbox): RequestHandler {
+  return async (req, res) => {
+    const user = userName(req.params.user, 'the user in the URL');
+    const id = String(req.params.id);
+    if (id.length === 0 || id.length > 256)
+      throw new ServiceError('bad_request', 'a message id is 1-256 characters');
+    const status = await inbox.status(user, id);
+    if (!status)
+      throw new ServiceError('not_found', `no message '${id.slice(0, 64)}' in the inbox of ${user}`);
+    res.json(statusBody(status));
+  };
+}
+
+/**
+ * The batch's durable items through the inbox: every user of every item in one append (one
+ * commit), then one result per item: `seq` a number for a `user` item, per user for a `users` one.
+ * A `users` item whose store refused one user answers that user's error (the others are stored).
+ */
+export function batchInboxOf(inbox: Inbox): BatchInbox {
+  return {
+    isDurable: (target) => target.kind === 'user' && inbox.isDurable(formatTarget(target)),
+    async push(items) {
+      const flat: InboxPushItem[] = [];
+      for (const item of items) {
+        for (const target of item.targets) {
+          if (target.kind !== 'user')
+            throw new ServiceError('internal', 'a durable batch item for a non-user target');
+          const { headers, body } = item.message;
+          flat.push({ user: target.user, destination: formatTarget(target), headers, body, id: item.id });
+        }
+      }
+      const stored = await inbox.push(flat);
+      let next = 0;
+      return items.map((item): ItemResult => {
+        const mine = stored.slice(next, next + item.targets.length);
+        next += item.targets.length;
+        const failed = mine.find((r) => !r.ok);
+        if (failed && !failed.ok) return { error: failed.error.code, detail: failed.error.message };
+        const seqs = mine.map((r) => (r.ok ? r.seq : 0));
+        if (!item.many) return { id: item.id, seq: seqs[0], stored: true };
+        const users = item.targets.map((t) => (t.kind === 'user' ? t.user : ''));
+        return { id: item.id, seq: Object.fromEntries(users.map((u, i) => [u, seqs[i]])), stored: true };
+      });
+    },
+  };
+}
