@@ -14,7 +14,8 @@ import { silentLogger } from '../../app/observability/logger';
 import type { SessionContext } from '../../app/session/session-context';
 import { SessionRegistry } from '../../app/session/session-registry';
 import { StompSession } from '../../app/session/stomp-session';
-import { openInMemory, type RawStompClient } from './raw-stomp';
+import type { ClientSocket, ConnectionInfo } from '../../app/transport/transport';
+import { RawStompClient } from './raw-stomp';
 import { testSettings } from './service';
 
 /**
@@ -36,6 +37,49 @@ export const OPEN_RULES: AuthorizationRules = {
     { destination: '/app/**', users: '*' },
   ],
 };
+
+/**
+ * Raw STOMP with no network between: `socket` is the server side, to hand to a StompSession in a
+ * unit test; what the client writes reaches the session's data listener, what the session sends
+ * reaches the client's parser, and a close on either side closes both.
+ */
+export function openInMemory(info: Partial<ConnectionInfo> = {}): {
+  client: RawStompClient;
+  socket: ClientSocket;
+} {
+  const client = new RawStompClient();
+  const dataListeners: ((chunk: Buffer) => void)[] = [];
+  const closeListeners: (() => void)[] = [];
+  let open = true;
+  const closeBoth = (): void => {
+    if (!open) return;
+    open = false;
+    client.markClosed();
+    for (const listener of closeListeners) listener();
+  };
+  const socket: ClientSocket = {
+    info: { transport: 'tcp', protocol: 'tcp', remoteAddress: '127.0.0.1', ...info },
+    send: (data) => {
+      if (open) client.received(Buffer.from(data));
+    },
+    bufferedAmount: () => 0,
+    close: closeBoth,
+    onData: (listener) => dataListeners.push(listener),
+    pause: () => undefined,
+    resume: () => undefined,
+    onClose: (listener) => closeListeners.push(listener),
+  };
+  client.attach({
+    write: (bytes) => {
+      if (open) for (const listener of dataListeners) listener(bytes);
+    },
+    end: closeBoth,
+    pause: () => undefined,
+    resume: () => undefined,
+    outgoing: () => 0,
+  });
+  return { client, socket };
+}
 
 export interface SessionBench {
   readonly ctx: SessionContext;

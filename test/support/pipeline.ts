@@ -7,10 +7,8 @@
  * keeps only a count and whether bodies came in order, so that thousands of messages cost it
  * nothing worth measuring.
  */
-import { connect as netConnect, type Socket } from 'node:net';
 import { header, type Frame } from '../../app/stomp/frame';
-import { StompParser } from '../../app/stomp/parser';
-import { connectRaw, type RawStompClient } from './raw-stomp';
+import { connectRaw, openTcp, type RawStompClient } from './raw-stomp';
 import { openSockJs } from './sockjs-raw';
 import { tokenFor, type RunningService } from './service';
 import { sleep, waitFor } from './wait';
@@ -116,10 +114,9 @@ export class QueueReader {
   disorder: string | undefined;
   errors: string[] = [];
 
-  private constructor(
-    private readonly socket: Socket,
-    private readonly prefix: string,
-  ) {}
+  private client: RawStompClient | undefined;
+
+  private constructor(private readonly prefix: string) {}
 
   static async open(
     service: RunningService,
@@ -127,23 +124,19 @@ export class QueueReader {
     destination: string,
     prefix = '',
   ): Promise<QueueReader> {
-    if (service.tcpPort === undefined) throw new Error('start the service with stompTcpPort: 0');
-    const socket = netConnect(service.tcpPort, '127.0.0.1');
-    socket.on('error', () => socket.destroy());
-    await new Promise((resolve) => socket.once('connect', resolve));
-    const reader = new QueueReader(socket, prefix);
+    const reader = new QueueReader(prefix);
     let subscribed = false;
-    const parser = new StompParser(
-      { maxFrameBytes: 16 * 1024 * 1024, maxHeaders: 1000, maxHeaderBytes: 64 * 1024 },
-      (f: Frame) => {
+    const client = await openTcp(service, {
+      keep: false,
+      onFrame: (f: Frame) => {
         if (f.command === 'RECEIPT') subscribed = true;
         else if (f.command === 'MESSAGE') reader.take(f.body.toString());
         else if (f.command === 'ERROR') reader.errors.push(header(f, 'message') ?? '?');
       },
-    );
-    socket.on('data', (chunk: Buffer) => parser.push(chunk));
-    socket.write(`CONNECT\naccept-version:1.2\nhost:x\npasscode:${tokenFor(service, user)}\n\n\0`);
-    socket.write(`SUBSCRIBE\nid:q\ndestination:${destination}\nreceipt:sub\n\n\0`);
+    });
+    reader.client = client;
+    client.sendRaw(`CONNECT\naccept-version:1.2\nhost:x\npasscode:${tokenFor(service, user)}\n\n\0`);
+    client.sendRaw(`SUBSCRIBE\nid:q\ndestination:${destination}\nreceipt:sub\n\n\0`);
     await waitFor(
       () => subscribed || reader.errors.length > 0,
       10_000,
@@ -173,7 +166,7 @@ export class QueueReader {
   }
 
   close(): void {
-    this.socket.destroy();
+    this.client?.close();
   }
 }
 

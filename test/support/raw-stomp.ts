@@ -5,14 +5,15 @@
  * so a test sees the frames a real client would, byte for byte.
  *
  * Frames are consumed in order: each `waitForFrame` returns the oldest matching frame not returned
- * before, so a test can await "the next MESSAGE" repeatedly without bookkeeping.
+ * before, so a test can await "the next MESSAGE" repeatedly without bookkeeping. For load (a
+ * thousand subscribers, a fuzzer's thousands of batches) a client can keep nothing and only hand
+ * each frame to `onFrame`, and `until` waits on arrivals instead of polling.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../../app/stomp/frame';
 import { StompParser } from '../../app/stomp/parser';
 import { serializeFrame } from '../../app/stomp/serializer';
-import type { ClientSocket, ConnectionInfo } from '../../app/transport/transport';
 import type { RunningService } from './service';
 import { tokenFor } from './service';
 import { waitFor } from './wait';
@@ -26,6 +27,13 @@ interface RawSocket {
   resume(): void;
   /** Bytes written and not yet on the wire (the client's own send buffer). */
   outgoing(): number;
+}
+
+export interface RawClientOptions {
+  /** Keep every frame and chunk received (default true); false for clients that only count. */
+  keep?: boolean;
+  /** Called with each frame as it is parsed, kept or not. */
+  onFrame?: (f: Frame) => void;
 }
 
 export class RawStompClient {
@@ -44,9 +52,13 @@ export class RawStompClient {
 
   private readonly taken = new Set<Frame>();
   private readonly parser: StompParser;
+  private readonly keep: boolean;
+  /** Callers of `until` waiting for the next frame, close or parse error. */
+  private readonly wakers = new Set<() => void>();
   private socket: RawSocket | undefined;
 
-  constructor() {
+  constructor(options: RawClientOptions = {}) {
+    this.keep = options.keep ?? true;
     this.parser = new StompParser(
       { maxFrameBytes: 64 * 1024 * 1024, maxHeaders: 10_000, maxHeaderBytes: 1024 * 1024 },
       (f) => {
@@ -57,7 +69,9 @@ export class RawStompClient {
             this.parser.version = v;
           }
         }
-        this.frames.push(f);
+        if (this.keep) this.frames.push(f);
+        options.onFrame?.(f);
+        this.wake();
       },
       () => this.heartbeats.push(Date.now()),
     );
@@ -70,12 +84,13 @@ export class RawStompClient {
 
   /** @internal */
   received(chunk: Buffer): void {
-    this.bytesIn.push(chunk);
+    if (this.keep) this.bytesIn.push(chunk);
     if (this.parseError !== undefined) return;
     try {
       this.parser.push(chunk);
     } catch (err: unknown) {
       this.parseError = err;
+      this.wake();
     }
   }
 
@@ -84,6 +99,40 @@ export class RawStompClient {
     if (this.closed) return;
     this.closed = true;
     this.closedAt = Date.now();
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const waker of [...this.wakers]) waker();
+  }
+
+  /**
+   * Resolves true once `done()` holds, false once `timeoutMs` passes first. Checked at each frame,
+   * close or parse error, not on a timer: cheap enough for thousands of waits in a row.
+   */
+  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const waker = (): void => {
+          clearTimeout(timer);
+          this.wakers.delete(waker);
+          resolve();
+        };
+        const timer = setTimeout(waker, left);
+        this.wakers.add(waker);
+      });
+    }
+    return true;
+  }
+
+  /** The first frame kept with this command (and this receipt-id), taken or not. */
+  find(command: string, receiptId?: string): Frame | undefined {
+    return this.frames.find(
+      (f) => f.command === command && (receiptId === undefined || header(f, 'receipt-id') === receiptId),
+    );
   }
 
   /** Writes bytes exactly as given. */
@@ -118,11 +167,13 @@ export class RawStompClient {
     command: string,
     headers: Record<string, string> = {},
     body?: Buffer | string,
+    timeoutMs = 3000,
   ): Promise<void> {
     const receipt = `r-${Math.random().toString(36).slice(2)}`;
     this.send(command, { ...headers, receipt }, body);
     const answer = await this.waitForFrame(
       (f) => (f.command === 'RECEIPT' && header(f, 'receipt-id') === receipt) || f.command === 'ERROR',
+      timeoutMs,
     );
     if (answer.command === 'ERROR')
       throw new Error(`${command} refused: ${header(answer, 'message') ?? '?'}`);
@@ -211,16 +262,25 @@ function describe(f: Frame): string {
   return message === undefined ? '' : `(${message})`;
 }
 
-/** Raw STOMP over TCP to `service.tcpPort` (start the service with `stompTcpPort: 0`). */
-export async function openTcp(service: RunningService): Promise<RawStompClient> {
-  if (service.tcpPort === undefined) throw new Error('start the service with stompTcpPort: 0');
-  return openTcpPort(service.tcpPort);
+export interface TcpOptions extends RawClientOptions {
+  /** Each write goes out at once, not coalesced with the next (Nagle off): exact splits. */
+  noDelay?: boolean;
+}
+
+/** Raw STOMP over TCP to `target.tcpPort` (start a service with `stompTcpPort: 0`). */
+export async function openTcp(
+  target: { tcpPort?: number },
+  options: TcpOptions = {},
+): Promise<RawStompClient> {
+  if (target.tcpPort === undefined) throw new Error('start the service with stompTcpPort: 0');
+  return openTcpPort(target.tcpPort, options);
 }
 
 /** Raw STOMP over TCP to any STOMP server on 127.0.0.1:`port` (a RabbitMQ node's STOMP plugin, say). */
-export async function openTcpPort(port: number): Promise<RawStompClient> {
-  const client = new RawStompClient();
+export async function openTcpPort(port: number, options: TcpOptions = {}): Promise<RawStompClient> {
+  const client = new RawStompClient(options);
   const socket: Socket = netConnect(port, '127.0.0.1');
+  if (options.noDelay) socket.setNoDelay(true);
   socket.on('data', (chunk: Buffer) => client.received(chunk));
   socket.on('close', () => client.markClosed());
   socket.on('error', () => socket.destroy());
@@ -240,7 +300,7 @@ export async function openTcpPort(port: number): Promise<RawStompClient> {
   return client;
 }
 
-export interface WebSocketOptions {
+export interface WebSocketOptions extends RawClientOptions {
   /** Path and query after the service URL; default `/stomp`. */
   path?: string;
   /** Offered subprotocols; default `['v12.stomp', 'v11.stomp', 'v10.stomp']`. */
@@ -252,10 +312,10 @@ export interface WebSocketOptions {
 
 /** The WebSocket after the handshake, or the reason it failed (e.g. "Unexpected server response: 403"). */
 export function openWebSocketRaw(
-  service: RunningService,
+  target: { url: string },
   options: WebSocketOptions = {},
 ): Promise<WebSocket> {
-  const url = service.url.replace(/^http/, 'ws') + (options.path ?? '/stomp');
+  const url = target.url.replace(/^http/, 'ws') + (options.path ?? '/stomp');
   const ws = new WebSocket(url, options.protocols ?? ['v12.stomp', 'v11.stomp', 'v10.stomp'], {
     headers: options.headers,
   });
@@ -265,17 +325,17 @@ export function openWebSocketRaw(
   });
 }
 
-/** Raw STOMP over a plain WebSocket at `/stomp` (or `options.path`). */
+/** Raw STOMP over a plain WebSocket at `/stomp` (or `options.path`) of `target.url`. */
 export async function openWebSocket(
-  service: RunningService,
+  target: { url: string },
   options: WebSocketOptions = {},
 ): Promise<RawStompClient> {
-  const ws = await openWebSocketRaw(service, options);
-  return wrapWebSocket(ws, options.text === true);
+  const ws = await openWebSocketRaw(target, options);
+  return wrapWebSocket(ws, options.text === true, options);
 }
 
-export function wrapWebSocket(ws: WebSocket, text = false): RawStompClient {
-  const client = new RawStompClient();
+export function wrapWebSocket(ws: WebSocket, text = false, options: RawClientOptions = {}): RawStompClient {
+  const client = new RawStompClient(options);
   ws.on('message', (data: WebSocket.RawData) => {
     client.received(
       Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data),
@@ -293,49 +353,6 @@ export function wrapWebSocket(ws: WebSocket, text = false): RawStompClient {
     outgoing: () => ws.bufferedAmount,
   });
   return client;
-}
-
-/**
- * Raw STOMP with no network between: `socket` is the server side, to hand to a StompSession in a
- * unit test; what the client writes reaches the session's data listener, what the session sends
- * reaches the client's parser, and a close on either side closes both.
- */
-export function openInMemory(info: Partial<ConnectionInfo> = {}): {
-  client: RawStompClient;
-  socket: ClientSocket;
-} {
-  const client = new RawStompClient();
-  const dataListeners: ((chunk: Buffer) => void)[] = [];
-  const closeListeners: (() => void)[] = [];
-  let open = true;
-  const closeBoth = (): void => {
-    if (!open) return;
-    open = false;
-    client.markClosed();
-    for (const listener of closeListeners) listener();
-  };
-  const socket: ClientSocket = {
-    info: { transport: 'tcp', protocol: 'tcp', remoteAddress: '127.0.0.1', ...info },
-    send: (data) => {
-      if (open) client.received(Buffer.from(data));
-    },
-    bufferedAmount: () => 0,
-    close: closeBoth,
-    onData: (listener) => dataListeners.push(listener),
-    pause: () => undefined,
-    resume: () => undefined,
-    onClose: (listener) => closeListeners.push(listener),
-  };
-  client.attach({
-    write: (bytes) => {
-      if (open) for (const listener of dataListeners) listener(bytes);
-    },
-    end: closeBoth,
-    pause: () => undefined,
-    resume: () => undefined,
-    outgoing: () => 0,
-  });
-  return { client, socket };
 }
 
 export type RawTransport = 'tcp' | 'websocket';

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { RawStompClient } from './raw-stomp';
+import { RawStompClient, type RawClientOptions } from './raw-stomp';
 import { waitFor } from './wait';
 
 export type SockJsRawTransport =
@@ -23,7 +23,7 @@ export type SockJsRawTransport =
   | 'htmlfile'
   | 'jsonp-polling';
 
-export interface SockJsRawOptions {
+export interface SockJsRawOptions extends RawClientOptions {
   /** Appended to every URL, e.g. `?access_token=...`. */
   query?: string;
   /**
@@ -106,8 +106,11 @@ const RECEIVERS: Record<string, { method: string; path: string; streaming: boole
 export class SockJsRawClient extends RawStompClient {
   private leg: SockJsLeg | undefined;
 
-  constructor(readonly transport: SockJsRawTransport) {
-    super();
+  constructor(
+    readonly transport: SockJsRawTransport,
+    options: RawClientOptions = {},
+  ) {
+    super(options);
   }
 
   /** @internal */
@@ -140,7 +143,7 @@ export async function openSockJs(
   transport: SockJsRawTransport,
   options: SockJsRawOptions = {},
 ): Promise<SockJsRawClient> {
-  const client = new SockJsRawClient(transport);
+  const client = new SockJsRawClient(transport, options);
   client.setLeg(await openSockJsLeg(baseUrl, transport, client, options));
   return client;
 }

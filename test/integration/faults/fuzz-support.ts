@@ -7,10 +7,9 @@
  * bytes: a framing error must be answered with ERROR; a batch whose last frame is complete must be
  * answered (RECEIPT, or ERROR when a mutation made a frame meaningless); an unfinished one may wait.
  */
-import { connect as netConnect, type Socket } from 'node:net';
-import WebSocket from 'ws';
 import { header, type Frame } from '../../../app/stomp/frame';
 import { StompParser, type ParserLimits } from '../../../app/stomp/parser';
+import { openTcp, openWebSocket, type RawStompClient } from '../../support/raw-stomp';
 import { tokenFor, type RunningService } from '../../support/service';
 
 /** mulberry32: small, fast, seeded; a failing run can be replayed from its seed. */
@@ -339,115 +338,16 @@ export function oracle(bytes: Buffer, limits: ParserLimits, sentinelReceipt: str
   return reached ? 'complete' : 'incomplete';
 }
 
-/** A raw connection with event-driven waits (no polling: the fuzzer runs thousands of batches). */
-export class FuzzConnection {
-  readonly frames: Frame[] = [];
-  closed = false;
-  parseError: unknown;
-  private waiter: (() => void) | undefined;
-  private readonly parser = new StompParser(
-    { maxFrameBytes: 1 << 26, maxHeaders: 10_000, maxHeaderBytes: 1 << 20 },
-    (f) => {
-      this.frames.push(f);
-      this.wake();
-    },
-  );
+/** A raw connection for the fuzzer: TCP with every write sent as it is split, or /stomp (1.2). */
+function openConnection(service: RunningService, transport: 'tcp' | 'websocket'): Promise<RawStompClient> {
+  return transport === 'tcp'
+    ? openTcp(service, { noDelay: true })
+    : openWebSocket(service, { protocols: ['v12.stomp'] });
+}
 
-  private constructor(
-    private readonly writeFn: (piece: Buffer) => void,
-    private readonly endFn: () => void,
-  ) {}
-
-  static async open(service: RunningService, transport: 'tcp' | 'websocket'): Promise<FuzzConnection> {
-    if (transport === 'tcp') {
-      const socket: Socket = netConnect(service.tcpPort!, '127.0.0.1');
-      socket.setNoDelay(true);
-      await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('error', reject);
-      });
-      const conn = new FuzzConnection(
-        (piece) => {
-          if (!socket.destroyed) socket.write(piece);
-        },
-        () => socket.destroy(),
-      );
-      socket.on('data', (chunk: Buffer) => conn.received(chunk));
-      socket.on('error', () => socket.destroy());
-      socket.on('close', () => conn.markClosed());
-      return conn;
-    }
-    const ws = new WebSocket(`${service.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    const conn = new FuzzConnection(
-      (piece) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(piece, { binary: true });
-      },
-      () => ws.terminate(),
-    );
-    ws.on('message', (data: WebSocket.RawData) =>
-      conn.received(
-        Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data),
-      ),
-    );
-    ws.on('error', () => ws.terminate());
-    ws.on('close', () => conn.markClosed());
-    return conn;
-  }
-
-  private received(chunk: Buffer): void {
-    try {
-      this.parser.push(chunk);
-    } catch (err: unknown) {
-      this.parseError ??= err;
-      this.wake();
-    }
-  }
-
-  private markClosed(): void {
-    this.closed = true;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  write(pieces: Buffer[]): void {
-    for (const piece of pieces) this.writeFn(piece);
-  }
-
-  end(): void {
-    this.endFn();
-  }
-
-  /** Resolves once `done()` holds or `timeoutMs` passes; true when it holds. */
-  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return true;
-  }
-
-  find(command: string, receipt?: string): Frame | undefined {
-    return this.frames.find(
-      (f) => f.command === command && (receipt === undefined || header(f, 'receipt-id') === receipt),
-    );
-  }
+/** Writes each piece as it is, in order. */
+function write(conn: RawStompClient, pieces: Buffer[]): void {
+  for (const piece of pieces) conn.sendRaw(piece);
 }
 
 export interface FuzzOptions {
@@ -511,9 +411,10 @@ export async function fuzzWorker(
     if (tally.failures.length < 20) tally.failures.push(`[${transport} w${worker} seed ${SEED}] ${message}`);
   };
   while (tally.frames < TARGET_FRAMES && Date.now() < deadline && tally.failures.length === 0) {
-    const conn = await FuzzConnection.open(service, transport);
+    const conn = await openConnection(service, transport);
     tally.connections++;
-    conn.write(
+    write(
+      conn,
       rng.split(
         Buffer.from(`CONNECT\naccept-version:1.2\nhost:fuzz\nAuthorization:Bearer ${token}\n\n\0`),
         64,
@@ -525,7 +426,7 @@ export async function fuzzWorker(
       conn.frames[0]?.command !== 'CONNECTED'
     ) {
       fail(`CONNECT not answered with CONNECTED: ${describeFrames(conn.frames)}`);
-      conn.end();
+      conn.close();
       return;
     }
     const model = new SessionModel(rng, tally.connections);
@@ -549,7 +450,7 @@ export async function fuzzWorker(
       const bytes = Buffer.concat([...run.bytes, tail, model.sentinel(receipt)]);
       const verdict = kind === 'clean' ? 'complete' : oracle(bytes, LIMITS, receipt);
       const mustFail = kind === 'bad' || verdict === 'framing-error';
-      conn.write(rng.split(bytes, 400));
+      write(conn, rng.split(bytes, 400));
       tally.frames += run.frames + (kind === 'clean' ? 1 : 2);
 
       if (verdict === 'incomplete' && !mustFail) {
@@ -566,7 +467,7 @@ export async function fuzzWorker(
         fail(
           `batch ${batch} (${kind} ${badName}, oracle ${verdict}) got no answer within 5 s: ${describeFrames(conn.frames.slice(-3))}`,
         );
-        conn.end();
+        conn.close();
         return;
       }
       const errors = conn.frames.filter((f) => f.command === 'ERROR');
@@ -590,7 +491,7 @@ export async function fuzzWorker(
           fail(
             `batch ${batch} (${kind} ${badName}, oracle ${verdict}) was not refused: ${describeFrames(conn.frames.slice(-3))}`,
           );
-          conn.end();
+          conn.close();
           return;
         }
         if (errors.length > 0) fail(`ERROR on an open session: ${describeFrames(errors)}`);
@@ -600,6 +501,6 @@ export async function fuzzWorker(
       // Frames are kept per batch only: the connection lives on for the next one.
       if (!conn.closed) conn.frames.length = 0;
     }
-    conn.end();
+    conn.close();
   }
 }
