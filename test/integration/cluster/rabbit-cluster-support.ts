@@ -287,3 +287,96 @@ export async function topologyOf(instance: Instance, from: RabbitNode): Promise<
     .sort();
   return { queues: new Map(queues.map((q) => [q.name, q.node])), bindings };
 }
+
+/**
+ * A competing consumer of `/queue/<name>` on `instance`: SUBSCRIBE with ack client-individual, every
+ * MESSAGE acknowledged as soon as it is seen (polled every 20 ms). `seqs()` is every body received,
+ * in order, redeliveries included.
+ */
+export class QueueWorker {
+  private readonly timer: NodeJS.Timeout;
+  private acked = 0;
+
+  private constructor(readonly session: Session) {
+    this.timer = setInterval(() => this.ackNew(), 20);
+  }
+
+  static async start(instance: Instance, user: string, destination: string): Promise<QueueWorker> {
+    const ws = new WebSocket(`${instance.wsUrl}/stomp`, ['v12.stomp']);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const client = wrapWebSocket(ws);
+    await client.connect(instance.token(user), { 'heart-beat': '0,0' });
+    await client.sendWithReceipt('SUBSCRIBE', { id: 'jobs', destination, ack: 'client-individual' });
+    return new QueueWorker({ user, instance, client });
+  }
+
+  seqs(): number[] {
+    return this.session.client
+      .all('MESSAGE')
+      .map((f) => Number(JSON.parse(f.body.toString('utf8')) as unknown));
+  }
+
+  redelivered(): number {
+    return this.session.client.all('MESSAGE').filter((f) => header(f, 'redelivered') === 'true').length;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.session.client.close();
+  }
+
+  private ackNew(): void {
+    const messages = this.session.client.all('MESSAGE');
+    for (; this.acked < messages.length; this.acked++) {
+      const id = header(messages[this.acked]!, 'ack');
+      if (id !== undefined && !this.session.client.closed) this.session.client.send('ACK', { id });
+    }
+  }
+}
+
+/** REST publishes of sequence numbers to `destination` through `instance`, one every `everyMs`. */
+export class Producer {
+  readonly sent: Sent[] = [];
+  private running = true;
+  private readonly loop: Promise<void>;
+
+  constructor(instance: Instance, destination: string, everyMs = 20) {
+    const token = instance.token('backend', 'push', 3600);
+    let seq = 0;
+    this.loop = (async () => {
+      while (this.running) {
+        const record: Sent = {
+          seq: seq++,
+          kind: 'topic',
+          via: instance,
+          startedAt: Date.now(),
+          endedAt: 0,
+          status: 0,
+        };
+        this.sent.push(record);
+        try {
+          const res = await fetch(`${instance.url}/api/messages`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ destination, body: record.seq }),
+            signal: AbortSignal.timeout(15_000),
+          });
+          await res.arrayBuffer();
+          record.status = res.status;
+        } catch {
+          record.status = -1;
+        }
+        record.endedAt = Date.now();
+        await sleep(everyMs);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
