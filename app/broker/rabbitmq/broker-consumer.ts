@@ -112,7 +112,8 @@ export class BrokerConsumer implements SlotSubscription {
   /**
    * ACK or NACK these tags on the connection that delivered them, each awaited by receipt.
    * Tags from an earlier connection are skipped (RabbitMQ already requeued their messages); sending
-   * them on the new connection would be an unknown delivery tag, which closes it.
+   * them on the new connection would be an unknown delivery tag, which closes it. One whose
+   * connection dies while it waits for its receipt resolves too, for the same reason.
    */
   async settle(tags: string[], command: 'ACK' | 'NACK', transaction?: string): Promise<void> {
     const sends: Promise<void>[] = [];
@@ -121,7 +122,19 @@ export class BrokerConsumer implements SlotSubscription {
       if (generation === undefined) continue;
       this.outstanding.delete(tag);
       const out = frame(command, { id: tag, transaction });
-      sends.push(this.slot.send(out, { receipt: transaction === undefined, generation }));
+      sends.push(
+        this.slot.send(out, { receipt: transaction === undefined, generation }).catch((err: unknown) => {
+          // The connection that delivered the message died before confirming this: RabbitMQ
+          // requeues the message (it comes again, redelivered), which is all a lost ACK or NACK can
+          // mean. Not the client's error, so not a reason to end its session (a node's death on a
+          // cluster did that to a consumer mid-ACK). Inside a transaction its COMMIT fails anyway.
+          if (this.slot.generation !== generation || this.slot.state !== 'up') {
+            this.voided.add(tag);
+            return;
+          }
+          throw err;
+        }),
+      );
     }
     await Promise.all(sends);
   }
