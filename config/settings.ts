@@ -116,7 +116,7 @@ export const SETTINGS = {
     100,
     1,
     65535,
-    'Unacknowledged messages per broker subscription (prefetch-count).',
+    "Unacknowledged messages per broker subscription (prefetch-count), and the most a client's SUBSCRIBE `prefetch-count` may ask for (a larger one is held to it).",
   ),
   brokerReconnectMaxMs: int(
     'BROKER_RECONNECT_MAX_MS',

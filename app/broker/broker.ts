@@ -20,6 +20,7 @@
  */
 import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
+import type { MessageProperties } from '../messaging/header-policy';
 
 export type AckMode = 'auto' | 'client' | 'client-individual';
 
@@ -29,6 +30,11 @@ export interface OutgoingMessage {
   /** Application headers only (content-type and custom ones); STOMP control headers are stripped. */
   headers: Record<string, string>;
   body: Buffer;
+  /**
+   * What the sender asked of the broker for this message (header-policy.ts messageProperties):
+   * honoured by the RabbitMQ relay for `/queue/` targets; the embedded broker keeps none of them.
+   */
+  properties?: MessageProperties;
 }
 
 /**

@@ -189,3 +189,79 @@ export function allowedHeaderRecord(
   for (const [name, value] of allowedHeaders(entries, mode)) out[name] = value;
   return out;
 }
+
+/**
+ * Message properties a STOMP SEND to a `/queue/` may set (issue 16.6). They stay reserved as
+ * headers (RULES above: a bad value there would close a shared broker connection), and are read
+ * here instead, checked, and handed to the broker as AMQP properties, so none is dropped silently:
+ * - `priority`: 0-255 (RabbitMQ orders by it in a queue declared with `x-max-priority`).
+ * - `expiration`: RabbitMQ's per-message TTL, milliseconds from now.
+ * - `expires`: ActiveMQ's and Spring's absolute expiry, milliseconds since the epoch (0: never).
+ *   Turned into a TTL; one already past expires at once.
+ * - `persistent`: `true` (the default for queues) or `false`.
+ * - `reply-to`: where a reply goes (a destination the sender can subscribe to); kept as given.
+ */
+export interface MessageProperties {
+  priority?: number;
+  /** Per-message TTL in ms. */
+  ttlMs?: number;
+  persistent?: boolean;
+  replyTo?: string;
+}
+
+export const PROPERTY_HEADERS = ['priority', 'expiration', 'expires', 'persistent', 'reply-to'] as const;
+
+/** Largest TTL RabbitMQ takes (its expiration is an unsigned 32-bit number of ms). */
+const MAX_TTL_MS = 2 ** 32 - 1;
+
+function badProperty(name: string, value: string, expected: string): ServiceError {
+  return new ServiceError('bad_frame', `header '${name}:${printable(value)}' is not valid: ${expected}`);
+}
+
+/** The properties `entries` set (first occurrence of a name wins); throws bad_frame on a bad value. */
+export function messageProperties(
+  entries: Iterable<readonly [string, string]>,
+  now: number = Date.now(),
+): MessageProperties {
+  const first = new Map<string, string>();
+  for (const [name, value] of entries) {
+    const lower = name.toLowerCase();
+    if ((PROPERTY_HEADERS as readonly string[]).includes(lower) && !first.has(lower)) first.set(lower, value);
+  }
+  const out: MessageProperties = {};
+  const priority = first.get('priority');
+  if (priority !== undefined) {
+    if (!/^\d{1,3}$/.test(priority) || Number(priority) > 255)
+      throw badProperty('priority', priority, 'a whole number from 0 to 255');
+    out.priority = Number(priority);
+  }
+  const expiration = first.get('expiration');
+  if (expiration !== undefined) {
+    if (!/^\d{1,10}$/.test(expiration) || Number(expiration) > MAX_TTL_MS)
+      throw badProperty('expiration', expiration, `milliseconds from now, 0 to ${MAX_TTL_MS}`);
+    out.ttlMs = Number(expiration);
+  }
+  const expires = first.get('expires');
+  if (expires !== undefined) {
+    if (!/^\d{1,16}$/.test(expires))
+      throw badProperty('expires', expires, 'a time in milliseconds since 1970 (0: never)');
+    const at = Number(expires);
+    if (at !== 0) {
+      const ttl = Math.max(0, at - now);
+      out.ttlMs = Math.min(out.ttlMs ?? MAX_TTL_MS, ttl, MAX_TTL_MS);
+    }
+  }
+  const persistent = first.get('persistent');
+  if (persistent !== undefined) {
+    if (persistent !== 'true' && persistent !== 'false')
+      throw badProperty('persistent', persistent, 'true or false');
+    out.persistent = persistent === 'true';
+  }
+  const replyTo = first.get('reply-to');
+  if (replyTo !== undefined) {
+    if (replyTo.length === 0 || replyTo.length > 256 || /[^\x21-\x7e]/.test(replyTo))
+      throw badProperty('reply-to', replyTo, 'a destination of 1-256 printable characters');
+    out.replyTo = replyTo;
+  }
+  return out;
+}

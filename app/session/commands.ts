@@ -6,13 +6,13 @@
  * ERROR frame and closes, as the spec requires.
  */
 import { randomUUID } from 'node:crypto';
-import type { AckMode, Delivery, SessionInfo, TransactionOp } from '../broker/broker';
+import type { AckMode, Delivery, OutgoingMessage, SessionInfo, TransactionOp } from '../broker/broker';
 import { bearerToken } from '../auth/bearer';
 import { formatTarget, parseDestination, printable } from '../destinations/destination';
 import { DurableSubscription, parseSince } from '../inbox/durable-subscription';
 import { parseDeviceId } from '../inbox/validate';
 import { ServiceError } from '../errors';
-import { allowedHeaderRecord } from '../messaging/header-policy';
+import { allowedHeaderRecord, messageProperties } from '../messaging/header-policy';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateHeartbeat, negotiateVersion, type HeartbeatAgreement } from '../stomp/negotiate';
 import type { ConnectionInfo } from '../transport/transport';
@@ -150,7 +150,14 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
     throw new ServiceError('forbidden', `not allowed to send to '${printable(destination)}'`);
   }
   // Reserved names are stripped, not refused (header-policy.ts says why); the message goes on.
-  const message = { id: randomUUID(), headers: allowedHeaderRecord(frame.headers, 'send'), body: frame.body };
+  const message: OutgoingMessage = {
+    id: randomUUID(),
+    headers: allowedHeaderRecord(frame.headers, 'send'),
+    body: frame.body,
+    // priority, expiration/expires, persistent: checked and passed to the broker for a queue (a bad
+    // value is an ERROR, never dropped silently); elsewhere they are stripped like other reserved names.
+    properties: target.kind === 'queue' ? messageProperties(frame.headers) : undefined,
+  };
   const transaction = header(frame, 'transaction');
   if (target.kind === 'app') {
     if (transaction !== undefined)
@@ -222,7 +229,7 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
       sessionId: session.id,
       user: session.user,
       ackMode: sub.ackMode,
-      prefetch: settings.brokerPrefetch,
+      prefetch: subscriptionPrefetch(frame, settings.brokerPrefetch),
       deliver: (delivery: Delivery) => session.deliver(sub, delivery),
       // A subscription the broker ends on its own ends this session alone, with the reason.
       ended: (reason: ServiceError) => session.fail(reason),
@@ -246,6 +253,23 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
     throw err;
   }
   registry.update(session.info());
+}
+
+/**
+ * The SUBSCRIBE's `prefetch-count` (RabbitMQ's header: most unacknowledged messages outstanding),
+ * honoured up to BROKER_PREFETCH, which is also what a subscription without one gets: a client may
+ * ask for less buffering, never for more. Not a whole number >= 1: ERROR.
+ */
+function subscriptionPrefetch(frame: Frame, maximum: number): number {
+  const asked = header(frame, 'prefetch-count');
+  if (asked === undefined) return maximum;
+  if (!/^\d{1,9}$/.test(asked) || Number(asked) < 1) {
+    throw new ServiceError(
+      'bad_frame',
+      `prefetch-count must be a whole number from 1 (at most ${maximum} are outstanding), got '${printable(asked)}'`,
+    );
+  }
+  return Math.min(Number(asked), maximum);
 }
 
 /** §UNSUBSCRIBE. Only this session's own subscription ids exist for it. */

@@ -48,7 +48,13 @@ import { SharedSubscriptions } from './shared-subscriptions';
 import { DirectSubscription, MemberSubscription } from './relay-subscriptions';
 import { declareTopology, instanceQueueName, NAME_PREFIX, QUEUE_ROLES } from './topology';
 import { userPublish, userSubscription } from './user-delivery';
-import { brokerDestination, clientQueueHeaders, sendHeaders, type ClientQueueType } from './wire';
+import {
+  brokerDestination,
+  clientQueueHeaders,
+  propertyHeaders,
+  sendHeaders,
+  type ClientQueueType,
+} from './wire';
 
 export interface RabbitRelayBrokerOptions {
   /** BROKER_URL: comma-separated stomp://user:pass@host:port/vhost failover list. */
@@ -265,7 +271,15 @@ export class RabbitRelayBroker implements Broker {
     this.assertRunning();
     if (target.kind === 'queue') {
       const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
-      await this.track(this.clientQueues().publish(clientQueueName(target.name), message, headers));
+      const p = message.properties ?? {};
+      await this.track(
+        this.clientQueues().publish(clientQueueName(target.name), message, headers, {
+          priority: p.priority,
+          expiration: p.ttlMs === undefined ? undefined : String(p.ttlMs),
+          persistent: p.persistent,
+          replyTo: p.replyTo,
+        }),
+      );
       return {};
     }
     const slot = this.pool.anyUp();
@@ -312,9 +326,11 @@ export class RabbitRelayBroker implements Broker {
     for (const op of ops) {
       if (op.op === 'publish') {
         const { destination, headers } = this.route(op.target);
+        // Checked values only (header-policy.ts), so the plugin cannot refuse them.
+        const properties = op.target.kind === 'queue' ? propertyHeaders(op.message.properties) : {};
         const send = frame(
           'SEND',
-          { ...sendHeaders(op.message, headers), destination, transaction },
+          { ...sendHeaders(op.message, headers), ...properties, destination, transaction },
           op.message.body,
         );
         // The plugin answers a transactional SEND's receipt after COMMIT, once confirmed.

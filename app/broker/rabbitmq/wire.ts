@@ -17,7 +17,12 @@
  */
 import type { MessageTarget } from '../../destinations/destination';
 import { header, type Frame } from '../../stomp/frame';
-import { allowedHeaderRecord, INTERNAL_HEADER_PREFIX, isRelayedHeader } from '../../messaging/header-policy';
+import {
+  allowedHeaderRecord,
+  INTERNAL_HEADER_PREFIX,
+  isRelayedHeader,
+  type MessageProperties,
+} from '../../messaging/header-policy';
 import type { OutgoingMessage } from '../broker';
 
 export const CLIENT_QUEUE_PREFIX = 'stomp-relay.queue.';
@@ -49,6 +54,24 @@ export function sendHeaders(message: OutgoingMessage, extra: Record<string, stri
   };
 }
 
+/**
+ * STOMP headers for checked message properties on a plugin SEND (transactional /queue publishes).
+ * reply-to is left out: the plugin would create a queue for a `/temp-queue/` value.
+ */
+export function propertyHeaders(properties: MessageProperties | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (properties?.priority !== undefined) out.priority = String(properties.priority);
+  if (properties?.ttlMs !== undefined) out.expiration = String(properties.ttlMs);
+  if (properties?.persistent !== undefined) out.persistent = String(properties.persistent);
+  return out;
+}
+
+/**
+ * Property headers RabbitMQ puts on a MESSAGE from the message's AMQP properties: a subscriber sees
+ * them as a direct client of RabbitMQ would (they are refused as application headers on the way in).
+ */
+const DELIVERED_PROPERTIES = new Set(['priority', 'expiration', 'persistent', 'reply-to']);
+
 /** What a MESSAGE frame from the broker carries, in the service's terms. */
 export interface InboundMessage {
   messageId: string;
@@ -70,7 +93,10 @@ export function readMessage(message: Frame): InboundMessage {
     const lower = name.toLowerCase();
     if (lower.startsWith(INTERNAL_HEADER_PREFIX)) {
       if (!Object.hasOwn(internal, lower)) internal[lower] = value;
-    } else if (isRelayedHeader(name) && !Object.hasOwn(headers, name)) {
+    } else if (lower === 'persistent') {
+      // The plugin writes delivery mode 2 as `true` and 1 as `1`: a non-persistent message has none.
+      if (value === 'true' && !Object.hasOwn(headers, name)) headers[name] = value;
+    } else if ((isRelayedHeader(name) || DELIVERED_PROPERTIES.has(lower)) && !Object.hasOwn(headers, name)) {
       headers[name] = value; // first occurrence wins (spec 1.2 §Repeated Header Entries)
     }
   }
