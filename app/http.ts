@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import express from 'express';
 import { adminGate } from './admin/access';
 import { projectPath } from './paths';
-import { createApiRouter, type ApiDeps } from './rest/api';
+import { createApi, type ApiDeps } from './rest/api';
 import { errorMiddleware } from './rest/errors';
 import { createOpsRouter } from './rest/ops';
 import type { Part } from './start';
@@ -21,7 +21,7 @@ export interface HttpListenerDeps extends ApiDeps {
   onConnection(socket: ClientSocket): void;
 }
 
-function createApp(deps: HttpListenerDeps): express.Express {
+function createApp(deps: HttpListenerDeps, api: express.Router): express.Express {
   const { broker, inbox, metrics, logger, admission } = deps;
   const isDraining = (): boolean => admission.isDraining();
   const app = express();
@@ -29,7 +29,7 @@ function createApp(deps: HttpListenerDeps): express.Express {
   // res.send() would hash every JSON answer for an ETag; no caller revalidates a push or a session
   // list, and the static files get theirs from express.static anyway.
   app.set('etag', false);
-  app.use('/api', createApiRouter(deps));
+  app.use('/api', api);
   app.use(createOpsRouter({ broker, inbox, metrics, isDraining }));
   app.use(
     '/vendor/stomp.umd.min.js',
@@ -61,7 +61,8 @@ export class HttpListener implements Part {
 
   constructor(private readonly deps: HttpListenerDeps) {
     const { settings, logger, metrics, onConnection } = deps;
-    const app = createApp(deps);
+    const api = createApi(deps);
+    const app = createApp(deps, api.router);
     this.webSocket = new WebSocketEndpoint({
       allowedOrigins: settings.allowedOrigins,
       // A WebSocket message carries one or more frames; a little over one frame is plenty.
@@ -80,7 +81,7 @@ export class HttpListener implements Part {
     });
     this.server = createServer((req, res) => {
       if (this.sockJs.matches(req.url)) this.sockJs.handleRequest(req, res);
-      else app(req, res);
+      else if (!api.lean.take(req, res)) app(req, res);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());

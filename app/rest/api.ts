@@ -6,8 +6,6 @@
  * Authentication runs before the body is read, so an anonymous caller cannot make the service
  * parse (or buffer up to the limit) a body it will refuse anyway.
  */
-import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import express, { type Request, type RequestHandler } from 'express';
 import type { Settings } from '../../config/settings';
 import type { Admission } from '../admission';
@@ -17,18 +15,20 @@ import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker } from '../broker/broker';
 import type { Inbox } from '../inbox/inbox';
-import { formatTarget, type MessageTarget } from '../destinations/destination';
+import type { MessageTarget } from '../destinations/destination';
 import { isServiceError, ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { batchHandler, type BatchInbox } from './batch';
 import { errorMiddleware, methodNotAllowed, notFound, sendError } from './errors';
-import { batchInboxOf, durablePush, statusHandler } from './inbox-routes';
+import { batchInboxOf, statusHandler } from './inbox-routes';
 import { apiDescriptionHandler } from './openapi';
 import { createAuthenticator, principalOf, requireScope } from './passport';
+import { LeanPushRoute } from './lean-push';
 import { RestPublisher } from './publisher';
+import { pushOnce, type PushKind } from './push';
 import { sharedTarget, userTarget } from './targets';
-import { devTokenRequest, pushRequest, userName } from './validation';
+import { devTokenRequest, userName } from './validation';
 
 export interface ApiDeps {
   settings: Settings;
@@ -49,80 +49,38 @@ export interface ApiDeps {
 /** A remembered REST token is verified again after this long even if it expires later. */
 const TOKEN_CACHE_MAX_AGE_MS = 5 * 60_000;
 
-type PushKind = 'user' | 'destination';
-type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
-
-function outcomeOf(err: unknown): PushOutcome {
-  return isServiceError(err) &&
-    (err.code === 'broker_unavailable' ||
-      err.code === 'inbox_unavailable' ||
-      err.code === 'draining' ||
-      err.code === 'overloaded')
-    ? 'unavailable'
-    : 'rejected';
+export function createApiRouter(deps: ApiDeps): express.Router {
+  return createApi(deps).router;
 }
 
-export function createApiRouter(deps: ApiDeps): express.Router {
+/**
+ * The /api router, and the lean push route (lean-push.ts) to be asked first: they share the token
+ * cache, so a token passport-jwt verified on the router is one the lean route knows.
+ */
+export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPushRoute } {
   const { settings, broker, inbox, metrics, logger, admission } = deps;
   const router = express.Router();
-  const authenticate = createAuthenticator(
-    deps.verifier,
-    new VerifiedTokenCache({ maxEntries: settings.restTokenCacheSize, maxAgeMs: TOKEN_CACHE_MAX_AGE_MS }),
-  );
+  const tokens = new VerifiedTokenCache({
+    maxEntries: settings.restTokenCacheSize,
+    maxAgeMs: TOKEN_CACHE_MAX_AGE_MS,
+  });
+  const authenticate = createAuthenticator(deps.verifier, tokens);
   const json = express.json({ limit: settings.restBodyLimitBytes });
   const push = requireScope('push');
   const publisher = new RestPublisher({ settings, broker, metrics, admission });
 
-  /** The shared body of both push routes: validate, publish, count, answer 202 {id}. */
+  const pushDeps = { publisher, inbox, admission, metrics, logger };
+  /** The express side of both push routes; lean-push.ts takes the common case before express. */
   function pushHandler(
     kind: PushKind,
     resolve: (req: Request, destination: string) => MessageTarget,
   ): RequestHandler {
     return async (req, res) => {
-      let outcome: PushOutcome = 'rejected';
-      try {
-        publisher.assertAdmitting();
-        const request = pushRequest(req.body);
-        const target = resolve(req, request.destination);
-        const destination = formatTarget(target);
-        if (target.kind === 'user' && inbox.isDurable(destination)) {
-          // Committed to the store, not only handed to the broker: the inbox answers 202 itself.
-          const result = await admission.track(
-            durablePush(inbox, req, res, { user: target.user, destination, ...request.message }),
-          );
-          if (result.online === false) metrics.pushesOffline.inc();
-          outcome = 'accepted';
-          return;
-        }
-        const id = randomUUID();
-        const started = performance.now();
-        publisher.assertReady();
-        publisher.assertRoomFor(1);
-        const receipt = await publisher.publish(target, { id, ...request.message });
-        metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
-        outcome = 'accepted';
-        // Checked first: otherwise the record is built for every push with debug logging off.
-        if (logger.isLevelEnabled('debug')) {
-          logger.debug(
-            {
-              id,
-              caller: principalOf(req).user,
-              destination: formatTarget(target),
-              kind,
-              bytes: request.message.body.length,
-            },
-            'REST push accepted',
-          );
-        }
-        if (receipt.online === false) metrics.pushesOffline.inc();
-        // `online` only where the broker could tell (user pushes): SPEC, REST section.
-        res.status(202).json(receipt.online === undefined ? { id } : { id, online: receipt.online });
-      } catch (err: unknown) {
-        outcome = outcomeOf(err);
-        throw err;
-      } finally {
-        metrics.pushes.inc({ kind, outcome });
-      }
+      const call = { caller: principalOf(req), headers: req.headers };
+      const answer = await pushOnce(pushDeps, kind, call, req.body, (destination) =>
+        resolve(req, destination),
+      );
+      res.status(202).json(answer);
     };
   }
 
@@ -227,5 +185,6 @@ export function createApiRouter(deps: ApiDeps): express.Router {
 
   router.use(notFound);
   router.use(errorMiddleware({ logger, metrics }));
-  return router;
+  const lean = new LeanPushRoute({ ...pushDeps, tokens, bodyLimitBytes: settings.restBodyLimitBytes });
+  return { router, lean };
 }

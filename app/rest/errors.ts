@@ -131,33 +131,51 @@ export function toHttpError(err: unknown): ServiceError {
   return toServiceError(err);
 }
 
-/** The final handler of a router: logs what the service got wrong, counts every error answered. */
+/**
+ * Turns what went wrong into the error to answer with: logs what the service got wrong (500s),
+ * what it could not serve (503s) and, at debug, what it refused, and counts every one.
+ */
+export function reportError(
+  deps: { logger: Logger; metrics: Metrics },
+  err: unknown,
+  request: { method: string; path: string },
+): ServiceError {
+  const error = toHttpError(err);
+  const status = httpStatus(error.code);
+  const { method, path } = request;
+  if (status === 500) {
+    deps.logger.error({ err, code: error.code, method, path }, 'REST request failed');
+  } else if (status > 500) {
+    deps.logger.warn({ code: error.code, method, path, reason: error.message }, 'REST request not served');
+  } else {
+    deps.logger.debug({ code: error.code, method, path, reason: error.message }, 'REST request refused');
+  }
+  deps.metrics.errors.inc({ kind: error.code });
+  // Limits are counted where they are hit; for the REST body that is body-parser, ahead of any route.
+  if (error.code === 'payload_too_large') deps.metrics.limitsHit.inc({ limit: 'rest_body' });
+  return error;
+}
+
+/** What a client reads of `error`: its status, headers and `{"error", "detail"}` body. */
+export function errorAnswer(error: ServiceError): {
+  status: number;
+  headers: Readonly<Record<string, string>>;
+  body: { error: string; detail: unknown };
+} {
+  const status = httpStatus(error.code);
+  return { status, headers: errorHeaders(status), body: { error: error.code, detail: detailOf(error) } };
+}
+
+/** The final handler of a router: reports the error and answers it as JSON. */
 export function errorMiddleware(deps: { logger: Logger; metrics: Metrics }): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
-    const error = toHttpError(err);
     if (res.headersSent) {
       // Too late to answer with JSON; let express close the connection.
       deps.logger.warn({ err, method: req.method, path: req.path }, 'error after the answer was sent');
       next(err);
       return;
     }
-    const status = httpStatus(error.code);
-    if (status === 500) {
-      deps.logger.error({ err, code: error.code, method: req.method, path: req.path }, 'REST request failed');
-    } else if (status > 500) {
-      deps.logger.warn(
-        { code: error.code, method: req.method, path: req.path, reason: error.message },
-        'REST request not served',
-      );
-    } else {
-      deps.logger.debug(
-        { code: error.code, method: req.method, path: req.path, reason: error.message },
-        'REST request refused',
-      );
-    }
-    deps.metrics.errors.inc({ kind: error.code });
-    // Limits are counted where they are hit; for the REST body that is body-parser, ahead of any route.
-    if (error.code === 'payload_too_large') deps.metrics.limitsHit.inc({ limit: 'rest_body' });
+    const error = reportError(deps, err, { method: req.method, path: req.path });
     sendError(res, error.code, detailOf(error));
   };
 }

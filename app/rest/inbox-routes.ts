@@ -4,7 +4,8 @@
  * true}` once the store has committed it, whether or not RabbitMQ took the live copy (the outbox
  * catch-up publishes it later); `Idempotency-Key` makes a retry answer the first 202 again.
  */
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestHandler } from 'express';
 
 import { formatTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
@@ -14,9 +15,10 @@ import type { BatchInbox, ItemResult } from './batch';
 import { userName } from './validation';
 
 /** The one header SPEC names for retries; 1-256 printable ASCII characters (an index key). */
-export function idempotencyKeyOf(req: Request): string | undefined {
-  const value = req.get('idempotency-key');
+export function idempotencyKeyOf(req: { headers: IncomingHttpHeaders }): string | undefined {
+  const value = req.headers['idempotency-key'];
   if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new ServiceError('bad_request', 'Idempotency-Key is given twice');
   if (!/^[\x21-\x7e]{1,256}$/.test(value)) {
     throw new ServiceError(
       'bad_request',
@@ -26,23 +28,29 @@ export function idempotencyKeyOf(req: Request): string | undefined {
   return value;
 }
 
-/** Stores one push for `user` and answers 202 (or the item's own error). */
+/** A durable push's 202 body. */
+export interface StoredAnswer {
+  id: string;
+  seq: number;
+  stored: true;
+  online?: boolean;
+}
+
+/** Stores one push for `user`; resolves with its 202 body, rejects with the item's own error. */
 export async function durablePush(
   inbox: Inbox,
-  req: Request,
-  res: Response,
+  idempotencyKey: string | undefined,
   push: { user: string; destination: string; headers: Record<string, string>; body: Buffer },
-): Promise<{ id: string; seq: number; online?: boolean }> {
-  const [result] = await inbox.push([{ ...push, idempotencyKey: idempotencyKeyOf(req) }]);
+): Promise<StoredAnswer> {
+  const [result] = await inbox.push([{ ...push, idempotencyKey }]);
   if (!result.ok) throw result.error;
   // `online` when the live copy went out now (SPEC, REST): false means it waits in the inbox.
-  res.status(202).json({
+  return {
     id: result.id,
     seq: result.seq,
     stored: true,
     ...(result.online === undefined ? {} : { online: result.online }),
-  });
-  return result;
+  };
 }
 
 function statusBody(status: MessageStatus): Record<string, unknown> {

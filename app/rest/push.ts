@@ -1,0 +1,107 @@
+/**
+ * One push (POST /api/users/{user}/messages, POST /api/messages) from a parsed body to its 202
+ * answer: validate, publish (answered only once the broker has taken it), count, log. Both ways a
+ * push arrives share it: the express routes and the lean route (lean-push.ts), so they cannot
+ * answer differently.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Admission } from '../admission';
+import { formatTarget, type MessageTarget } from '../destinations/destination';
+import { isServiceError } from '../errors';
+import type { Inbox } from '../inbox/inbox';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import type { Principal } from './passport';
+import { durablePush, idempotencyKeyOf, type StoredAnswer } from './inbox-routes';
+import type { RestPublisher } from './publisher';
+import { pushRequest } from './validation';
+
+export type PushKind = 'user' | 'destination';
+type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
+
+/** The 202 body: `{"id"}`, with `online` where the broker could tell (user pushes). */
+export type PushAnswer = { id: string } | { id: string; online: boolean } | StoredAnswer;
+
+/** Who pushes, and the request headers that may say more (Idempotency-Key, durable pushes only). */
+export interface PushCall {
+  caller: Principal;
+  headers: IncomingHttpHeaders;
+}
+
+function outcomeOf(err: unknown): PushOutcome {
+  return isServiceError(err) &&
+    (err.code === 'broker_unavailable' ||
+      err.code === 'inbox_unavailable' ||
+      err.code === 'draining' ||
+      err.code === 'overloaded')
+    ? 'unavailable'
+    : 'rejected';
+}
+
+export interface PushDeps {
+  publisher: RestPublisher;
+  inbox: Inbox;
+  admission: Admission;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Pushes `body` (the parsed request body) to where `resolve` says its destination goes; resolves
+ * with the 202 body, rejects with the ServiceError the caller answers with.
+ */
+export async function pushOnce(
+  deps: PushDeps,
+  kind: PushKind,
+  call: PushCall,
+  body: unknown,
+  resolve: (destination: string) => MessageTarget,
+): Promise<PushAnswer> {
+  const { publisher, inbox, admission, metrics, logger } = deps;
+  let outcome: PushOutcome = 'rejected';
+  try {
+    publisher.assertAdmitting();
+    const request = pushRequest(body);
+    const target = resolve(request.destination);
+    const destination = formatTarget(target);
+    if (target.kind === 'user' && inbox.isDurable(destination)) {
+      // Committed to the store, not only handed to the broker: the inbox's answer is the 202.
+      const stored = await admission.track(
+        durablePush(inbox, idempotencyKeyOf(call), { user: target.user, destination, ...request.message }),
+      );
+      if (stored.online === false) metrics.pushesOffline.inc();
+      outcome = 'accepted';
+      return stored;
+    }
+    const id = randomUUID();
+    const started = performance.now();
+    publisher.assertReady();
+    publisher.assertRoomFor(1);
+    const receipt = await publisher.publish(target, { id, ...request.message });
+    metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
+    outcome = 'accepted';
+    // Checked first: otherwise the record is built for every push with debug logging off.
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug(
+        {
+          id,
+          caller: call.caller.user,
+          destination,
+          kind,
+          bytes: request.message.body.length,
+        },
+        'REST push accepted',
+      );
+    }
+    if (receipt.online === false) metrics.pushesOffline.inc();
+    // `online` only where the broker could tell (user pushes): SPEC, REST section.
+    return receipt.online === undefined ? { id } : { id, online: receipt.online };
+  } catch (err: unknown) {
+    outcome = outcomeOf(err);
+    throw err;
+  } finally {
+    metrics.pushes.inc({ kind, outcome });
+  }
+}
