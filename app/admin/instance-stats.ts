@@ -21,6 +21,8 @@ export interface InstanceStats {
     reason?: string;
     /** Broker connections re-established after a loss, since start. */
     reconnects: number;
+    /** Its connections to the broker that are up, of those it keeps; absent for the embedded one. */
+    connections?: { up: number; total: number };
   };
   draining: boolean;
   /** REST pushes and publishes the broker took, since start. */
@@ -93,6 +95,7 @@ export class StatsSampler {
         ready: readiness.ready,
         ...(readiness.ready ? {} : { reason: readiness.reason.slice(0, MAX_REASON_CHARS) }),
         reconnects,
+        ...(broker.connections ? { connections: broker.connections() } : {}),
       },
       draining: this.deps.isDraining(),
       pushes,
@@ -118,7 +121,7 @@ function count(v: unknown): v is number {
 export function parseInstanceStats(value: unknown): InstanceStats | undefined {
   if (!isRecord(value) || value.v !== 1 || !isRecord(value.broker)) return undefined;
   const { sampledAt, draining, pushes, deliveries, slowConsumerCuts, pushRate, deliveryRate } = value;
-  const { kind, ready, reason, reconnects } = value.broker;
+  const { kind, ready, reason, reconnects, connections } = value.broker;
   if (![sampledAt, pushes, deliveries, slowConsumerCuts, pushRate, deliveryRate, reconnects].every(count)) {
     return undefined;
   }
@@ -126,6 +129,12 @@ export function parseInstanceStats(value: unknown): InstanceStats | undefined {
     return undefined;
   }
   if (reason !== undefined && typeof reason !== 'string') return undefined;
+  if (
+    connections !== undefined &&
+    !(isRecord(connections) && count(connections.up) && count(connections.total))
+  ) {
+    return undefined;
+  }
   return {
     v: 1,
     sampledAt: sampledAt as number,
@@ -134,6 +143,9 @@ export function parseInstanceStats(value: unknown): InstanceStats | undefined {
       ready,
       ...(reason === undefined ? {} : { reason: reason.slice(0, MAX_REASON_CHARS) }),
       reconnects: reconnects as number,
+      ...(connections === undefined
+        ? {}
+        : { connections: { up: connections.up as number, total: connections.total as number } }),
     },
     draining,
     pushes: pushes as number,

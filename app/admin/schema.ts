@@ -26,6 +26,16 @@ const Stats = Type.Object(
         ready: Type.Boolean({ description: 'Whether its broker connection is up (its /readyz).' }),
         reason: Type.Optional(Type.String({ description: 'Why not, while not ready.' })),
         reconnects: Type.Integer({ minimum: 0, description: 'Broker connections re-made after a loss.' }),
+        connections: Type.Optional(
+          Type.Object(
+            { up: Count, total: Count },
+            {
+              additionalProperties: false,
+              description:
+                'Its STOMP connections to RabbitMQ that are up, of BROKER_POOL_SIZE; absent for the embedded broker.',
+            },
+          ),
+        ),
       },
       { additionalProperties: false },
     ),

@@ -152,6 +152,11 @@ export interface Broker {
   /** Closes subscriptions and connections; pending publishes are finished or rejected. */
   stop(): Promise<void>;
   readiness(): Readiness;
+  /**
+   * Connections to the broker that are up, of those this instance keeps (the relay's STOMP pool);
+   * absent where there is no connection (the embedded broker). For the cluster view.
+   */
+  connections?(): { up: number; total: number };
   /** Called whenever readiness changes (broker lost, broker back). */
   onReadinessChange(listener: (readiness: Readiness) => void): void;
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;

@@ -217,6 +217,8 @@
       'deliveries',
     );
     figure(list, 'Slow-consumer cuts', s ? formatCount(s.slowConsumerCuts) : '–', 'cuts');
+    const links = s && s.broker.connections;
+    figure(list, 'Broker connections', links ? `${links.up} of ${links.total} up` : '–', 'connections');
     figure(list, 'Broker reconnects', s ? formatCount(s.broker.reconnects) : '–', 'reconnects');
     figure(
       list,

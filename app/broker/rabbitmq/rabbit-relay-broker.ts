@@ -194,6 +194,10 @@ export class RabbitRelayBroker implements Broker {
     return reason === undefined ? { ready: true } : { ready: false, reason };
   }
 
+  connections(): { up: number; total: number } {
+    return { up: this.pool.upCount, total: this.options.poolSize };
+  }
+
   onReadinessChange(listener: (readiness: Readiness) => void): void {
     this.listeners.push(listener);
   }

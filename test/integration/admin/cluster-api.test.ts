@@ -192,4 +192,19 @@ describe('GET /api/admin/cluster: the figures of one instance', function () {
       byTransport: { websocket: 1 },
     });
   });
+  it('shows the broker down, with the reason, once this instance has lost it', async () => {
+    await service.broker.stop();
+    await waitFor(
+      async () => (await view()).instances[0]!.stats!.broker.ready === false,
+      5_000,
+      'the stopped broker in the view',
+    );
+    const seen = await view();
+    expect(seen.totals.brokerReady).to.equal(0);
+    expect(seen.instances[0]!.stats!.broker).to.deep.include({
+      kind: 'embedded',
+      ready: false,
+      reason: 'the embedded broker is stopped',
+    });
+  });
 });
