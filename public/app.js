@@ -12,6 +12,8 @@
  * When the connection is lost the page says it is disconnected and clears the instance and session
  * it showed, since they no longer hold.
  *
+ * The inbox panel (durable pushes to /user/queue/inbox, this browser as one device) is inbox.js.
+ *
  * Query parameters (handy for tests and demos): user, transport=sockjs|websocket, room,
  * autoconnect=1, sockjs_transports=a,b (limits SockJS, e.g. xhr-streaming to force the fallback).
  */
@@ -26,6 +28,9 @@
   const ECHO_MEMORY_MS = 60000;
 
   const params = new URLSearchParams(location.search);
+  const inbox = window.stompRelayInbox;
+  /** This browser as a device of the user: the inbox keeps its progress (inbox.js). */
+  const deviceId = inbox.deviceId();
   const $ = (id) => document.getElementById(id);
   const el = {
     state: document.querySelector('[data-testid="state"]'),
@@ -79,6 +84,7 @@
     .map((t) => t.trim())
     .filter((t) => t.length > 0);
   showChatDestination();
+  document.querySelector('[data-testid="device-id"]').textContent = deviceId;
 
   // ---- small view helpers --------------------------------------------------------------------
 
@@ -220,7 +226,12 @@
   function showSubscriptions() {
     setText(
       el.subscriptions,
-      ['/user/queue/greetings', '/user/queue/echo', '/topic/chat.' + subscribedRoom].join('\n'),
+      [
+        '/user/queue/greetings',
+        '/user/queue/echo',
+        '/topic/chat.' + subscribedRoom,
+        inbox.destination + ' (ack client-individual)',
+      ].join('\n'),
     );
   }
 
@@ -275,6 +286,7 @@
       body +
       "'";
     el.copyCurl.disabled = false;
+    inbox.showCurl(location.origin, pathSegment(user), token);
   }
 
   function sleep(ms) {
@@ -321,7 +333,7 @@
         setState('connecting', 'requesting a token for ' + user);
         try {
           const token = await fetchToken(user);
-          stomp.connectHeaders = { Authorization: 'Bearer ' + token };
+          stomp.connectHeaders = { Authorization: 'Bearer ' + token, 'device-id': deviceId };
           showCurl(user, token);
           setState('connecting', 'opening ' + (kind === 'websocket' ? 'WebSocket /stomp' : 'SockJS /ws'));
           return;
@@ -350,6 +362,7 @@
       subscribedRoom = '';
       stomp.subscribe('/user/queue/greetings', onMessage);
       stomp.subscribe(ECHO_DESTINATION, onMessage);
+      inbox.subscribe(stomp);
       subscribeRoom();
     };
 

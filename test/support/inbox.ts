@@ -3,11 +3,21 @@
  * against the API description), devices as raw STOMP clients, and the service setups the inbox
  * runs on (embedded broker with the in-memory store; RabbitMQ with PostgreSQL).
  */
+import WebSocket from 'ws';
+
 import { header, type Frame } from '../../app/stomp/frame';
 import { call, type ApiAnswer } from '../integration/rest/harness';
-import { connectRaw, type RawStompClient } from './raw-stomp';
-import { tokenFor, type RunningService } from './service';
+import type { Instance } from './instances';
+import { wrapWebSocket, type RawStompClient } from './raw-stomp';
+import { tokenFor as serviceToken, type RunningService } from './service';
 import { waitFor } from './wait';
+
+/** An in-process service or a child instance: both answer HTTP at `url` and accept the tokens we sign. */
+export type Endpoint = RunningService | Instance;
+
+function tokenFor(endpoint: Endpoint, user: string, scope = ''): string {
+  return 'verifier' in endpoint ? serviceToken(endpoint, user, scope) : endpoint.token(user, scope);
+}
 
 export interface PushOptions {
   destination?: string;
@@ -16,7 +26,7 @@ export interface PushOptions {
 }
 
 export function pushDurable(
-  service: RunningService,
+  service: Endpoint,
   user: string,
   body: unknown,
   options: PushOptions = {},
@@ -30,7 +40,7 @@ export function pushDurable(
 
 /** A durable push that must answer 202: its `{id, seq}`. */
 export async function pushStored(
-  service: RunningService,
+  service: Endpoint,
   user: string,
   body: unknown,
   options: PushOptions = {},
@@ -53,13 +63,13 @@ export interface StatusBody {
   devices: Record<string, 'pending' | 'delivered' | 'acked'>;
 }
 
-export function statusCall(service: RunningService, user: string, id: string): Promise<ApiAnswer> {
+export function statusCall(service: Endpoint, user: string, id: string): Promise<ApiAnswer> {
   return call(service, 'GET', `/api/users/${encodeURIComponent(user)}/messages/${encodeURIComponent(id)}`, {
     token: tokenFor(service, 'backend', 'push'),
   });
 }
 
-export async function statusOf(service: RunningService, user: string, id: string): Promise<StatusBody> {
+export async function statusOf(service: Endpoint, user: string, id: string): Promise<StatusBody> {
   const answer = await statusCall(service, user, id);
   if (answer.status !== 200)
     throw new Error(`status answered ${answer.status}: ${JSON.stringify(answer.body)}`);
@@ -67,12 +77,24 @@ export async function statusOf(service: RunningService, user: string, id: string
 }
 
 /** A device: CONNECT with `device-id`, over a raw WebSocket. */
-export function connectDevice(
-  service: RunningService,
+export async function connectDevice(
+  service: Endpoint,
   user: string,
   device?: string,
 ): Promise<RawStompClient> {
-  return connectRaw(service, user, { headers: device === undefined ? {} : { 'device-id': device } });
+  const ws = new WebSocket(`${service.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const client = wrapWebSocket(ws);
+  try {
+    await client.connect(tokenFor(service, user), device === undefined ? {} : { 'device-id': device });
+  } catch (err: unknown) {
+    client.close();
+    throw err;
+  }
+  return client;
 }
 
 /** SUBSCRIBE with a receipt: resolves once the replay has been written. */
