@@ -83,7 +83,9 @@ async function main(): Promise<void> {
       destination: '/queue/inbox',
       body: 'x',
     }));
-    const batchCalls = await rate(BATCHES, 2, () => post(service, token, '/api/messages/batch', { messages: batch }));
+    const batchCalls = await rate(BATCHES, 2, () =>
+      post(service, token, '/api/messages/batch', { messages: batch }),
+    );
     figures.durableBatchPerS = batchCalls * BATCH_SIZE;
 
     // Live latency at RATE/s to one subscribed device.
@@ -116,7 +118,11 @@ async function main(): Promise<void> {
 
     // Replay: 1,000 pending, then SUBSCRIBE.
     const replayUser = `${run}-replay`;
-    const items = Array.from({ length: REPLAY }, (_, i) => ({ user: replayUser, destination: '/queue/inbox', body: `r${i}` }));
+    const items = Array.from({ length: REPLAY }, (_, i) => ({
+      user: replayUser,
+      destination: '/queue/inbox',
+      body: `r${i}`,
+    }));
     await post(service, token, '/api/messages/batch', { messages: items });
     const reader = await connectDevice(service, replayUser, 'bench');
     const t0 = performance.now();
@@ -133,6 +139,8 @@ async function main(): Promise<void> {
 
 void percentile;
 main().catch((err: unknown) => {
-  process.stderr.write(`inbox bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `inbox bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 });
