@@ -361,11 +361,16 @@ export function openRaw(service: RunningService, transport: RawTransport): Promi
   return transport === 'tcp' ? openTcp(service) : openWebSocket(service);
 }
 
+export interface ConnectRawOptions {
+  transport?: RawTransport;
+  headers?: Record<string, string | undefined>;
+}
+
 /** Opens a raw client and completes CONNECT as `user` with a valid token. */
 export async function connectRaw(
   service: RunningService,
   user: string,
-  options: { transport?: RawTransport; headers?: Record<string, string | undefined> } = {},
+  options: ConnectRawOptions = {},
 ): Promise<RawStompClient> {
   const client = await openRaw(service, options.transport ?? 'websocket');
   try {
@@ -383,6 +388,27 @@ export class RawClients {
 
   add<T extends RawStompClient>(client: T): T {
     this.open.push(client);
+    return client;
+  }
+
+  /** `connectRaw`, tracked. */
+  async connect(
+    service: RunningService,
+    user: string,
+    options: ConnectRawOptions = {},
+  ): Promise<RawStompClient> {
+    return this.add(await connectRaw(service, user, options));
+  }
+
+  /** Connected as `user` and subscribed to `destination` (id `sub`), the SUBSCRIBE confirmed by a RECEIPT. */
+  async subscribed(
+    service: RunningService,
+    user: string,
+    destination: string,
+    options: ConnectRawOptions = {},
+  ): Promise<RawStompClient> {
+    const client = await this.connect(service, user, options);
+    await client.sendWithReceipt('SUBSCRIBE', { id: 'sub', destination });
     return client;
   }
 

@@ -23,6 +23,17 @@ export type SockJsRawTransport =
   | 'htmlfile'
   | 'jsonp-polling';
 
+/** Every sub-transport, for tests that must hold on each of them. */
+export const SOCKJS_RAW_TRANSPORTS: readonly SockJsRawTransport[] = [
+  'websocket',
+  'websocket-raw',
+  'xhr-streaming',
+  'xhr-polling',
+  'eventsource',
+  'htmlfile',
+  'jsonp-polling',
+];
+
 export interface SockJsRawOptions extends RawClientOptions {
   /** Appended to every URL, e.g. `?access_token=...`. */
   query?: string;

@@ -22,16 +22,9 @@ import {
 import { deleteQueue, STOMP_URL, waitForRabbit } from '../../support/rabbitmq';
 import { RawClients } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
-import { gc } from './harness';
+import { liveMemoryMb } from './harness';
 
 const COUNT = 2000;
-
-/** Heap and Buffer memory still reachable after a full collection, in MiB. */
-function liveMemoryMb(): number {
-  gc();
-  const m = process.memoryUsage();
-  return (m.heapUsed + m.arrayBuffers) / 1024 / 1024;
-}
 
 describe('faults: flow control on RabbitMQ', function () {
   this.timeout(120_000);

@@ -5,15 +5,12 @@
  * behind for SEND_TIME_LIMIT_MS, while the other sessions keep receiving everything at full rate
  * and the instance's memory stays bounded. npm test uses 200 other sessions (the soak, 1,000).
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import { connectRaw, RawClients } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 import { sleep, waitFor } from '../../support/wait';
 import type { Frame } from '../../../app/stomp/frame';
-import { openSockJs } from '../../support/sockjs-raw';
-import type { SockJsRawTransport } from '../../support/sockjs-raw';
+import { openSockJs, SOCKJS_RAW_TRANSPORTS } from '../../support/sockjs-raw';
 import {
   behind,
   Counter,
@@ -25,36 +22,16 @@ import {
 } from './consumers';
 import { openAuthorizationFile } from '../../support/authorization';
 import { metricValue } from '../../support/metrics';
+import { liveMemoryMb } from './harness';
 
 const FAST_SESSIONS = Number(process.env.SLOW_TEST_SESSIONS ?? 200);
 /** Every SockJS sub-transport; each stalls in its own way (see consumers.ts). */
-const SOCKJS: readonly SockJsRawTransport[] = [
-  'websocket',
-  'websocket-raw',
-  'xhr-streaming',
-  'xhr-polling',
-  'eventsource',
-  'htmlfile',
-  'jsonp-polling',
-];
+const SOCKJS = SOCKJS_RAW_TRANSPORTS;
 
 /** Healthy sessions: every tenth over SockJS (each sub-transport in turn), the rest TCP and /stomp. */
 function fastTransport(i: number): CounterTransport {
   if (i % 10 === 0) return `sockjs/${SOCKJS[(i / 10) % SOCKJS.length]!}`;
   return i % 2 === 0 ? 'tcp' : 'websocket';
-}
-
-// A full collection before each reading: the check is about what the service holds (a stalled
-// client's backlog), and without one the reading also counts the garbage of 200k deliveries not yet
-// collected, which varied from 15 to 65 MiB between runs with nothing held.
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
-
-/** Heap and Buffer memory still reachable, in MiB. */
-function liveMemoryMb(): number {
-  collectGarbage();
-  const m = process.memoryUsage();
-  return (m.heapUsed + m.arrayBuffers) / 1024 / 1024;
 }
 
 describe('faults: slow consumers', function () {

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
-import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
+import { RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
 
@@ -21,19 +21,10 @@ describe('session: /app handlers', () => {
     await service.stop();
   });
 
-  const connect = async (
-    user: string,
-    transport: 'websocket' | 'tcp' = 'websocket',
-  ): Promise<RawStompClient> => clients.add(await connectRaw(service, user, { transport }));
-  const subscribed = async (
-    user: string,
-    destination: string,
-    transport: 'websocket' | 'tcp' = 'websocket',
-  ) => {
-    const client = await connect(user, transport);
-    await client.sendWithReceipt('SUBSCRIBE', { id: 'sub', destination });
-    return client;
-  };
+  const connect = (user: string, transport: RawTransport = 'websocket'): Promise<RawStompClient> =>
+    clients.connect(service, user, { transport });
+  const subscribed = (user: string, destination: string, transport: RawTransport = 'websocket') =>
+    clients.subscribed(service, user, destination, { transport });
 
   it("/app/echo replies on /user/queue/echo to every one of the sender's sessions, and only to them", async () => {
     const alice1 = await subscribed('alice', '/user/queue/echo');

@@ -10,19 +10,11 @@ import { LogCapture, startLoggedService } from '../../support/logs';
 import { openRaw, type RawStompClient } from '../../support/raw-stomp';
 import type { RunningService } from '../../support/service';
 import { tokenFor } from '../../support/service';
-import { openSockJs, type SockJsRawTransport } from '../../support/sockjs-raw';
+import { openSockJs, SOCKJS_RAW_TRANSPORTS } from '../../support/sockjs-raw';
 import { connectStomp } from '../../support/stomp-clients';
 import { waitFor } from '../../support/wait';
 
-const SOCKJS: SockJsRawTransport[] = [
-  'websocket',
-  'websocket-raw',
-  'xhr-streaming',
-  'xhr-polling',
-  'eventsource',
-  'htmlfile',
-  'jsonp-polling',
-];
+const SOCKJS = SOCKJS_RAW_TRANSPORTS;
 
 describe('session: close reasons', () => {
   const capture = new LogCapture();

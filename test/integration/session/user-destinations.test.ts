@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
-import { connectRaw, RawClients, type RawStompClient } from '../../support/raw-stomp';
+import { connectRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
 import { publish, userQueue } from './harness';
@@ -21,15 +21,8 @@ describe('session: user destinations', () => {
     await service.stop();
   });
 
-  const subscribed = async (
-    user: string,
-    destination: string,
-    transport: 'websocket' | 'tcp' = 'websocket',
-  ) => {
-    const client = clients.add(await connectRaw(service, user, { transport }));
-    await client.sendWithReceipt('SUBSCRIBE', { id: 'u', destination });
-    return client;
-  };
+  const subscribed = (user: string, destination: string, transport: RawTransport = 'websocket') =>
+    clients.subscribed(service, user, destination, { transport });
   const bodies = (c: RawStompClient): string[] => c.all('MESSAGE').map((f) => f.body.toString());
 
   it("a push to alice reaches both of alice's sessions, once each, and never bob's", async () => {
@@ -68,7 +61,7 @@ describe('session: user destinations', () => {
     await publish(service, userQueue('alice', 'later'), 'first');
     await alice1.waitForFrame('MESSAGE');
     const alice2 = await subscribed('alice', '/user/queue/later');
-    await alice1.sendWithReceipt('UNSUBSCRIBE', { id: 'u' });
+    await alice1.sendWithReceipt('UNSUBSCRIBE', { id: 'sub' });
     await publish(service, userQueue('alice', 'later'), 'second');
     await alice2.waitForFrame('MESSAGE');
     await sleep(100);
