@@ -3,6 +3,7 @@ import type { Settings } from '../../config/settings';
 import { effectiveAmqpUrl } from '../config';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { messageTracer } from '../observability/trace';
 import type { Broker } from './broker';
 import { EmbeddedBroker } from './embedded';
 import { RabbitRelayBroker } from './rabbitmq/rabbit-relay-broker';
@@ -31,5 +32,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
     announceMs: settings.directoryAnnounceMs,
     logger: logger.child({ component: 'broker' }),
     onReconnect: () => metrics.brokerReconnects.inc(),
+    onOverflow: () => metrics.limitsHit.inc({ limit: 'subscriber_backlog' }),
+    trace: messageTracer(logger),
   });
 }

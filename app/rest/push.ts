@@ -13,6 +13,7 @@ import { isServiceError } from '../errors';
 import type { Inbox } from '../inbox/inbox';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { traceMessage } from '../observability/trace';
 import type { Principal } from './passport';
 import { durablePush, idempotencyKeyOf, type StoredAnswer } from './inbox-routes';
 import type { RestPublisher } from './publisher';
@@ -96,6 +97,7 @@ export async function pushOnce(
       );
     }
     if (receipt.online === false) metrics.pushesOffline.inc();
+    traceMessage(logger, 'accepted', id, { destination, online: receipt.online });
     // `online` only where the broker could tell (user pushes): SPEC, REST section.
     return receipt.online === undefined ? { id } : { id, online: receipt.online };
   } catch (err: unknown) {

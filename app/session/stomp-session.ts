@@ -23,6 +23,7 @@ import { COMMANDS, type CommandSession, type OpenTransaction } from './commands'
 import { sessionFrameDeadline, type FrameDeadline } from './frame-deadline';
 import { messageFrame } from './message-frame';
 import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
+import { messageTracer, type MessageTracer } from '../observability/trace';
 import type { CloseReason, SessionContext } from './session-context';
 import type { RegisteredSession } from './session-registry';
 import { SubscriptionTable, type ClientSubscription } from './subscriptions';
@@ -62,6 +63,7 @@ export class StompSession implements RegisteredSession, CommandSession {
   connectedAt = new Date();
 
   private readonly parser: StompParser;
+  private readonly trace: MessageTracer;
   private readonly flow: InputFlow;
   private chain: Promise<void> = Promise.resolve();
   /** On the flow's client clock, which leaves out the time the session was not reading. */
@@ -81,6 +83,7 @@ export class StompSession implements RegisteredSession, CommandSession {
     readonly ctx: SessionContext,
   ) {
     const s = ctx.settings;
+    this.trace = messageTracer(ctx.logger);
     this.rateTokens = s.maxFramesPerSecond * 2;
     this.parser = new StompParser(
       { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes },
@@ -246,7 +249,10 @@ export class StompSession implements RegisteredSession, CommandSession {
   }
 
   deliver(sub: ClientSubscription, delivery: Delivery): void {
-    if (this.state !== 'connected' || sub.closed) return;
+    if (this.state !== 'connected' || sub.closed) {
+      this.trace('not written', delivery.messageId, { session: this.id, state: this.state });
+      return;
+    }
     const headers: Record<string, string> = {
       subscription: sub.id,
       'message-id': delivery.messageId,
@@ -266,6 +272,7 @@ export class StompSession implements RegisteredSession, CommandSession {
       );
     }
     this.sendFrame(f);
+    this.trace('written', delivery.messageId, { session: this.id, subscription: sub.id });
     this.checkSlowConsumer();
   }
 

@@ -12,7 +12,7 @@ import { Emitter } from '@socket.io/redis-emitter';
 import { Connection } from 'rabbitmq-client';
 import { createClient } from 'redis';
 import { EXCHANGES, userRoutingKey } from '../../app/broker/rabbitmq/topology';
-import { USER_DESTINATION_HEADER } from '../../app/broker/rabbitmq/user-delivery';
+import { USER_DESTINATION_HEADER } from '../../app/broker/rabbitmq/amqp-delivery';
 import { MESSAGE_ID_HEADER } from '../../app/broker/rabbitmq/wire';
 import { openClient, tokenFor, type ClientPlan, type LoadClient } from './clients';
 import { makeBody } from './payload';
@@ -88,7 +88,10 @@ export async function publish(args: PublishArgs): Promise<PumpResult> {
       return amqpPublish(args, via.url, (seq) => ({
         exchange: EXCHANGES.user,
         routingKey: userRoutingKey(`${via.userPrefix}${key(seq)}`),
-        headers: { [USER_DESTINATION_HEADER]: via.userDestination, [MESSAGE_ID_HEADER]: `bench-${seq}` },
+        headers: {
+          [USER_DESTINATION_HEADER]: via.userDestination,
+          [MESSAGE_ID_HEADER]: `bench-${seq}`,
+        },
       }));
     case 'amqp-bare':
       return amqpPublish(args, via.url, (seq) => ({

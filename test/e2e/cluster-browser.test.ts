@@ -18,8 +18,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { EXCHANGES } from '../../app/broker/rabbitmq/topology';
-import { userSubscription } from '../../app/broker/rabbitmq/user-delivery';
+import {
+  EXCHANGES,
+  QUEUE_ROLES,
+  instanceQueueName,
+  userRoutingKey,
+} from '../../app/broker/rabbitmq/topology';
 import {
   CHROMIUM_PATH,
   closePage,
@@ -207,14 +211,16 @@ describe('cluster in Chromium: three instances behind nginx, pages as users open
     const [wsPage, sockjsPage, bobPage] = pages as [OpenedPage, OpenedPage, OpenedPage];
     const third = cluster!.instances.find((i) => i.id !== wsPage.instance && i.id !== sockjsPage.instance)!;
 
-    // Where Alice is, as any instance tells it; then RabbitMQ has her queue on both of hers.
+    // Where Alice is, as any instance tells it; then RabbitMQ binds her key to both of hers.
     await waitForSessions(third.id, alice, 2, '/user/queue/greetings');
     await waitFor(
       async () => {
         const bound = new Set(
-          (await listBindings()).filter((b) => b.source === EXCHANGES.user).map((b) => b.destination),
+          (await listBindings())
+            .filter((b) => b.source === EXCHANGES.user && b.routing_key === userRoutingKey(alice))
+            .map((b) => b.destination),
         );
-        return [wsPage, sockjsPage].every((p) => bound.has(userSubscription(p.instance, alice).queueName));
+        return [wsPage, sockjsPage].every((p) => bound.has(instanceQueueName(p.instance, QUEUE_ROLES.users)));
       },
       10_000,
       `RabbitMQ bindings of ${alice}'s queues on ${wsPage.instance} and ${sockjsPage.instance}`,

@@ -26,7 +26,7 @@ import { startTestService } from '../support/service';
 import { sleep, waitFor } from '../support/wait';
 import { signToken } from '../support/instances';
 import { ReconnectingStomp } from '../support/stomp-clients';
-import { account, pushTo, type PushRecord } from '../integration/faults/push-accounting';
+import { account, pushWithAnswer, type PushRecord } from '../integration/faults/push-accounting';
 import { Counter, stalledTcp, stalledWebSocket, type Stalled } from '../integration/faults/consumers';
 import { emptyTally, fuzzWorker } from '../integration/faults/fuzz-support';
 
@@ -75,16 +75,50 @@ function rssSampler(pids: number[]): { peak(): number[]; stop(): void } {
 /** Clusters still running: stopped (SIGTERM, nginx included) if the soak fails half-way. */
 const liveClusters = new Set<Cluster>();
 
-async function startInstances(count: number, prefix: string, env: Record<string, string>): Promise<Cluster> {
+/**
+ * Per-message trace lines of the instances (LOG_LEVEL=trace, app/observability/trace.ts), by
+ * message id: where a lost push got to, step by step, printed with the loss.
+ */
+const traces = new Map<string, string[]>();
+
+function keepTrace(source: string, line: string): boolean {
+  if (!line.includes('"msg":"message trace"')) return false;
+  try {
+    const entry = JSON.parse(line) as { time?: number; trace?: string; step?: string } & Record<
+      string,
+      unknown
+    >;
+    if (typeof entry.trace !== 'string') return true;
+    const fields: Record<string, unknown> = { ...entry };
+    for (const name of ['level', 'time', 'trace', 'step', 'msg', 'pid', 'hostname'])
+      Reflect.deleteProperty(fields, name);
+    const { time, trace, step } = entry;
+    const at = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : '?';
+    const lines = traces.get(trace) ?? [];
+    lines.push(`${at} ${source} ${String(step)} ${JSON.stringify(fields)}`);
+    traces.set(trace, lines);
+  } catch {
+    // not JSON after all: ignore
+  }
+  return true;
+}
+
+async function startInstances(
+  count: number,
+  prefix: string,
+  env: Record<string, string>,
+  logLevel = 'warn',
+): Promise<Cluster> {
   const exits: string[] = [];
   const cluster = await startCluster({
     instances: count,
     basePort: 0,
     lbPort: 0,
     instancePrefix: prefix,
-    logLevel: 'warn',
+    logLevel,
     env,
     onLog: (source, line) => {
+      if (keepTrace(source, line)) return;
       if (/"level":(50|60)/.test(line)) log(`${source}: ${line.slice(0, 300)}`);
     },
     onExit: (source, code, signal) => exits.push(`${source} exited (${code ?? signal})`),
@@ -150,10 +184,12 @@ async function deliverySoak(): Promise<void> {
     `delivery: 3 instances, ${SESSIONS} churning sessions of ${USERS} users, ${RATE} pushes/s for ${MINUTES} min, RabbitMQ outage ${OUTAGE_S} s`,
   );
   await waitForRabbit();
-  const cluster = await startInstances(3, prefix, {
-    DIRECTORY_ANNOUNCE_MS: '2000',
-    MAX_SESSIONS_PER_USER: '1000',
-  });
+  const cluster = await startInstances(
+    3,
+    prefix,
+    { DIRECTORY_ANNOUNCE_MS: '2000', MAX_SESSIONS_PER_USER: '1000' },
+    'trace',
+  );
   const rss = rssSampler(cluster.instances.map((i) => i.pid));
   const watch = brokerWatch();
   const urls = cluster.instanceUrls;
@@ -199,10 +235,13 @@ async function deliverySoak(): Promise<void> {
         status: 0,
       };
       pushes.push(record);
-      const work = pushTo(record.instanceUrl, token, record.user, record.id, 15_000).then((status) => {
-        record.status = status;
-        record.endedAt = Date.now();
-      });
+      const work = pushWithAnswer(record.instanceUrl, token, record.user, record.id, 15_000).then(
+        (answer) => {
+          record.status = answer.status;
+          record.messageId = answer.messageId;
+          record.endedAt = Date.now();
+        },
+      );
       inFlight.add(work);
       void work.finally(() => inFlight.delete(work));
       await sleep(Math.max(0, start + (id * 1000) / RATE - Date.now()));
@@ -313,6 +352,9 @@ async function deliverySoak(): Promise<void> {
   for (const line of atStop.slice(0, 10)) log(`  lost at the broker stop: ${line}`);
   for (const line of [...lostOtherwise, ...result.duplicated, ...result.misrouted].slice(0, 20))
     log(`  ${line}`);
+  // Every loss loudly, with its trace: the push, each step it took on each instance, and the
+  // session that was owed it.
+  for (const line of lostOtherwise.slice(0, 10)) printLossTrace(line, byId, clients);
   check(
     lostOtherwise.length === 0 && result.duplicated.length === 0 && result.misrouted.length === 0,
     'delivery: zero lost, duplicated, misrouted',
@@ -323,6 +365,35 @@ async function deliverySoak(): Promise<void> {
   );
   check(result.accepted > 0 && result.owed > 0, 'delivery: pushes were accepted and owed');
   check(leftovers.length === 0, `delivery: no queues left behind ${leftovers.join(' ')}`);
+}
+
+/** The trace of one `account()` loss line: `<user>[<connection>@<instance>] push <id> ...`. */
+function printLossTrace(
+  line: string,
+  byId: Map<number, PushRecord>,
+  clients: readonly ReconnectingStomp[],
+): void {
+  const match = /^(\S+)\[(\d+)@[^\]]*\] push (\d+)/.exec(line);
+  if (!match) return;
+  const push = byId.get(Number(match[3]));
+  const client = clients.find((c) => c.user === match[1] && c.connections[Number(match[2])] !== undefined);
+  const connection = client?.connections[Number(match[2])];
+  const at = (ms: number | undefined): string =>
+    ms === undefined || ms === 0 ? '-' : new Date(ms).toISOString().slice(11, 23);
+  log(`LOST ${line}`);
+  if (push) {
+    log(
+      `  push ${push.id} to ${push.user}: sent ${at(push.startedAt)}, 202 ${at(push.endedAt)} from ${push.instanceUrl}, message-id ${push.messageId ?? '?'}`,
+    );
+  }
+  if (connection) {
+    log(
+      `  owed to session ${connection.session} on ${connection.instance}: subscribed ${at(connection.subscribedAt)}, closed ${at(connection.closedAt)}, received ${connection.bodies.length}`,
+    );
+  }
+  const steps = push?.messageId === undefined ? undefined : traces.get(push.messageId);
+  if (!steps || steps.length === 0) log('  no trace line for this message on any instance');
+  for (const step of steps ?? []) log(`  ${step}`);
 }
 
 async function slowSoak(): Promise<void> {

@@ -298,6 +298,8 @@ export interface ReconnectingOptions {
 export interface StompConnection {
   /** The `instance` header of CONNECTED. */
   instance: string;
+  /** The `session` header of CONNECTED: the session id instance logs name. */
+  session: string;
   /** When the server confirmed SUBSCRIBE (the session can receive from here on); 0 until then. */
   subscribedAt: number;
   /** When the connection ended (0 while open). */
@@ -348,6 +350,7 @@ export class ReconnectingStomp {
     this.client.onConnect = (frame) => {
       const connection: StompConnection = {
         instance: frame.headers.instance ?? '?',
+        session: frame.headers.session ?? '?',
         subscribedAt: 0,
         closedAt: 0,
         bodies: [],

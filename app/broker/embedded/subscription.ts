@@ -40,6 +40,10 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     return this.request.target;
   }
 
+  get sessionId(): string {
+    return this.request.sessionId;
+  }
+
   hasCapacity(): boolean {
     if (this.closed) return false;
     if (this.request.ackMode === 'auto') return true;

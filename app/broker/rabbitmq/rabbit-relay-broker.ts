@@ -1,29 +1,31 @@
 /**
- * The Broker over RabbitMQ's STOMP plugin: N instances of the service behave as one.
+ * The Broker over RabbitMQ: N instances of the service behave as one.
  *
- * Mapping (design; names as they appear in the management UI):
- * - `/topic/<name>`, ack auto: all local subscribers share ONE broker subscription to the plugin's
- *   `/topic/<name>` on the auto-delete queue `stomp-relay.<instanceId>.topic.<name>`, fanned out
- *   locally (shared-subscriptions.ts).
+ * Mapping (names as they appear in the management UI; see amqp-delivery.ts for the topology):
+ * - `/topic/<name>`: published over the STOMP pool to amq.topic (the plugin's `/topic/<name>`);
+ *   received through the instance's exclusive queue `stomp-relay.<instanceId>.topics`, bound with
+ *   routing key <name> while any local subscription holds it, and fanned out locally.
+ * - user destinations: published once over AMQP to the `stomp-relay.user` exchange with the user's
+ *   key (confirmed, mandatory: `online`); received through `stomp-relay.<instanceId>.users`, bound
+ *   per user key while the instance has a session or subscription of that user
+ *   (delivery/user-delivery.ts both ways).
  * - `/queue/<name>`: one broker subscription per client subscription on the durable queue
- *   `stomp-relay.queue.<name>` (wire.ts), so competing consumers, ack/nack and prefetch are RabbitMQ's.
- * - user destinations: published once to the `stomp-relay.user` exchange, one shared broker
- *   subscription per user per instance (user-delivery.ts).
- * - topic and user subscriptions in a client ack mode get a private auto-delete queue
- *   (`….<name>~<n>`), so their acks and NACK redeliveries are theirs alone.
- * Every broker subscription has a finite prefetch-count (BROKER_PREFETCH at most) and acknowledges
- * to the broker only once the message was handed on, so a slow instance cannot be made to buffer
- * without bound. The STOMP connections are a fixed pool (connection-pool.ts).
+ *   `stomp-relay.queue.<name>` over the STOMP pool (wire.ts), so competing consumers, ack/nack and
+ *   prefetch are RabbitMQ's. Every such broker subscription has a finite prefetch-count
+ *   (BROKER_PREFETCH at most) and acknowledges to the broker only once the message was handed on.
+ * - topic and user subscriptions in a client ack mode are acknowledged locally (delivery/fan-out.ts):
+ *   the instance queue is shared by all of them, so the broker cannot keep their acks apart.
  *
- * publish() to a topic or user resolves on the plugin's RECEIPT, which it sends once the publish is
- * confirmed. A `/queue/` publish goes over AMQP, mandatory and confirmed, and every `/queue/`
- * SUBSCRIBE declares its queue over AMQP first (client-queues.ts says why: a queue deleted under
- * the relay must neither swallow confirmed messages nor close a shared connection).
- * commit() runs inside a plugin transaction with a unique name on the connection holding the
- * subscriptions it acknowledges for; acks are only valid on the connection that delivered them.
+ * One AMQP connection (amqp-link.ts) carries the instance queues, user pushes and the session
+ * directory; a fixed pool of STOMP connections carries /queue and topic publishes.
+ *
+ * publish() to a topic resolves on the plugin's RECEIPT (sent once the publish is confirmed); a user
+ * push on its AMQP confirm. A `/queue/` publish goes over AMQP, mandatory and confirmed, and every
+ * `/queue/` SUBSCRIBE declares its queue over AMQP first (client-queues.ts says why: a queue deleted
+ * under the relay must neither swallow confirmed messages nor close a shared connection). commit() runs inside a plugin transaction with a unique name on the
+ * connection holding the subscriptions it acknowledges for; acks are only valid on the connection
+ * that delivered them. Local acks in it are applied once the broker's part has committed.
  */
-import { Connection } from 'rabbitmq-client';
-
 import { ServiceError } from '../../errors';
 import { type MessageTarget } from '../../destinations/destination';
 import { frame } from '../../stomp/frame';
@@ -37,17 +39,20 @@ import type {
   TransactionOp,
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
+import { LocalFanOut, type FanOutTarget } from '../../delivery/fan-out';
+import { UserDelivery } from '../../delivery/user-delivery';
+import type { EmbeddedSubscription } from '../embedded/subscription';
+import { AmqpDelivery, CONTENT_TYPE_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
+import { noTrace, type MessageTracer } from '../../observability/trace';
+import { AmqpLink } from './amqp-link';
 import { allowedHeaderRecord } from '../../messaging/header-policy';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
-import { amqpConnectionTarget, amqpLabel } from './amqp-url';
 import { ClientQueues, clientQueueName } from './client-queues';
 import { parseBrokerUrl } from './broker-url';
 import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
 import { AmqpSessionDirectory } from './session-directory';
-import { SharedSubscriptions } from './shared-subscriptions';
-import { DirectSubscription, MemberSubscription } from './relay-subscriptions';
-import { declareTopology, instanceQueueName, NAME_PREFIX, QUEUE_ROLES } from './topology';
-import { userPublish, userSubscription } from './user-delivery';
+import { DirectSubscription } from './relay-subscriptions';
+import { declareTopology, EXCHANGES, NAME_PREFIX, userRoutingKey } from './topology';
 import {
   brokerDestination,
   clientQueueHeaders,
@@ -59,7 +64,7 @@ import {
 export interface RabbitRelayBrokerOptions {
   /** BROKER_URL: comma-separated stomp://user:pass@host:port/vhost failover list. */
   brokerUrl: string;
-  /** AMQP_URL: comma-separated failover list, for declaring the exchanges and the session directory. */
+  /** AMQP_URL: comma-separated failover list for the instance's AMQP connection (exchanges, instance queues, user pushes, directory). */
   amqpUrl: string;
   /** Part of every per-instance queue name; `queue` is refused (it would alias client queues). */
   instanceId: string;
@@ -75,14 +80,25 @@ export interface RabbitRelayBrokerOptions {
   reconnectMaxMs: number;
   /** Session directory snapshot period (DIRECTORY_ANNOUNCE_MS). */
   announceMs: number;
+  /**
+   * Most messages one client-ack topic or user subscriber may leave waiting locally; past it that
+   * subscriber's further messages are dropped (counted through onOverflow). Default 10,000.
+   */
+  maxBacklog?: number;
   logger?: RelayLogger;
   /** Called each time a lost broker connection is back (for metrics). */
   onReconnect?: () => void;
+  /** A message was dropped for one subscriber whose local backlog was full. */
+  onOverflow?: () => void;
+  /** Per-message trace (LOG_LEVEL=trace): what arrived on the instance queues, and for how many. */
+  trace?: MessageTracer;
 }
 
 const RECONNECT_BASE_MS = 200;
 const CONNECT_TIMEOUT_MS = 10_000;
-const TOPOLOGY_TIMEOUT_MS = 10_000;
+/** How long a user push waits for its confirm before the caller is told the broker did not take it. */
+const PUBLISH_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_BACKLOG = 10_000;
 /** How long stop() lets publishes in flight finish before closing the connections. */
 const STOP_GRACE_MS = 5_000;
 
@@ -96,16 +112,17 @@ export class RabbitRelayBroker implements Broker {
 
   private readonly options: RabbitRelayBrokerOptions;
   private readonly logger: RelayLogger;
+  private readonly link: AmqpLink;
   private readonly pool: ConnectionPool;
-  private readonly shared: SharedSubscriptions;
+  private readonly amqp: AmqpDelivery;
+  private readonly fanOut: LocalFanOut;
+  private readonly users: UserDelivery;
   private readonly parking: ConsumerSpec['parking'];
   private readonly listeners: ((readiness: Readiness) => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private state: State = 'idle';
-  private amqp: Connection | undefined;
   private queues: ClientQueues | undefined;
   private lastReady = false;
-  private privateSeq = 0;
   private txSeq = 0;
 
   constructor(options: RabbitRelayBrokerOptions) {
@@ -120,6 +137,16 @@ export class RabbitRelayBroker implements Broker {
     }
     this.options = options;
     this.logger = options.logger ?? silentLogger;
+    const trace = options.trace ?? noTrace;
+    this.link = new AmqpLink({
+      url: options.amqpUrl,
+      instanceId: options.instanceId,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      reconnectMaxMs: options.reconnectMaxMs,
+      logger: this.logger,
+    });
+    this.link.connection.on('connection', () => this.readinessChanged());
+    this.link.connection.on('error', () => this.readinessChanged());
     this.pool = new ConnectionPool({
       addresses: parseBrokerUrl(options.brokerUrl),
       size: options.poolSize,
@@ -131,16 +158,45 @@ export class RabbitRelayBroker implements Broker {
       onReconnect: () => options.onReconnect?.(),
       onChange: () => this.readinessChanged(),
     });
-    this.shared = new SharedSubscriptions(this.pool, this.logger);
+    this.fanOut = new LocalFanOut({
+      maxBacklog: options.maxBacklog ?? DEFAULT_MAX_BACKLOG,
+      onDeliveryError: (err, session) =>
+        this.logger.error({ err, session }, 'subscriber failed to take a message'),
+      onOverflow: () => options.onOverflow?.(),
+    });
+    this.amqp = new AmqpDelivery(this.link.connection, {
+      instanceId: options.instanceId,
+      prefetch: options.prefetch,
+      publishTimeoutMs: PUBLISH_TIMEOUT_MS,
+      logger: this.logger,
+      onTopicMessage: (name, message) => {
+        const local = this.fanOut.deliver({ kind: 'topic', name }, message);
+        trace('routed', message.id, { topic: name, local });
+      },
+      onUserMessage: (target, message) => {
+        const local = this.users.receive(target, message);
+        trace('routed', message.id, {
+          user: target.user,
+          destination: `${target.type}/${target.name}`,
+          local,
+        });
+      },
+      onReadyChange: () => this.readinessChanged(),
+    });
+    this.users = new UserDelivery(this.amqp, this.fanOut, this.logger);
     this.parking = {
       destination: `/exchange/amq.direct/${NAME_PREFIX}.parking.${options.instanceId}`,
       queueName: `${NAME_PREFIX}.${options.instanceId}.parking`,
     };
     this.sessions = new AmqpSessionDirectory({
-      amqpUrl: options.amqpUrl,
+      connection: this.link.connection,
       instanceId: options.instanceId,
       announceMs: options.announceMs,
       logger: options.logger,
+      onLocalSession: {
+        opened: (user) => this.users.sessionOpened(user),
+        closed: (user) => this.users.sessionClosed(user),
+      },
     });
   }
 
@@ -149,27 +205,39 @@ export class RabbitRelayBroker implements Broker {
     return this.pool.upCount;
   }
 
+  /** Keys bound on the instance's users and topics queues right now. */
+  get bindingCount(): { users: number; topics: number } {
+    return { users: this.amqp.users.bindings.size, topics: this.amqp.topics.bindings.size };
+  }
+
+  /** Starts each part in order; a failure stops what had started and rejects with one line. */
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`the RabbitMQ relay cannot start: it is ${this.state}`);
     this.state = 'starting';
+    const started: (() => Promise<void>)[] = [];
     try {
-      await this.declareTopology();
-      await this.startClientQueues();
+      await this.link.start();
+      started.push(() => this.link.stop());
+      await declareTopology(this.link.connection);
+      await this.amqp.start();
+      started.push(() => this.amqp.stop());
+      this.queues = new ClientQueues(this.link.connection, this.options.clientQueueType ?? 'classic');
+      started.push(() => this.stopClientQueues());
       await this.pool.start();
-      try {
-        await this.sessions.start();
-      } catch (err: unknown) {
-        await this.pool.stop();
-        throw err;
-      }
+      started.push(() => this.pool.stop());
+      await this.sessions.start();
     } catch (err: unknown) {
+      for (const stop of started.reverse()) await stop().catch(() => undefined);
       this.state = 'stopped';
-      await this.stopClientQueues();
       throw err;
     }
     this.state = 'running';
     this.logger.info(
-      { brokers: this.pool.slots.map((s) => s.address.label), pool: this.pool.slots.length },
+      {
+        brokers: this.pool.slots.map((s) => s.address.label),
+        pool: this.pool.slots.length,
+        queues: [this.amqp.users.name, this.amqp.topics.name],
+      },
       'RabbitMQ relay started',
     );
     this.readinessChanged();
@@ -184,14 +252,20 @@ export class RabbitRelayBroker implements Broker {
     const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
     await Promise.allSettled([this.pool.stop(), this.sessions.stop(), this.stopClientQueues()]);
+    this.fanOut.clear();
+    await this.amqp.stop();
+    await this.link.stop();
     this.state = 'stopped';
     this.readinessChanged();
   }
 
   readiness(): Readiness {
     if (this.state !== 'running') return { ready: false, reason: `RabbitMQ relay is ${this.state}` };
-    const reason = this.pool.downReason();
-    return reason === undefined ? { ready: true } : { ready: false, reason };
+    const reasons = [this.pool.downReason()];
+    if (!this.link.ready) reasons.push(`the AMQP connection to ${this.link.where} is down`);
+    else if (!this.amqp.ready) reasons.push('the instance queues are being bound again after a reconnect');
+    const reason = reasons.filter((r) => r !== undefined).join('; ');
+    return reason === '' ? { ready: true } : { ready: false, reason };
   }
 
   connections(): { up: number; total: number } {
@@ -206,62 +280,22 @@ export class RabbitRelayBroker implements Broker {
     this.assertRunning();
     assertOwnUserTarget(request);
     const { target } = request;
+    if (target.kind === 'user') return this.users.subscribe({ ...request, target });
+    if (target.kind === 'topic') return this.subscribeTopic({ ...request, target });
     const prefetch = Math.min(
       request.prefetch > 0 ? request.prefetch : this.options.prefetch,
       this.options.prefetch,
     );
-    const instanceId = this.options.instanceId;
-    if (target.kind !== 'queue' && request.ackMode === 'auto') {
-      const route =
-        target.kind === 'topic'
-          ? {
-              key: `topic:${target.name}`,
-              destination: brokerDestination(target),
-              queueName: instanceQueueName(instanceId, QUEUE_ROLES.topic, target.name),
-            }
-          : userSubscription(instanceId, target.user);
-      const member = new MemberSubscription(request, route.key, this.shared);
-      await this.shared.join(
-        route.key,
-        {
-          destination: route.destination,
-          headers: { 'x-queue-name': route.queueName },
-          prefetch: this.options.prefetch,
-          ownsQueue: true,
-          parking: this.parking,
-        },
-        member,
-      );
-      return member;
-    }
-    let destination: string;
-    let headers: Record<string, string>;
-    if (target.kind === 'queue') {
-      destination = brokerDestination(target);
-      headers = clientQueueHeaders(this.options.clientQueueType ?? 'classic');
-    } else {
-      const suffix = String(++this.privateSeq);
-      const route =
-        target.kind === 'topic'
-          ? {
-              destination: brokerDestination(target),
-              queueName: instanceQueueName(instanceId, QUEUE_ROLES.topic, `${target.name}~${suffix}`),
-            }
-          : userSubscription(instanceId, target.user, suffix);
-      destination = route.destination;
-      headers = { 'x-queue-name': route.queueName };
-    }
     const subscription = new DirectSubscription(request, this.logger);
-    const prepare =
-      target.kind === 'queue' ? () => this.clientQueues().ensure(clientQueueName(target.name)) : undefined;
+    const prepare = (): Promise<void> => this.clientQueues().ensure(clientQueueName(target.name));
     // Declared before the SUBSCRIBE reaches the shared connection (client-queues.ts).
-    await prepare?.();
+    await prepare();
     const slot = this.pool.leastLoaded();
     subscription.consumer = new BrokerConsumer(slot, {
-      destination,
-      headers,
+      destination: brokerDestination(target),
+      headers: clientQueueHeaders(this.options.clientQueueType ?? 'classic'),
       prefetch,
-      ownsQueue: target.kind !== 'queue',
+      ownsQueue: false,
       parking: this.parking,
       onMessage: (message) => subscription.onMessage(message),
       prepare,
@@ -273,6 +307,7 @@ export class RabbitRelayBroker implements Broker {
 
   async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.assertRunning();
+    if (target.kind === 'user') return this.track(this.users.push(target, message));
     if (target.kind === 'queue') {
       const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
       const p = message.properties ?? {};
@@ -287,8 +322,8 @@ export class RabbitRelayBroker implements Broker {
       return {};
     }
     const slot = this.pool.anyUp();
-    const { destination, headers } = this.route(target);
-    const send = frame('SEND', { ...sendHeaders(message, headers), destination }, message.body);
+    const { destination, headers } = this.route(target, message);
+    const send = frame('SEND', { ...headers, destination }, message.body);
     await this.track(
       slot.send(send, { receipt: true }).catch((err: unknown) => {
         throw this.notTaken(destination, err);
@@ -297,13 +332,40 @@ export class RabbitRelayBroker implements Broker {
     return {};
   }
 
+  /** Local subscription first, then the binding: nothing routed after this resolves is missed. */
+  private async subscribeTopic(
+    request: SubscribeRequest & { target: Extract<FanOutTarget, { kind: 'topic' }> },
+  ): Promise<BrokerSubscription> {
+    const { name } = request.target;
+    let held = true;
+    const subscription = this.fanOut.subscribe(request, () => {
+      if (held) this.amqp.releaseTopic(name);
+      held = false;
+    });
+    try {
+      await this.amqp.holdTopic(name);
+    } catch (err: unknown) {
+      held = false;
+      this.amqp.releaseTopic(name);
+      await subscription.close();
+      throw err;
+    }
+    return subscription;
+  }
+
   async commit(ops: TransactionOp[]): Promise<void> {
     this.assertRunning();
     if (ops.length === 0) return;
     // Check everything before doing anything: a bad ack id fails the whole transaction.
     const bySlot = new Map<PoolSlot, TransactionOp[]>();
+    const local: { subscription: EmbeddedSubscription; op: 'ack' | 'nack'; ackId: string }[] = [];
     for (const op of ops) {
       if (op.op === 'publish') continue;
+      if (this.fanOut.owns(op.subscription)) {
+        op.subscription.assertOutstanding(op.ackId);
+        local.push({ subscription: op.subscription, op: op.op, ackId: op.ackId });
+        continue;
+      }
       if (!(op.subscription instanceof DirectSubscription)) {
         throw new ServiceError(
           'bad_request',
@@ -321,6 +383,8 @@ export class RabbitRelayBroker implements Broker {
     }
     // One broker transaction per connection involved (usually one); never shared between clients.
     for (const [slot, slotOps] of bySlot) await this.track(this.commitOn(slot, slotOps));
+    // Lenient: an earlier cumulative op of this transaction may have covered a later id.
+    for (const { subscription, op, ackId } of local) subscription.settle(ackId, op, true);
   }
 
   private async commitOn(slot: PoolSlot, ops: TransactionOp[]): Promise<void> {
@@ -329,14 +393,10 @@ export class RabbitRelayBroker implements Broker {
     const sent: Promise<void>[] = [slot.send(frame('BEGIN', { transaction }), { generation })];
     for (const op of ops) {
       if (op.op === 'publish') {
-        const { destination, headers } = this.route(op.target);
+        const { destination, headers } = this.route(op.target, op.message);
         // Checked values only (header-policy.ts), so the plugin cannot refuse them.
         const properties = op.target.kind === 'queue' ? propertyHeaders(op.message.properties) : {};
-        const send = frame(
-          'SEND',
-          { ...sendHeaders(op.message, headers), ...properties, destination, transaction },
-          op.message.body,
-        );
+        const send = frame('SEND', { ...headers, ...properties, destination, transaction }, op.message.body);
         // The plugin answers a transactional SEND's receipt after COMMIT, once confirmed.
         sent.push(slot.send(send, { receipt: true, generation }));
       } else if (op.subscription instanceof DirectSubscription) {
@@ -355,80 +415,42 @@ export class RabbitRelayBroker implements Broker {
     }
   }
 
-  private route(target: MessageTarget): { destination: string; headers: Record<string, string> } {
-    switch (target.kind) {
-      case 'topic':
-        return { destination: brokerDestination(target), headers: {} };
-      case 'queue':
-        // Durable queue: persistent messages survive a broker restart.
-        return {
-          destination: brokerDestination(target),
-          headers: { persistent: 'true', ...clientQueueHeaders(this.options.clientQueueType ?? 'classic') },
-        };
-      case 'user':
-        return userPublish(target);
+  /** The STOMP destination and SEND headers of a publish over the pool. */
+  private route(
+    target: MessageTarget,
+    message: OutgoingMessage,
+  ): { destination: string; headers: Record<string, string> } {
+    if (target.kind === 'queue') {
+      // Durable queue: persistent messages survive a broker restart.
+      return {
+        destination: brokerDestination(target),
+        headers: sendHeaders(message, {
+          persistent: 'true',
+          ...clientQueueHeaders(this.options.clientQueueType ?? 'classic'),
+        }),
+      };
     }
-  }
-
-  private async declareTopology(): Promise<void> {
-    const connection = new Connection({
-      ...amqpConnectionTarget(this.options.amqpUrl),
-      connectionName: `stomp-relay ${this.options.instanceId} (topology)`,
-    });
-    connection.on('error', () => undefined); // reported through onConnect below
-    try {
-      await connection.onConnect(TOPOLOGY_TIMEOUT_MS);
-      await declareTopology(connection);
-    } catch (err: unknown) {
-      const why = err instanceof Error ? err.message : String(err);
-      throw new ServiceError(
-        'broker_unavailable',
-        `cannot declare the service's exchanges over AMQP at ${amqpLabel(this.options.amqpUrl)}: ${why}`,
-        { cause: err },
-      );
-    } finally {
-      await connection.close().catch(() => undefined);
+    // Topic and user messages are read over AMQP (amqp-delivery.ts): the content type travels as a
+    // header of ours, so that no AMQP client on the way decodes the body by its content_type.
+    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const [name, value] of Object.entries(sendHeaders(message, {}))) {
+      if (name.toLowerCase() === 'content-type') headers[CONTENT_TYPE_HEADER] ??= value;
+      else headers[name] = value;
     }
-  }
-
-  /** The AMQP connection for client queues; opened at start, like the topology's. */
-  private async startClientQueues(): Promise<void> {
-    const connection = new Connection({
-      ...amqpConnectionTarget(this.options.amqpUrl),
-      connectionName: `stomp-relay ${this.options.instanceId} (queues)`,
-      retryLow: RECONNECT_BASE_MS,
-      retryHigh: this.options.reconnectMaxMs,
-    });
-    connection.on('error', (err: unknown) => {
-      this.logger.warn({ err }, 'AMQP connection for client queues: error');
-    });
-    this.amqp = connection;
-    try {
-      await connection.onConnect(TOPOLOGY_TIMEOUT_MS, true);
-    } catch (err: unknown) {
-      await this.stopClientQueues();
-      const why = err instanceof Error ? err.message : String(err);
-      throw new ServiceError(
-        'broker_unavailable',
-        `cannot open the AMQP connection for client queues at ${amqpLabel(this.options.amqpUrl)}: ${why}`,
-        { cause: err },
-      );
-    }
-    this.queues = new ClientQueues(connection, this.options.clientQueueType ?? 'classic');
+    if (target.kind === 'topic') return { destination: brokerDestination(target), headers };
+    return {
+      destination: `/exchange/${EXCHANGES.user}/${userRoutingKey(target.user)}`,
+      headers: {
+        ...headers,
+        [USER_DESTINATION_HEADER]: `${target.type}/${target.name}`,
+      },
+    };
   }
 
   private async stopClientQueues(): Promise<void> {
-    const [queues, connection] = [this.queues, this.amqp];
+    const queues = this.queues;
     this.queues = undefined;
-    this.amqp = undefined;
     await queues?.close();
-    // close() of a connection that never connected does not settle (issue 11.6): bounded here.
-    if (connection) {
-      await Promise.race([
-        connection.close().catch(() => undefined),
-        new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
-      ]);
-    }
   }
 
   private clientQueues(): ClientQueues {

@@ -1,20 +1,13 @@
 /**
- * The BrokerSubscription handles the relay gives out.
- *
- * - MemberSubscription: an `auto` subscription to a topic or a user destination, one member of a
- *   shared broker subscription (shared-subscriptions.ts).
- * - DirectSubscription: a subscription with its own broker subscription: every `/queue` one (so
- *   competing consumers, ack/nack and prefetch are exactly RabbitMQ's), and topic or user ones in a
- *   client ack mode, on a private auto-delete queue, so NACK redelivers to that subscriber alone
- *   and prefetch bounds it alone, as the embedded broker does. Ack ids are the plugin's `ack` values.
+ * The BrokerSubscription of a `/queue` subscription: its own broker subscription over the STOMP
+ * pool, so competing consumers, ack/nack and prefetch are exactly RabbitMQ's. Ack ids are the
+ * plugin's `ack` values. (Topic and user subscriptions are local: delivery/fan-out.ts.)
  */
-import { printable, type MessageTarget } from '../../destinations/destination';
+import { printable } from '../../destinations/destination';
 import { ServiceError } from '../../errors';
 import type { AckMode, BrokerSubscription, SubscribeRequest } from '../broker';
 import type { BrokerConsumer } from './broker-consumer';
 import type { RelayLogger } from './connection-pool';
-import type { GroupMember, SharedSubscriptions } from './shared-subscriptions';
-import { isForUserTarget } from './user-delivery';
 import type { InboundMessage } from './wire';
 
 function autoModeError(ackId: string): ServiceError {
@@ -22,42 +15,6 @@ function autoModeError(ackId: string): ServiceError {
     'bad_request',
     `unknown ack id '${printable(ackId)}': this subscription uses ack mode auto, which needs no ACK or NACK`,
   );
-}
-
-function wantsMessage(target: MessageTarget, message: InboundMessage): boolean {
-  return target.kind !== 'user' || isForUserTarget(message.internal, target);
-}
-
-export class MemberSubscription implements BrokerSubscription, GroupMember {
-  private closed = false;
-
-  constructor(
-    private readonly request: SubscribeRequest,
-    private readonly key: string,
-    private readonly shared: SharedSubscriptions,
-  ) {}
-
-  wants(message: InboundMessage): boolean {
-    return !this.closed && wantsMessage(this.request.target, message);
-  }
-
-  deliver(delivery: Parameters<SubscribeRequest['deliver']>[0]): void {
-    this.request.deliver(delivery);
-  }
-
-  async ack(ackId: string): Promise<void> {
-    throw autoModeError(ackId);
-  }
-
-  async nack(ackId: string): Promise<void> {
-    throw autoModeError(ackId);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.shared.leave(this.key, this);
-  }
 }
 
 export class DirectSubscription implements BrokerSubscription {
@@ -76,11 +33,7 @@ export class DirectSubscription implements BrokerSubscription {
 
   onMessage(message: InboundMessage): void {
     const tag = message.brokerAckId;
-    if (this.closed || !wantsMessage(this.request.target, message)) {
-      // Another destination of the same user: not for this subscription, and nobody else's here.
-      if (tag !== undefined && !this.closed) this.consumer.settleQuietly(tag, 'ACK');
-      return;
-    }
+    if (this.closed) return;
     const auto = this.request.ackMode === 'auto';
     try {
       this.request.deliver({

@@ -40,13 +40,19 @@ export interface DirectoryLogger {
 }
 
 export interface AmqpSessionDirectoryOptions {
-  /** amqp://user:pass@host:port/vhost; never logged (it holds the password). */
-  amqpUrl: string;
+  /**
+   * The instance's AMQP connection (amqp-link.ts), kept open by its owner; or instead `amqpUrl`, for
+   * a directory with a connection of its own (never logged: it holds the password).
+   */
+  connection?: Connection;
+  amqpUrl?: string;
   /** This instance's id; part of the queue name and of every entry's `instance`. */
   instanceId: string;
   /** Period of full snapshots; instances silent for 3 x this are dropped. */
   announceMs: number;
   logger?: DirectoryLogger;
+  /** Told when this instance's first entry for a session is added, and when it is removed. */
+  onLocalSession?: { opened(user: string): void; closed(user: string): void };
 }
 
 interface RemoteView {
@@ -69,7 +75,7 @@ const RETRY_HIGH_MS = 5_000;
 const noopLogger: DirectoryLogger = { info() {}, warn() {}, error() {} };
 
 export class AmqpSessionDirectory implements SessionDirectory {
-  private readonly amqpUrl: string;
+  private readonly options: AmqpSessionDirectoryOptions;
   private readonly instanceId: string;
   private readonly announceMs: number;
   private readonly expireAfterMs: number;
@@ -92,7 +98,8 @@ export class AmqpSessionDirectory implements SessionDirectory {
     if (!Number.isInteger(options.announceMs) || options.announceMs <= 0) {
       throw new RangeError(`announceMs must be a positive integer, got ${options.announceMs}`);
     }
-    this.amqpUrl = options.amqpUrl;
+    if (!options.connection && !options.amqpUrl) throw new RangeError('connection or amqpUrl is needed');
+    this.options = options;
     this.instanceId = options.instanceId;
     this.announceMs = options.announceMs;
     this.expireAfterMs = 3 * options.announceMs;
@@ -107,16 +114,20 @@ export class AmqpSessionDirectory implements SessionDirectory {
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`session directory cannot start: it is ${this.state}`);
     this.state = 'starting';
-    const connection = new Connection({
-      ...amqpConnectionTarget(this.amqpUrl),
-      connectionName: `${this.queue} (session directory)`,
-      retryHigh: RETRY_HIGH_MS,
-      noDelay: true, // a session list request must not wait on Nagle (see backend-bridge.ts)
-    });
+    const connection =
+      this.options.connection ??
+      new Connection({
+        ...amqpConnectionTarget(this.options.amqpUrl ?? ''),
+        connectionName: `${this.queue} (session directory)`,
+        retryHigh: RETRY_HIGH_MS,
+        noDelay: true, // a session list request must not wait on Nagle (see amqp-link.ts)
+      });
     this.connection = connection;
-    connection.on('error', (err: unknown) =>
-      this.logger.warn({ err }, 'session directory: AMQP connection error'),
-    );
+    if (!this.options.connection) {
+      connection.on('error', (err: unknown) =>
+        this.logger.warn({ err }, 'session directory: AMQP connection error'),
+      );
+    }
     this.publisher = connection.createPublisher({
       confirm: true,
       exchanges: [EXCHANGE_DECLARATIONS.directory],
@@ -201,12 +212,20 @@ export class AmqpSessionDirectory implements SessionDirectory {
 
   upsert(info: SessionInfo): void {
     const copy = copySession(info);
+    const previous = this.own.get(copy.sessionId);
     this.own.set(copy.sessionId, copy);
+    if (previous?.user !== copy.user) {
+      if (previous) this.options.onLocalSession?.closed(previous.user);
+      this.options.onLocalSession?.opened(copy.user);
+    }
     if (this.state === 'running') this.send({ v: 1, type: 'upsert', from: this.instanceId, session: copy });
   }
 
   remove(sessionId: string): void {
-    if (!this.own.delete(sessionId)) return;
+    const previous = this.own.get(sessionId);
+    if (!previous) return;
+    this.own.delete(sessionId);
+    this.options.onLocalSession?.closed(previous.user);
     if (this.state === 'running') this.send({ v: 1, type: 'remove', from: this.instanceId, sessionId });
   }
 
@@ -350,14 +369,15 @@ export class AmqpSessionDirectory implements SessionDirectory {
         (async () => {
           await consumer?.close();
           await publisher?.close();
-          await connection?.close();
+          // A connection given to us is its owner's to close.
+          if (!this.options.connection) await connection?.close();
         })(),
         STOP_TIMEOUT_MS,
         'closing the session directory connection',
       );
     } catch (err: unknown) {
       this.logger.warn({ err }, 'session directory: AMQP close did not finish; closing the socket');
-      connection?.unsafeDestroy();
+      if (!this.options.connection) connection?.unsafeDestroy();
     }
   }
 }

@@ -2,7 +2,12 @@
  * Everything the service owns in RabbitMQ, named in one place, and the one function that declares
  * the shared part of it. Per-instance queues are declared by their consumers (rabbitmq-client re-runs
  * a consumer's queue/exchange/binding declarations after every reconnect), but their names are made
- * here so that the management UI reads the same everywhere: `stomp-relay.<instance>.<role>[.<name>]`.
+ * here so that the management UI reads the same everywhere: `stomp-relay.<instance>.<role>`.
+ *
+ * Per instance there are exactly three queues, whatever the number of users and topics it serves:
+ * `….users` (bound to the user exchange, one binding per user key), `….topics` (bound to
+ * amq.topic, one binding per topic name) and `….directory` (the session directory). All three are
+ * exclusive to the instance's AMQP connection, so they go with it (amqp-delivery.ts).
  *
  * Exchanges are durable and never auto-deleted: an auto-delete exchange vanishes when its last
  * binding goes, which races with the next instance binding to it. They are cheap and idle when no
@@ -28,6 +33,9 @@ export const EXCHANGES = {
 
 export type ExchangeRole = keyof typeof EXCHANGES;
 
+/** RabbitMQ's own topic exchange: the STOMP plugin's `/topic/<name>` is routing key <name> on it. */
+export const TOPIC_EXCHANGE = 'amq.topic';
+
 /** Declarations, shared by declareTopology() and the publishers/consumers that re-declare on reconnect. */
 export const EXCHANGE_DECLARATIONS: Readonly<Record<ExchangeRole, ExchangeDeclaration>> = {
   user: { exchange: EXCHANGES.user, type: 'direct', durable: true, autoDelete: false },
@@ -38,12 +46,12 @@ export const EXCHANGE_DECLARATIONS: Readonly<Record<ExchangeRole, ExchangeDeclar
 /** Roles of per-instance queues (the `<role>` part of their names). */
 export const QUEUE_ROLES = {
   directory: 'directory',
-  user: 'user',
-  topic: 'topic',
+  users: 'users',
+  topics: 'topics',
 } as const;
 
-/** AMQP short strings (queue names, routing keys) hold at most 255 bytes. */
-const MAX_NAME_BYTES = 255;
+export type QueueRole = (typeof QUEUE_ROLES)[keyof typeof QUEUE_ROLES];
+
 /**
  * Escaped user keys longer than this are replaced by a hash. The key must fit in a routing key
  * (255 bytes) and, as the `<name>` part, in a queue name next to the prefix, instance id and role;
@@ -90,20 +98,14 @@ export function userRoutingKey(user: string): string {
   return out.length > MAX_USER_KEY_BYTES ? `h.${sha256Hex(out)}` : out;
 }
 
-/**
- * `stomp-relay.<instanceId>.<role>.<name>`: a queue that belongs to one instance. Should the whole
- * name exceed RabbitMQ's 255 bytes (long instance id plus a long key), `<name>` is replaced by
- * `h.` + its SHA-256 so that the queue can still be declared; the name stays deterministic.
- */
-export function instanceQueueName(instanceId: string, role: string, name: string): string {
-  const full = `${NAME_PREFIX}.${instanceId}.${role}.${name}`;
-  if (Buffer.byteLength(full, 'utf8') <= MAX_NAME_BYTES) return full;
-  return `${NAME_PREFIX}.${instanceId}.${role}.h.${sha256Hex(name)}`;
+/** `stomp-relay.<instanceId>.<role>`: one of the instance's three queues. */
+export function instanceQueueName(instanceId: string, role: QueueRole): string {
+  return `${NAME_PREFIX}.${instanceId}.${role}`;
 }
 
 /** `stomp-relay.<instanceId>.directory`: the instance's exclusive queue on the directory exchange. */
 export function directoryQueueName(instanceId: string): string {
-  return `${NAME_PREFIX}.${instanceId}.${QUEUE_ROLES.directory}`;
+  return instanceQueueName(instanceId, QUEUE_ROLES.directory);
 }
 
 /** Declares the exchanges every instance shares. Idempotent; run at start. */

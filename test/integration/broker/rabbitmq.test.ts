@@ -15,9 +15,11 @@ import {
 import { userRoutingKey } from '../../../app/broker/rabbitmq/topology';
 import { brokerSuite } from '../../support/broker-suite';
 import { message, unique } from '../../support/broker-harness';
+import { LOCAL_RABBIT, RABBIT4, type RabbitNode } from '../../support/rabbit-nodes';
 import {
-  AMQP_URL,
-  STOMP_URL,
+  deleteQueue,
+  deprecatedFeaturesUsed,
+  listBindings,
   listQueues,
   ownConnectionsTo,
   queueNames,
@@ -26,254 +28,272 @@ import {
 } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
 
-const MANAGEMENT = 'http://127.0.0.1:15672/api';
-const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
+for (const node of [LOCAL_RABBIT, RABBIT4]) relayTests(node);
 
-function relay(overrides: Partial<RabbitRelayBrokerOptions> = {}): RabbitRelayBroker {
-  return new RabbitRelayBroker({
-    brokerUrl: `${STOMP_URL}/%2F`,
-    amqpUrl: AMQP_URL,
-    instanceId: `relaytest-${randomBytes(3).toString('hex')}`,
-    poolSize: 2,
-    heartbeatMs: 2000,
-    prefetch: 50,
-    reconnectMaxMs: 1000,
-    announceMs: 500,
-    ...overrides,
-  });
-}
+function relayTests(node: RabbitNode): void {
+  describe(`RabbitMQ relay on ${node.name}`, function () {
+    this.timeout(30_000);
+    let existing: Set<string>;
 
-async function deleteQueue(name: string): Promise<void> {
-  await fetch(`${MANAGEMENT}/queues/%2F/${encodeURIComponent(name)}`, {
-    method: 'DELETE',
-    headers: { authorization: AUTH },
-  });
-}
-
-describe('RabbitMQ relay', function () {
-  this.timeout(30_000);
-  let existing: Set<string>;
-
-  before(async () => {
-    await waitForRabbit();
-    existing = new Set(await queueNames('stomp-relay.queue.'));
-  });
-
-  after(async () => {
-    // The suite's /queue names are unique per run: delete the durable queues it made. A few passes,
-    // because right after the restart test the management API may not list every queue yet.
-    await waitForRabbit();
-    for (let pass = 0; pass < 5; pass++) {
-      const left = (await queueNames('stomp-relay.queue.')).filter((name) => !existing.has(name));
-      if (left.length === 0 && pass > 0) break;
-      for (const name of left) await deleteQueue(name);
-      await sleep(500);
+    function relay(overrides: Partial<RabbitRelayBrokerOptions> = {}): RabbitRelayBroker {
+      return new RabbitRelayBroker({
+        brokerUrl: `${node.stompUrl}/%2F`,
+        amqpUrl: node.amqpUrl,
+        instanceId: `relaytest-${randomBytes(3).toString('hex')}`,
+        poolSize: 2,
+        heartbeatMs: 2000,
+        prefetch: 50,
+        reconnectMaxMs: 1000,
+        announceMs: 500,
+        ...overrides,
+      });
     }
-  });
 
-  brokerSuite('RabbitRelayBroker (two instances)', async () => [relay(), relay()]);
-
-  describe('relay only', function () {
-    const running: Broker[] = [];
-    afterEach(async () => {
-      for (const broker of running.splice(0)) await broker.stop();
+    before(async () => {
+      await waitForRabbit(60_000, node);
+      existing = new Set(await queueNames('stomp-relay.queue.', node));
     });
-    async function started(overrides: Partial<RabbitRelayBrokerOptions> = {}): Promise<RabbitRelayBroker> {
-      const broker = relay(overrides);
-      running.push(broker);
-      await broker.start();
-      return broker;
-    }
 
-    it('holds a constant number of broker connections, whatever the number of subscriptions', async function () {
-      const baseline = ownConnectionsTo(61613);
-      const broker = await started({ poolSize: 2 });
-      expect(ownConnectionsTo(61613) - baseline).to.equal(2);
-      const subscriptions = [];
-      for (let i = 0; i < 200; i++) {
-        const target =
-          i % 3 === 0
-            ? { kind: 'topic' as const, name: unique(`pool${i % 10}`) }
-            : i % 3 === 1
-              ? {
-                  kind: 'user' as const,
-                  user: `pool-user-${i % 7}`,
-                  type: 'queue' as const,
-                  name: 'greetings',
-                }
-              : { kind: 'queue' as const, name: unique('poolq') };
-        subscriptions.push(
-          await broker.subscribe({
-            sessionId: `s${i}`,
-            user: target.kind === 'user' ? target.user : 'u',
+    after(async () => {
+      // The suite's /queue names are unique per run: delete the durable queues it made. A few passes,
+      // because right after the restart test the management API may not list every queue yet.
+      await waitForRabbit(60_000, node);
+      for (let pass = 0; pass < 5; pass++) {
+        const left = (await queueNames('stomp-relay.queue.', node)).filter((name) => !existing.has(name));
+        if (left.length === 0 && pass > 0) break;
+        for (const name of left) await deleteQueue(name, node);
+        await sleep(500);
+      }
+      // Nothing of an instance outlives it, and nothing the node would deprecate was used.
+      await waitFor(
+        async () => (await queueNames('stomp-relay.relay', node)).length === 0,
+        10_000,
+        'no instance queue left by the relay tests',
+      );
+      if (node === RABBIT4) expect(await deprecatedFeaturesUsed(node)).to.deep.equal([]);
+    });
+
+    brokerSuite('RabbitRelayBroker (two instances)', async () => [relay(), relay()]);
+
+    describe('relay only', function () {
+      const running: Broker[] = [];
+      afterEach(async () => {
+        for (const broker of running.splice(0)) await broker.stop();
+      });
+      async function started(overrides: Partial<RabbitRelayBrokerOptions> = {}): Promise<RabbitRelayBroker> {
+        const broker = relay(overrides);
+        running.push(broker);
+        await broker.start();
+        return broker;
+      }
+
+      it('holds a constant number of broker connections, whatever the number of subscriptions', async function () {
+        const baseline = ownConnectionsTo(node.stompPort);
+        const broker = await started({ poolSize: 2 });
+        expect(ownConnectionsTo(node.stompPort) - baseline).to.equal(2);
+        const subscriptions = [];
+        for (let i = 0; i < 200; i++) {
+          const target =
+            i % 3 === 0
+              ? { kind: 'topic' as const, name: unique(`pool${i % 10}`) }
+              : i % 3 === 1
+                ? {
+                    kind: 'user' as const,
+                    user: `pool-user-${i % 7}`,
+                    type: 'queue' as const,
+                    name: 'greetings',
+                  }
+                : { kind: 'queue' as const, name: unique('poolq') };
+          subscriptions.push(
+            await broker.subscribe({
+              sessionId: `s${i}`,
+              user: target.kind === 'user' ? target.user : 'u',
+              target,
+              ackMode: 'auto',
+              prefetch: 10,
+              deliver() {},
+            }),
+          );
+        }
+        expect(ownConnectionsTo(node.stompPort) - baseline).to.equal(2);
+        expect(broker.connectionCount).to.equal(2);
+        for (const subscription of subscriptions) await subscription.close();
+      });
+
+      it('holds three exclusive queues per instance, with one binding per topic and per user key while held', async function () {
+        const instanceId = `relaynames-${randomBytes(3).toString('hex')}`;
+        const broker = await started({ instanceId });
+        const topicName = unique('prices');
+        const subscribe = (target: Parameters<Broker['subscribe']>[0]['target']) =>
+          broker.subscribe({
+            sessionId: 's',
+            user: target.kind === 'user' ? target.user : 'alice',
             target,
             ackMode: 'auto',
             prefetch: 10,
             deliver() {},
-          }),
+          });
+        const prefix = `stomp-relay.${instanceId}.`;
+        const users = `${prefix}users`;
+        const topics = `${prefix}topics`;
+        const bindingsOf = async (queue: string): Promise<string[]> =>
+          (await listBindings(node))
+            .filter((b) => b.destination === queue && b.source !== '')
+            .map((b) => `${b.source} ${b.routing_key}`)
+            .sort();
+        const topicA = await subscribe({ kind: 'topic', name: topicName });
+        const topicB = await subscribe({ kind: 'topic', name: topicName });
+        const user = await subscribe({ kind: 'user', user: 'alice.é', type: 'queue', name: 'greetings' });
+        expect(userRoutingKey('alice.é')).to.equal('alice%2E%C3%A9');
+        // Bindings are in place once subscribe() resolves: no waiting here.
+        expect(await bindingsOf(topics)).to.deep.equal([`amq.topic ${topicName}`]);
+        expect(await bindingsOf(users)).to.deep.equal(['stomp-relay.user alice%2E%C3%A9']);
+        await waitFor(
+          async () =>
+            (await queueNames(prefix, node)).sort().join() === [`${prefix}directory`, topics, users].join(),
+          5000,
+          'the three instance queues in the management API',
         );
-      }
-      expect(ownConnectionsTo(61613) - baseline).to.equal(2);
-      expect(broker.connectionCount).to.equal(2);
-      for (const subscription of subscriptions) await subscription.close();
-    });
+        for (const queue of (await listQueues(node)).filter((q) => q.name.startsWith(prefix))) {
+          expect(queue, queue.name).to.include({ exclusive: true, durable: false });
+        }
+        await topicA.close();
+        expect(await bindingsOf(topics), 'still held by the second subscriber').to.have.length(1);
+        await topicB.close();
+        await waitFor(async () => (await bindingsOf(topics)).length === 0, 5000, 'the topic binding to go');
+        await user.close();
+        await waitFor(async () => (await bindingsOf(users)).length === 0, 5000, "alice's binding to go");
+        // A thousand users more cost bindings, not queues.
+        const many = [];
+        for (let i = 0; i < 1000; i++) {
+          many.push(subscribe({ kind: 'user', user: `many-${i}`, type: 'queue', name: 'greetings' }));
+        }
+        const subscriptions = await Promise.all(many);
+        expect(await bindingsOf(users)).to.have.length(1000);
+        expect(broker.bindingCount).to.deep.equal({ users: 1000, topics: 0 });
+        expect((await queueNames(prefix, node)).length).to.equal(3);
+        await Promise.all(subscriptions.slice(0, 500).map((s) => s.close()));
+        await waitFor(async () => (await bindingsOf(users)).length === 500, 10_000, '500 bindings left');
+        await broker.stop();
+        running.splice(0);
+        await waitFor(
+          async () => (await queueNames(prefix, node)).length === 0,
+          10_000,
+          `no ${prefix}* queue left`,
+        );
+      });
 
-    it('names its queues by instance and role, and removes them when subscriptions close and on stop', async function () {
-      const instanceId = `relaynames-${randomBytes(3).toString('hex')}`;
-      const broker = await started({ instanceId });
-      const topicName = unique('prices');
-      const subscribe = (target: Parameters<Broker['subscribe']>[0]['target']) =>
-        broker.subscribe({
+      it('strips broker headers, keeps application ones, and does not let a client header reach RabbitMQ', async function () {
+        const [a, b] = [await started(), await started()];
+        const got: Delivery[] = [];
+        const target = { kind: 'queue' as const, name: unique('hdr') };
+        const sub = await a.subscribe({
           sessionId: 's',
-          user: target.kind === 'user' ? target.user : 'alice',
+          user: 'u',
           target,
           ackMode: 'auto',
           prefetch: 10,
-          deliver() {},
+          deliver: (d) => got.push(d),
         });
-      const topicA = await subscribe({ kind: 'topic', name: topicName });
-      const topicB = await subscribe({ kind: 'topic', name: topicName });
-      const user = await subscribe({ kind: 'user', user: 'alice.é', type: 'queue', name: 'greetings' });
-      const prefix = `stomp-relay.${instanceId}.`;
-      const expected = [`${prefix}topic.${topicName}`, `${prefix}user.${userRoutingKey('alice.é')}`].sort();
-      expect(userRoutingKey('alice.é')).to.equal('alice%2E%C3%A9');
-      await waitFor(
-        async () =>
-          (await queueNames(prefix))
-            .filter((n) => !n.endsWith('.directory'))
-            .sort()
-            .join() === expected.join(),
-        5000,
-        `queues ${expected.join(', ')}`,
-      );
-      const queues = await listQueues();
-      for (const name of expected) expect(queues.find((q) => q.name === name)?.auto_delete).to.equal(true);
-      await topicA.close();
-      expect(await queueNames(`${prefix}topic.`), 'shared by the second subscriber').to.have.length(1);
-      await topicB.close();
-      await waitFor(
-        async () => (await queueNames(`${prefix}topic.`)).length === 0,
-        5000,
-        'the topic queue to go',
-      );
-      await user.close();
-      await subscribe({ kind: 'user', user: 'bob', type: 'topic', name: 'news' });
-      await waitFor(async () => (await queueNames(`${prefix}user.bob`)).length === 1, 5000, "bob's queue");
-      await broker.stop();
-      running.splice(0);
-      await waitFor(async () => (await queueNames(prefix)).length === 0, 10_000, `no ${prefix}* queue left`);
-    });
-
-    it('strips broker headers, keeps application ones, and does not let a client header reach RabbitMQ', async function () {
-      const [a, b] = [await started(), await started()];
-      const got: Delivery[] = [];
-      const target = { kind: 'queue' as const, name: unique('hdr') };
-      const sub = await a.subscribe({
-        sessionId: 's',
-        user: 'u',
-        target,
-        ackMode: 'auto',
-        prefetch: 10,
-        deliver: (d) => got.push(d),
+        // x-expires or expiration would make the plugin refuse the publish and close the connection.
+        await b.publish(
+          target,
+          message('m1', 'x', {
+            'content-type': 'text/plain',
+            'x-trace': 't:1',
+            'x-expires': 'bad',
+            expiration: 'bad',
+            'x-relay-user-destination': 'queue/evil',
+          }),
+        );
+        await waitFor(() => got.length === 1, 5000, 'm1');
+        expect(got[0].messageId).to.equal('m1');
+        expect(got[0].headers).to.deep.equal({ 'content-type': 'text/plain', 'x-trace': 't:1' });
+        expect(b.readiness()).to.deep.equal({ ready: true });
+        await sub.close();
       });
-      // x-expires or expiration would make the plugin refuse the publish and close the connection.
-      await b.publish(
-        target,
-        message('m1', 'x', {
-          'content-type': 'text/plain',
-          'x-trace': 't:1',
-          'x-expires': 'bad',
-          expiration: 'bad',
-          'x-relay-user-destination': 'queue/evil',
-        }),
-      );
-      await waitFor(() => got.length === 1, 5000, 'm1');
-      expect(got[0].messageId).to.equal('m1');
-      expect(got[0].headers).to.deep.equal({ 'content-type': 'text/plain', 'x-trace': 't:1' });
-      expect(b.readiness()).to.deep.equal({ ready: true });
-      await sub.close();
-    });
 
-    it('start() rejects with a readable reason when the broker cannot be reached', async function () {
-      const broker = relay({ brokerUrl: 'stomp://guest:secret@127.0.0.1:1/%2F' });
-      let error: unknown;
-      try {
-        await broker.start();
-      } catch (err: unknown) {
-        error = err;
-      }
-      expect(error).to.be.instanceOf(Error);
-      expect((error as Error).message).to.match(/127\.0\.0\.1:1/);
-      expect((error as Error).message).not.to.match(/secret/);
-      expect(broker.readiness().ready).to.equal(false);
-    });
+      it('start() rejects with a readable reason when the broker cannot be reached', async function () {
+        const broker = relay({ brokerUrl: 'stomp://guest:secret@127.0.0.1:1/%2F' });
+        let error: unknown;
+        try {
+          await broker.start();
+        } catch (err: unknown) {
+          error = err;
+        }
+        expect(error).to.be.instanceOf(Error);
+        expect((error as Error).message).to.match(/127\.0\.0\.1:1/);
+        expect((error as Error).message).not.to.match(/secret/);
+        expect(broker.readiness().ready).to.equal(false);
+      });
 
-    it('fails over to the next BROKER_URL address when one is unreachable', async function () {
-      const broker = await started({
-        brokerUrl: `stomp://guest:guest@127.0.0.1:1/%2F,${STOMP_URL}/%2F`,
-        poolSize: 2,
+      it('fails over to the next BROKER_URL address when one is unreachable', async function () {
+        const broker = await started({
+          brokerUrl: `stomp://guest:guest@127.0.0.1:1/%2F,${node.stompUrl}/%2F`,
+          poolSize: 2,
+        });
+        await waitFor(
+          () => broker.readiness().ready,
+          10_000,
+          'both pool connections up via the second address',
+        );
+        expect(broker.connectionCount).to.equal(2);
       });
-      await waitFor(
-        () => broker.readiness().ready,
-        10_000,
-        'both pool connections up via the second address',
-      );
-      expect(broker.connectionCount).to.equal(2);
-    });
 
-    it('survives a broker restart: readiness goes and comes back, subscriptions keep receiving', async function () {
-      this.timeout(120_000);
-      let reconnects = 0;
-      const changes: boolean[] = [];
-      const broker = await started({ onReconnect: () => reconnects++ });
-      broker.onReadinessChange((r) => changes.push(r.ready));
-      const got: Delivery[] = [];
-      const userGot: Delivery[] = [];
-      const target = { kind: 'topic' as const, name: unique('restart') };
-      const userT = {
-        kind: 'user' as const,
-        user: 'restart-user',
-        type: 'queue' as const,
-        name: 'greetings',
-      };
-      await broker.subscribe({
-        sessionId: 's',
-        user: 'u',
-        target,
-        ackMode: 'auto',
-        prefetch: 10,
-        deliver: (d) => got.push(d),
+      it('survives a broker restart: readiness goes and comes back, subscriptions keep receiving', async function () {
+        this.timeout(120_000);
+        let reconnects = 0;
+        const changes: boolean[] = [];
+        const broker = await started({ onReconnect: () => reconnects++ });
+        broker.onReadinessChange((r) => changes.push(r.ready));
+        const got: Delivery[] = [];
+        const userGot: Delivery[] = [];
+        const target = { kind: 'topic' as const, name: unique('restart') };
+        const userT = {
+          kind: 'user' as const,
+          user: 'restart-user',
+          type: 'queue' as const,
+          name: 'greetings',
+        };
+        await broker.subscribe({
+          sessionId: 's',
+          user: 'u',
+          target,
+          ackMode: 'auto',
+          prefetch: 10,
+          deliver: (d) => got.push(d),
+        });
+        await broker.subscribe({
+          sessionId: 's',
+          user: 'restart-user',
+          target: userT,
+          ackMode: 'auto',
+          prefetch: 10,
+          deliver: (d) => userGot.push(d),
+        });
+        await broker.publish(target, message('before'));
+        await waitFor(() => got.length === 1, 5000, 'before');
+        await rabbitmqctl(['stop_app'], 60_000, node);
+        try {
+          await waitFor(() => !broker.readiness().ready, 15_000, 'readiness to drop');
+          const down = broker.readiness();
+          expect(down.ready).to.equal(false);
+          if (!down.ready) expect(down.reason).to.include(`127.0.0.1:${node.stompPort}`);
+          let refused: unknown;
+          await broker.publish(target, message('during')).catch((err: unknown) => (refused = err));
+          expect((refused as { code?: string }).code).to.equal('broker_unavailable');
+        } finally {
+          await rabbitmqctl(['start_app'], 60_000, node);
+        }
+        await waitForRabbit(60_000, node);
+        await waitFor(() => broker.readiness().ready, 30_000, 'readiness to return');
+        expect(changes).to.deep.equal([false, true]);
+        expect(reconnects).to.equal(2);
+        await broker.publish(target, message('after'));
+        await broker.publish(userT, message('after-user'));
+        await waitFor(() => got.length === 2 && userGot.length === 1, 5000, 'deliveries after the restart');
+        expect(got.map((d) => d.messageId)).to.deep.equal(['before', 'after']);
       });
-      await broker.subscribe({
-        sessionId: 's',
-        user: 'restart-user',
-        target: userT,
-        ackMode: 'auto',
-        prefetch: 10,
-        deliver: (d) => userGot.push(d),
-      });
-      await broker.publish(target, message('before'));
-      await waitFor(() => got.length === 1, 5000, 'before');
-      await rabbitmqctl(['stop_app']);
-      try {
-        await waitFor(() => !broker.readiness().ready, 15_000, 'readiness to drop');
-        const down = broker.readiness();
-        expect(down.ready).to.equal(false);
-        if (!down.ready) expect(down.reason).to.match(/127\.0\.0\.1:61613/);
-        let refused: unknown;
-        await broker.publish(target, message('during')).catch((err: unknown) => (refused = err));
-        expect((refused as { code?: string }).code).to.equal('broker_unavailable');
-      } finally {
-        await rabbitmqctl(['start_app']);
-      }
-      await waitForRabbit();
-      await waitFor(() => broker.readiness().ready, 30_000, 'readiness to return');
-      expect(changes).to.deep.equal([false, true]);
-      expect(reconnects).to.equal(2);
-      await broker.publish(target, message('after'));
-      await broker.publish(userT, message('after-user'));
-      await waitFor(() => got.length === 2 && userGot.length === 1, 5000, 'deliveries after the restart');
-      expect(got.map((d) => d.messageId)).to.deep.equal(['before', 'after']);
     });
   });
-});
+}

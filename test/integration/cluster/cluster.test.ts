@@ -10,7 +10,7 @@
 import { expect } from 'chai';
 import type { SessionInfo } from '../../../app/broker/broker';
 import { startInstances, stopInstances, type Instance, type InstanceOptions } from '../../support/instances';
-import { connectionsTo, queueNames, rabbitmqctl, waitForRabbit } from '../../support/rabbitmq';
+import { connectionsTo, listBindings, queueNames, rabbitmqctl, waitForRabbit } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
 import { connectStomp, StompClients, type ConnectedStomp } from '../../support/stomp-clients';
 import { api, publish, pushToUser, readyStatus } from './api';
@@ -50,13 +50,19 @@ async function sessionsOn(instance: Instance, user: string): Promise<SessionInfo
   return (answer.body as { sessions: SessionInfo[] }).sessions;
 }
 
-function expectedQueues(instance: Instance, users: string[], topics: string[]): string[] {
+/** The three queues of an instance, whatever the number of its users and topics. */
+function expectedQueues(instance: Instance): string[] {
   const prefix = `stomp-relay.${instance.id}`;
-  return [
-    `${prefix}.directory`,
-    ...users.map((u) => `${prefix}.user.${u}`),
-    ...topics.map((t) => `${prefix}.topic.${t}`),
-  ].sort();
+  return [`${prefix}.directory`, `${prefix}.topics`, `${prefix}.users`];
+}
+
+/** `<exchange> <routing key>` of each binding of the instance's users and topics queues. */
+async function bindingsOf(instance: Instance): Promise<string[]> {
+  const queues = [`stomp-relay.${instance.id}.users`, `stomp-relay.${instance.id}.topics`];
+  return (await listBindings())
+    .filter((b) => queues.includes(b.destination) && b.source !== '')
+    .map((b) => `${b.source} ${b.routing_key}`)
+    .sort();
 }
 
 describe('cluster: three instances on RabbitMQ', function () {
@@ -204,7 +210,7 @@ describe('cluster: three instances on RabbitMQ', function () {
     await Promise.all(subs.map((s) => s.waitForCount(1)));
   });
 
-  it('names queues by instance, user and topic; none of them outlive their instances', async () => {
+  it('holds three queues per instance, a binding per user and topic; none of them outlive their instances', async () => {
     const trio = await more(3, 'q');
     const topic = `prices-${run}`;
     for (const instance of trio) {
@@ -217,12 +223,17 @@ describe('cluster: three instances on RabbitMQ', function () {
     await waitFor(
       async () => {
         for (const instance of trio) {
-          expect(await queuesOf(instance)).to.deep.equal(expectedQueues(instance, ['alice', 'bob'], [topic]));
+          expect(await queuesOf(instance)).to.deep.equal(expectedQueues(instance));
+          expect(await bindingsOf(instance)).to.deep.equal([
+            `amq.topic ${topic}`,
+            'stomp-relay.user alice',
+            'stomp-relay.user bob',
+          ]);
         }
         return true;
       },
       5000,
-      'each instance’s directory, user and topic queues',
+      'each instance’s three queues and its bindings',
     );
 
     const statuses = await stopInstances(trio);

@@ -110,7 +110,7 @@ describe('docker/compose.yml', () => {
     for (const [name, svc] of Object.entries(compose.services))
       for (const port of svc.ports ?? [])
         expect(port, `${name} publishes ${port}`).to.match(/^127\.0\.0\.1:/);
-    expect(service(compose, 'rabbitmq').image).to.match(/^rabbitmq:3[^:]*-management/);
+    expect(service(compose, 'rabbitmq').image).to.match(/^rabbitmq:4[^:]*-management/);
   });
 
   it('enables the STOMP and management plugins by a mounted enabled_plugins file', () => {

@@ -7,6 +7,8 @@ import type { ReconnectingStomp } from '../../support/stomp-clients';
 
 export interface PushRecord {
   id: number;
+  /** The message id the 202 gave (pushes that were answered 202 only). */
+  messageId?: string;
   user: string;
   instanceUrl: string;
   startedAt: number;
@@ -22,6 +24,17 @@ export async function pushTo(
   id: number,
   timeoutMs = 10_000,
 ): Promise<number> {
+  return (await pushWithAnswer(url, token, user, id, timeoutMs)).status;
+}
+
+/** pushTo(), with the message id of a 202 and the `online` it said. */
+export async function pushWithAnswer(
+  url: string,
+  token: string,
+  user: string,
+  id: number,
+  timeoutMs = 10_000,
+): Promise<{ status: number; messageId?: string; online?: boolean }> {
   try {
     const res = await fetch(`${url}/api/users/${encodeURIComponent(user)}/messages`, {
       method: 'POST',
@@ -29,10 +42,12 @@ export async function pushTo(
       body: JSON.stringify({ destination: '/queue/faults', body: id }),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    await res.arrayBuffer();
-    return res.status;
+    const text = await res.text();
+    if (res.status !== 202) return { status: res.status };
+    const body = JSON.parse(text) as { id?: string; online?: boolean };
+    return { status: res.status, messageId: body.id, online: body.online };
   } catch {
-    return -1;
+    return { status: -1 };
   }
 }
 

@@ -1,0 +1,96 @@
+/**
+ * Local fan-out: the subscriptions of this instance to topics and user destinations, and the
+ * hand-over of a message that reached the instance to each of them, once each.
+ *
+ * With RabbitMQ, one instance queue carries every topic (and one every user) to the instance, so
+ * the broker cannot keep per-subscriber state: acknowledgements of `client` and
+ * `client-individual` subscriptions are kept here. Each subscription gets a private in-memory
+ * queue (the embedded broker's MessageQueue and subscription, the same code the embedded broker
+ * runs): prefetch bounds what is outstanding, ACK settles, NACK hands the message back to that
+ * subscriber alone marked redelivered, close drops what it held. RabbitMQ had the message
+ * acknowledged once it was handed over here: best-effort delivery, as for a topic.
+ *
+ * The backlog a subscriber leaves unacknowledged is bounded (maxBacklog): past it, further
+ * messages are dropped for that subscriber alone and counted, never for the others.
+ */
+import { formatTarget, type MessageTarget } from '../destinations/destination';
+import type { BrokerSubscription, SubscribeRequest } from '../broker/broker';
+import { MessageQueue, type StoredMessage } from '../broker/embedded/queue';
+import { EmbeddedSubscription, type DeliveryErrorHandler } from '../broker/embedded/subscription';
+
+export type FanOutTarget = Extract<MessageTarget, { kind: 'topic' | 'user' }>;
+
+export interface FanOutOptions {
+  /** Most messages one subscriber may have waiting (unacknowledged beyond its prefetch). */
+  maxBacklog: number;
+  onDeliveryError: DeliveryErrorHandler;
+  /** A message was dropped for one subscriber whose backlog was full. */
+  onOverflow(sessionId: string, target: FanOutTarget): void;
+}
+
+/** Map key of a target. JSON of the tuple: unambiguous whatever characters the parts hold. */
+export function fanOutKey(target: FanOutTarget): string {
+  return target.kind === 'topic'
+    ? JSON.stringify([target.kind, target.name])
+    : JSON.stringify([target.kind, target.user, target.type, target.name]);
+}
+
+export class LocalFanOut {
+  private readonly routes = new Map<string, Set<EmbeddedSubscription>>();
+
+  constructor(private readonly options: FanOutOptions) {}
+
+  /** A subscription to a topic or user target, fed by deliver(). `onClose` runs once, on close. */
+  subscribe(request: SubscribeRequest & { target: FanOutTarget }, onClose: () => void): EmbeddedSubscription {
+    const key = fanOutKey(request.target);
+    const queue = new MessageQueue(`a subscription to ${formatTarget(request.target)}`);
+    const subscription = new EmbeddedSubscription(
+      request,
+      queue,
+      true,
+      (closed) => {
+        const set = this.routes.get(key);
+        set?.delete(closed);
+        if (set?.size === 0) this.routes.delete(key);
+        queue.clear();
+        onClose();
+      },
+      this.options.onDeliveryError,
+    );
+    queue.addConsumer(subscription);
+    const set = this.routes.get(key) ?? new Set();
+    set.add(subscription);
+    this.routes.set(key, set);
+    return subscription;
+  }
+
+  /** Hands `message` to every subscription of `target`; returns how many took it. */
+  deliver(target: FanOutTarget, message: StoredMessage): number {
+    const set = this.routes.get(fanOutKey(target));
+    if (!set) return 0;
+    let taken = 0;
+    for (const subscription of [...set]) {
+      if (subscription.queue.waiting >= this.options.maxBacklog) {
+        this.options.onOverflow(subscription.sessionId, target);
+        continue;
+      }
+      subscription.queue.enqueue({ message, redelivered: false });
+      taken += 1;
+    }
+    return taken;
+  }
+
+  /** Whether `subscription` is one of this fan-out's (transactions settle those here). */
+  owns(subscription: BrokerSubscription): subscription is EmbeddedSubscription {
+    if (!(subscription instanceof EmbeddedSubscription) || !subscription.ownsQueue) return false;
+    const target = subscription.target;
+    if (target.kind === 'queue') return false;
+    return this.routes.get(fanOutKey(target))?.has(subscription) ?? false;
+  }
+
+  /** Drops every subscription without a word (the broker is stopping). */
+  clear(): void {
+    for (const set of this.routes.values()) for (const subscription of set) subscription.abandon();
+    this.routes.clear();
+  }
+}
