@@ -17,7 +17,6 @@ import { HttpListener } from './http';
 import type { Inbox } from './inbox/inbox';
 import { inboxService } from './inbox/service';
 import { AppRouter } from './messaging/app-router';
-import { createBackendBridge, type BackendBridge } from './messaging/backend-bridge';
 import { registerBuiltInHandlers } from './messaging/handlers';
 import { createLogger, logFormatFor, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
@@ -82,24 +81,6 @@ function brokerPart(broker: Broker, metrics: Metrics, logger: Logger): Part {
     async stop() {
       stopRequested = true;
       await broker.stop();
-    },
-  };
-}
-
-/** With RabbitMQ, /app routes no handler claims go to backend services over AMQP. */
-function backendBridgePart(settings: Settings, logger: Logger, appRouter: AppRouter): Part {
-  let bridge: BackendBridge | undefined;
-  return {
-    name: 'backend bridge',
-    async start() {
-      bridge = createBackendBridge(settings, logger);
-      if (!bridge) return;
-      await bridge.start();
-      const started = bridge;
-      appRouter.fallback((message) => started.forward(message));
-    },
-    async stop() {
-      await bridge?.stop();
     },
   };
 }
@@ -201,6 +182,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const admission = new Admission();
   const appRouter = new AppRouter(broker);
   registerBuiltInHandlers(appRouter);
+  // /app routes no handler claims go to backend services, where the broker reaches some.
+  const { forwardToBackend } = broker;
+  if (forwardToBackend) appRouter.fallback((message) => forwardToBackend(message));
   const registry = new SessionRegistry(broker.sessions, metrics);
   const ctx: SessionContext = {
     settings,
@@ -247,7 +231,6 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       brokerPart(broker, metrics, logger),
       admin,
       inbox,
-      backendBridgePart(settings, logger, appRouter),
       pushesInFlightPart(admission, settings, logger),
       sessionsPart(registry, settings.instanceId),
       http,

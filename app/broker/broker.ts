@@ -144,6 +144,16 @@ export interface SessionDirectory {
   setAnnouncement(provide: () => unknown): void;
 }
 
+/** An `/app` message no in-process handler took, for a backend service (messaging/app-router.ts). */
+export interface BackendMessage {
+  route: string;
+  user: string;
+  sessionId: string;
+  messageId: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
 export interface Broker {
   /** 'embedded' or 'rabbitmq': for logs and /readyz, never for branching. */
   readonly kind: string;
@@ -162,6 +172,11 @@ export interface Broker {
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
   publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt>;
   commit(ops: TransactionOp[]): Promise<void>;
+  /**
+   * Hands an `/app` message to the backend services, where this broker reaches some (the relay's
+   * AMQP bridge); absent where none can be reached. Resolves once a backend's queue holds it.
+   */
+  readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
 }
 
 /**

@@ -4,6 +4,8 @@ import { effectiveAmqpUrl } from '../config';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { messageTracer } from '../observability/trace';
+import { BackendServices } from '../messaging/backend-services';
+import { projectPath } from '../paths';
 import type { Broker } from './broker';
 import { EmbeddedBroker } from './embedded';
 import { RabbitRelayBroker } from './rabbitmq/rabbit-relay-broker';
@@ -34,5 +36,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
     onReconnect: () => metrics.brokerReconnects.inc(),
     onOverflow: () => metrics.limitsHit.inc({ limit: 'subscriber_backlog' }),
     trace: messageTracer(logger),
+    // Read before anything starts: a bad file stops the start with nothing open yet.
+    backends: BackendServices.fromFile(settings.backendsFile || projectPath('config', 'backends.json')),
   });
 }

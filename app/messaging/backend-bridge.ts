@@ -19,16 +19,12 @@
  * headers pass through, but never under those names (a client could otherwise claim to be anyone)
  * nor as `CC`/`BCC`, which RabbitMQ reads as extra routing keys.
  */
-import { Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
-import type { Settings } from '../../config/settings';
-import { amqpConnectionTarget } from '../broker/rabbitmq/amqp-url';
+import type { Connection, Publisher, ReturnedMessage } from 'rabbitmq-client';
+import type { BackendMessage } from '../broker/broker';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, percentEncode, userRoutingKey } from '../broker/rabbitmq/topology';
-import { effectiveAmqpUrl } from '../config';
 import { ServiceError } from '../errors';
 import { withTimeout } from '../timeout';
-import { projectPath } from '../paths';
-import type { AppMessage } from './app-router';
-import { BackendServices } from './backend-services';
+import type { BackendServices } from './backend-services';
 import { allowedHeaders } from './header-policy';
 
 /** AMQP headers the bridge puts on every message for a backend. */
@@ -54,8 +50,8 @@ export interface BridgeLogger {
 }
 
 export interface BackendBridgeOptions {
-  /** amqp://user:pass@host:port/vhost; never logged. */
-  amqpUrl: string;
+  /** The instance's AMQP connection (the relay's; amqp-link.ts), kept open by its owner. */
+  connection: Connection;
   instanceId: string;
   services: BackendServices;
   logger: BridgeLogger;
@@ -66,9 +62,7 @@ export interface BackendBridgeOptions {
 /** AMQP short strings (routing keys) hold at most 255 bytes. */
 const MAX_ROUTING_KEY_BYTES = 255;
 const KEEP = /^[A-Za-z0-9_\-:@]$/;
-const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 3_000;
-const RETRY_HIGH_MS = 5_000;
 
 const escapeWord = (segment: string): string => percentEncode(segment, KEEP);
 
@@ -105,17 +99,7 @@ export class BackendBridge {
 
   constructor(private readonly options: BackendBridgeOptions) {
     this.publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
-    this.connection = new Connection({
-      ...amqpConnectionTarget(options.amqpUrl),
-      connectionName: `stomp-relay ${options.instanceId} (backend bridge)`,
-      retryHigh: RETRY_HIGH_MS,
-      // rabbitmq-client leaves Nagle on: a forward sent while the previous one is unacknowledged at
-      // the TCP level would wait for that ACK, which the peer may delay by up to 40 ms.
-      noDelay: true,
-    });
-    this.connection.on('error', (err: unknown) =>
-      options.logger.warn({ err }, 'backend bridge: AMQP connection error'),
-    );
+    this.connection = options.connection;
     this.publisher = this.connection.createPublisher({
       confirm: true,
       exchanges: [EXCHANGE_DECLARATIONS.app],
@@ -123,40 +107,25 @@ export class BackendBridge {
     this.publisher.on('basic.return', (msg) => this.returned(msg));
   }
 
-  /** Waits for the first AMQP connection; rejects with broker_unavailable (and closes) if none comes. */
-  async start(): Promise<void> {
-    try {
-      await this.connection.onConnect(START_TIMEOUT_MS);
-    } catch (err: unknown) {
-      await this.stop();
-      throw new ServiceError('broker_unavailable', 'backend bridge: RabbitMQ AMQP did not answer in time', {
-        cause: err,
-      });
-    }
+  /** Says where /app routes without a handler go; the connection is its owner's to open. */
+  start(): void {
     this.options.logger.info(
       { exchange: EXCHANGES.app },
       'backend bridge: /app routes without a handler go to backends over AMQP',
     );
   }
 
+  /** Closes the bridge's channel; the connection stays its owner's. */
   async stop(): Promise<void> {
     try {
-      await withTimeout(
-        (async () => {
-          await this.publisher.close();
-          await this.connection.close();
-        })(),
-        STOP_TIMEOUT_MS,
-        'backend bridge close',
-      );
+      await withTimeout(this.publisher.close(), STOP_TIMEOUT_MS, 'backend bridge close');
     } catch (err: unknown) {
-      this.options.logger.warn({ err }, 'backend bridge: AMQP close did not finish; closing the socket');
-      this.connection.unsafeDestroy();
+      this.options.logger.warn({ err }, 'backend bridge: its channel did not close; the connection will');
     }
   }
 
   /** An AppRouter fallback: resolves once a backend's queue holds the message. */
-  async forward(message: AppMessage): Promise<void> {
+  async forward(message: BackendMessage): Promise<void> {
     const [service, ...path] = message.route.split('/');
     if (!this.options.services.canReach(message.user, service)) {
       throw new ServiceError('forbidden', `not allowed to reach backend service '${service}'`);
@@ -227,15 +196,4 @@ export class BackendBridge {
         'backend bridge: a returned message matched no pending publish',
       );
   }
-}
-
-/** The bridge when the service relays to RabbitMQ (BROKER_URL set); none with the embedded broker. */
-export function createBackendBridge(settings: Settings, logger: BridgeLogger): BackendBridge | undefined {
-  if (!settings.brokerUrl) return undefined;
-  return new BackendBridge({
-    amqpUrl: effectiveAmqpUrl(settings),
-    instanceId: settings.instanceId,
-    services: BackendServices.fromFile(settings.backendsFile || projectPath('config', 'backends.json')),
-    logger,
-  });
 }

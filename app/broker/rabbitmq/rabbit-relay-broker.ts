@@ -30,6 +30,7 @@ import { ServiceError } from '../../errors';
 import { type MessageTarget } from '../../destinations/destination';
 import { frame } from '../../stomp/frame';
 import type {
+  BackendMessage,
   Broker,
   BrokerSubscription,
   OutgoingMessage,
@@ -44,6 +45,8 @@ import { UserDelivery } from '../../delivery/user-delivery';
 import type { EmbeddedSubscription } from '../embedded/subscription';
 import { AmqpDelivery, CONTENT_TYPE_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
 import { noTrace, type MessageTracer } from '../../observability/trace';
+import { BackendBridge } from '../../messaging/backend-bridge';
+import type { BackendServices } from '../../messaging/backend-services';
 import { AmqpLink } from './amqp-link';
 import { allowedHeaderRecord } from '../../messaging/header-policy';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
@@ -90,6 +93,8 @@ export interface RabbitRelayBrokerOptions {
   onReconnect?: () => void;
   /** A message was dropped for one subscriber whose local backlog was full. */
   onOverflow?: () => void;
+  /** The backend services `/app` messages may go to (BACKENDS_FILE), over the instance's AMQP connection. */
+  backends?: BackendServices;
   /** Per-message trace (LOG_LEVEL=trace): what arrived on the instance queues, and for how many. */
   trace?: MessageTracer;
 }
@@ -118,6 +123,8 @@ export class RabbitRelayBroker implements Broker {
   private readonly fanOut: LocalFanOut;
   private readonly users: UserDelivery;
   private readonly parking: ConsumerSpec['parking'];
+  private readonly bridge: BackendBridge | undefined;
+  readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
   private readonly listeners: ((readiness: Readiness) => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private state: State = 'idle';
@@ -184,6 +191,19 @@ export class RabbitRelayBroker implements Broker {
       onReadyChange: () => this.readinessChanged(),
     });
     this.users = new UserDelivery(this.amqp, this.fanOut, this.logger);
+    if (options.backends) {
+      const bridge = new BackendBridge({
+        connection: this.link.connection,
+        instanceId: options.instanceId,
+        services: options.backends,
+        logger: this.logger,
+      });
+      this.bridge = bridge;
+      this.forwardToBackend = (message) => {
+        this.assertRunning();
+        return this.track(bridge.forward(message));
+      };
+    }
     this.parking = {
       destination: `/exchange/amq.direct/${NAME_PREFIX}.parking.${options.instanceId}`,
       queueName: `${NAME_PREFIX}.${options.instanceId}.parking`,
@@ -226,6 +246,7 @@ export class RabbitRelayBroker implements Broker {
       await this.pool.start();
       started.push(() => this.pool.stop());
       await this.sessions.start();
+      this.bridge?.start();
     } catch (err: unknown) {
       for (const stop of started.reverse()) await stop().catch(() => undefined);
       this.state = 'stopped';
@@ -251,7 +272,12 @@ export class RabbitRelayBroker implements Broker {
     this.state = 'stopping';
     const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
-    await Promise.allSettled([this.pool.stop(), this.sessions.stop(), this.stopClientQueues()]);
+    await Promise.allSettled([
+      this.pool.stop(),
+      this.sessions.stop(),
+      this.bridge?.stop(),
+      this.stopClientQueues(),
+    ]);
     this.fanOut.clear();
     await this.amqp.stop();
     await this.link.stop();

@@ -248,8 +248,11 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
   });
 
   it('while its AMQP connection is down, a SEND is refused at once with broker_unavailable', async () => {
+    // A connection that never comes up, as the relay's is while RabbitMQ is away.
+    const connection = new Connection({ url: 'amqp://guest:guest@127.0.0.1:1', retryLow: 1000 });
+    connection.on('error', () => undefined);
     const bridge = new BackendBridge({
-      amqpUrl: 'amqp://guest:guest@127.0.0.1:1',
+      connection,
       instanceId: 'bridge-test',
       services: new BackendServices([{ name: 'orders', users: '*' }]),
       logger: { info: () => undefined, warn: () => undefined },
@@ -270,6 +273,7 @@ describe('backend bridge over AMQP (RabbitMQ)', function () {
       expect(error).to.be.instanceOf(ServiceError).and.include({ code: 'broker_unavailable' });
     } finally {
       await bridge.stop();
+      connection.unsafeDestroy();
     }
   });
 

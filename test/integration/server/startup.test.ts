@@ -106,7 +106,7 @@ describe('service start-up failures release what started', () => {
     await expectNothingLeftOpen();
   });
 
-  it('a bad BACKENDS_FILE after the relay is up: the relay is stopped again', async () => {
+  it('a bad BACKENDS_FILE: one error naming it, nothing left open', async () => {
     const file = join(dir, 'backends.json');
     writeFileSync(file, '{"services": "everyone"}');
     const err = await failedStart({
@@ -116,7 +116,7 @@ describe('service start-up failures release what started', () => {
     await expectNothingLeftOpen();
   });
 
-  it('the HTTP port in use: the relay and the backend bridge are stopped again', async () => {
+  it('the HTTP port in use: the relay (and its backend bridge) is stopped again', async () => {
     blocker = await listenOnFreePort();
     const err = await failedStart({
       settings: testSettings({ brokerUrl: STOMP_URL, port: blocker.port, stompTcpPort: 0 }),
