@@ -11,6 +11,7 @@ import { BROKER_URL, type LoadPids, type SocketIoCluster } from './lineup';
 import { listenerPid, startBareWs, startService, startSocketIoNode, type Spawned } from './processes';
 import { deleteKeys, REDIS_URL } from './redis-info';
 import { brokerReconnects } from './service-metrics';
+import type { BindingsResult } from './scenarios/bindings';
 import type { CeilingResult } from './scenarios/ceiling';
 import type { CrowdRow } from './scenarios/crowd';
 import type { FanoutResult } from './scenarios/fanout';
@@ -26,6 +27,8 @@ export interface Measured {
   idle: IdleResult | null;
   peerIdle: PeerIdleResult | null;
   crowd: CrowdRow[];
+  /** RabbitMQ's cost per binding (scenarios/bindings.ts); absent in results from before it existed. */
+  bindings?: BindingsResult | null;
 }
 
 export interface RunSetup {
@@ -53,6 +56,7 @@ export class Run {
     idle: null,
     peerIdle: null,
     crowd: [],
+    bindings: null,
   };
   private readonly running = new Map<Spawned, 'instance' | 'other'>();
   /** Redis channel prefix of this run's Socket.IO nodes and emitter. */

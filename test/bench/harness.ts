@@ -55,6 +55,8 @@ export interface BenchSizes {
     /** Also measure the crowd on one topic when every session of the real case opened. */
     alwaysTopicRow: boolean;
   };
+  /** RabbitMQ's cost per binding: cumulative binding counts, binds in flight, wait before reading memory. */
+  bindings: { steps: number[]; concurrency: number; statsMs: number };
   workers: number;
 }
 
@@ -80,6 +82,7 @@ export const FULL: BenchSizes = {
     concurrency: 200,
     alwaysTopicRow: false,
   },
+  bindings: { steps: [10_000, 50_000, 100_000], concurrency: 100, statsMs: 6_000 },
   workers: 4,
 };
 
@@ -105,6 +108,7 @@ export const SMOKE: BenchSizes = {
     concurrency: 10,
     alwaysTopicRow: true,
   },
+  bindings: { steps: [50, 200], concurrency: 10, statsMs: 0 },
   workers: 2,
 };
 

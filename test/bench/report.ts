@@ -122,6 +122,31 @@ function ceilingRows(results: BenchResults): string[] {
   return lines;
 }
 
+/** Section 7: RabbitMQ alone, the memory and time a binding costs (scenarios/bindings.ts). */
+function bindingsSection(results: BenchResults): string[] {
+  const b = results.bindings;
+  if (!b) return [];
+  const lines = [
+    '',
+    '## 7. RabbitMQ cost per binding: one exclusive queue bound to one direct exchange by N keys',
+    '',
+    '| bindings | new ones bound in ms (binds/s) | RabbitMQ mem_used MiB | RabbitMQ RSS MiB |',
+    '|---|---|---|---|',
+  ];
+  for (const s of b.steps) {
+    const bound = s.bindings === 0 ? '-' : `${s.bindMs} (${s.bindsPerS})`;
+    lines.push(`| ${s.bindings} | ${bound} | ${s.memUsedMiB ?? '-'} | ${s.rssMiB ?? '-'} |`);
+  }
+  const last = b.steps.at(-1)?.bindings ?? 0;
+  lines.push(
+    '',
+    `Per binding: **${b.perBindingKiB ?? '-'} KiB** mem_used (${b.perBindingRssKiB ?? '-'} KiB RSS), from no binding to ${last}; ` +
+      `${b.concurrency} binds in flight on one AMQP channel; unbinding all ${last} took ${b.unbindMs} ms. ` +
+      'This is what the per-instance topology pays RabbitMQ per connected user (one binding of the instance queue per user key) and per subscribed topic.',
+  );
+  return lines;
+}
+
 export function markdown(results: BenchResults): string {
   const m = results.machine;
   const lines: string[] = [];
@@ -176,7 +201,7 @@ export function markdown(results: BenchResults): string {
       ...oneToOneRows(results, peerOne),
     );
   }
-  lines.push(...idleSection(results), ...crowdSection(results));
+  lines.push(...idleSection(results), ...crowdSection(results), ...bindingsSection(results));
   lines.push('', '## Notes', '');
   for (const n of results.notes) lines.push(`- ${n}`);
   return lines.join('\n') + '\n';

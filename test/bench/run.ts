@@ -23,6 +23,7 @@ import { redisAnswers, REDIS_URL } from './redis-info';
 import { markdown, writeResults, type BenchResults } from './report';
 import { Run } from './bench-run';
 import { measureAll, SCENARIOS, type Scenario } from './sections';
+import type { Measured } from './bench-run';
 import { targets } from './targets';
 
 export interface RunOptions {
@@ -98,9 +99,68 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
     notes: [...methodNotes(node.fdTotal), ...run.notes],
   };
   mkdirSync(options.outDir, { recursive: true });
+  if (options.only) keepUnmeasured(results, options.outDir, only);
   const written = writeResults(options.outDir, results);
   log(`wrote ${written.json} and ${written.md}`);
   return results;
+}
+
+/** The parts of the results each scenario fills. */
+const SECTIONS: Record<Scenario, (keyof Measured)[]> = {
+  fanout: ['fanout'],
+  'one-to-one': ['oneToOne'],
+  ceiling: ['ceiling'],
+  peers: ['fanout', 'oneToOne'],
+  idle: ['idle', 'peerIdle'],
+  crowd: ['crowd'],
+  bindings: ['bindings'],
+};
+
+/**
+ * A run of some scenarios (--only) keeps the other sections of the results it replaces, so that
+ * measuring one part again does not wipe RESULTS.md of the rest; a note says which run they are from.
+ * fanout/one-to-one and peers share arrays: a part re-run replaces only its own rows.
+ */
+function keepUnmeasured(results: BenchResults, dir: string, only: Set<Scenario>): void {
+  let previous: BenchResults;
+  try {
+    previous = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as BenchResults;
+  } catch {
+    return; // no earlier run to keep anything from
+  }
+  const mine = (row: { processes: number; system: string }, scenario: Scenario): boolean =>
+    scenario === 'peers'
+      ? row.processes > 1 || row.system === 'socketio'
+      : row.processes === 1 && row.system !== 'socketio';
+  const kept: string[] = [];
+  for (const scenario of SCENARIOS) {
+    if (only.has(scenario)) continue;
+    for (const key of SECTIONS[scenario]) {
+      if (key === 'fanout' || key === 'oneToOne') {
+        const old = (previous[key] as { processes: number; system: string }[]).filter((r) =>
+          mine(r, scenario),
+        );
+        if (old.length > 0) {
+          (results[key] as unknown[]).push(...old);
+          kept.push(scenario);
+        }
+      } else if (key === 'ceiling' || key === 'crowd') {
+        if (previous[key].length > 0 && results[key].length === 0) {
+          results[key] = previous[key] as never;
+          kept.push(scenario);
+        }
+      } else if (previous[key] && !results[key]) {
+        (results as unknown as Record<string, unknown>)[key] = previous[key];
+        kept.push(scenario);
+      }
+    }
+  }
+  if (kept.length === 0) return;
+  results.targets = targets(results);
+  results.notes.push(
+    `This run measured only ${[...only].join(', ')}; ${[...new Set(kept)].join(', ')} ${kept.length === 1 ? 'is' : 'are'} kept from the run of ${previous.date} (mode ${previous.mode}), with that run's notes below.`,
+    ...previous.notes.filter((n) => !results.notes.includes(n)),
+  );
 }
 
 function parseArgs(argv: string[]): RunOptions {

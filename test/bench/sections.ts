@@ -19,6 +19,7 @@ import {
   webStompOneToOne,
 } from './lineup';
 import { brokerNode, deleteQueues, queueCount, queuesStartingWith } from './rabbit';
+import { runBindings } from './scenarios/bindings';
 import { runCeiling } from './scenarios/ceiling';
 import { crowdFdLimit, runCrowd } from './scenarios/crowd';
 import { runFanout, type FanoutTarget } from './scenarios/fanout';
@@ -29,7 +30,7 @@ import type { Spawned } from './processes';
 import type { SocketIoCluster } from './lineup';
 
 /** The parts of a run, as `--only` names them. */
-export const SCENARIOS = ['fanout', 'one-to-one', 'ceiling', 'peers', 'idle', 'crowd'] as const;
+export const SCENARIOS = ['fanout', 'one-to-one', 'ceiling', 'peers', 'idle', 'crowd', 'bindings'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 const POOL_SIZE = 2; // BROKER_POOL_SIZE default
@@ -182,6 +183,17 @@ export async function measureAll(run: Run, only: Set<Scenario>): Promise<void> {
     });
   }
   if (only.has('idle') || only.has('crowd')) await measureIdleAndCrowd(run, only);
+  if (only.has('bindings')) {
+    // RabbitMQ alone, no server of ours: last, so the other runs' RabbitMQ memory is not inflated.
+    await run.attempt('bindings', async () => {
+      run.measured.bindings = await runBindings({
+        amqpUrl: AMQP_URL,
+        ...run.sizes.bindings,
+        rabbitPid: run.pids.rabbitmq[0],
+        log: (m) => run.ctx.log(m),
+      });
+    });
+  }
 }
 
 async function measureSocketIoIdle(run: Run, cluster: SocketIoCluster): Promise<void> {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { runBench } from '../../bench/run';
 import type { BenchResults } from '../../bench/report';
+import { queuesStartingWith } from '../../bench/rabbit';
 
 describe('bench harness (smoke)', function () {
   this.timeout(150_000);
@@ -113,6 +114,30 @@ describe('bench harness (smoke)', function () {
       expect(r.push.delivered, r.subscription).to.equal(r.push.pushes);
       expect(r.push.pushes, r.subscription).to.be.greaterThan(0);
     }
+  });
+
+  it("measures RabbitMQ's cost per binding, step by step, and removes what it made", async () => {
+    const b = results.bindings!;
+    expect(b, 'bindings result').to.not.equal(null);
+    expect(b.steps.map((s) => s.bindings)).to.deep.equal([0, 50, 200]);
+    for (const s of b.steps.slice(1)) expect(s.bindsPerS, `${s.bindings}`).to.be.greaterThan(0);
+    expect(b.perBindingKiB).to.be.a('number');
+    expect(b.unbindMs).to.be.a('number');
+    expect(readFileSync(join(out, 'RESULTS.md'), 'utf8')).to.include('## 7. RabbitMQ cost per binding');
+    expect(await queuesStartingWith('stomp-relay.bench-bindings-')).to.deep.equal([]);
+  });
+
+  it('a run of one scenario (--only) keeps the other sections of the results it replaces', async () => {
+    const before = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as BenchResults;
+    const again = await runBench({ mode: 'smoke', outDir: out, only: ['bindings'], log: () => undefined });
+    expect(again.bindings).to.not.equal(null);
+    expect(again.date).to.not.equal(before.date);
+    for (const key of ['fanout', 'oneToOne', 'ceiling', 'crowd'] as const) {
+      expect(again[key].length, key).to.equal(before[key].length);
+    }
+    expect(again.idle).to.deep.equal(before.idle);
+    expect(again.notes.join('\n')).to.match(/This run measured only bindings; .* kept from the run of /);
+    expect(readFileSync(join(out, 'RESULTS.md'), 'utf8')).to.include('## 3. Idle sessions');
   });
 
   it('writes results.json and RESULTS.md with the targets', () => {
