@@ -13,6 +13,7 @@ import { deleteKeys, REDIS_URL } from './redis-info';
 import { brokerReconnects } from './service-metrics';
 import type { BindingsResult } from './scenarios/bindings';
 import type { CeilingResult } from './scenarios/ceiling';
+import type { InboxPostgresResult } from './scenarios/inbox-postgres';
 import type { CrowdRow } from './scenarios/crowd';
 import type { FanoutResult } from './scenarios/fanout';
 import type { IdleResult } from './scenarios/idle';
@@ -29,6 +30,8 @@ export interface Measured {
   crowd: CrowdRow[];
   /** RabbitMQ's cost per binding (scenarios/bindings.ts); absent in results from before it existed. */
   bindings?: BindingsResult | null;
+  /** The inbox store on PostgreSQL (scenarios/inbox-postgres.ts); absent in older results. */
+  inboxPostgres?: InboxPostgresResult | null;
 }
 
 export interface RunSetup {
@@ -57,6 +60,7 @@ export class Run {
     peerIdle: null,
     crowd: [],
     bindings: null,
+    inboxPostgres: null,
   };
   private readonly running = new Map<Spawned, 'instance' | 'other'>();
   /** Redis channel prefix of this run's Socket.IO nodes and emitter. */

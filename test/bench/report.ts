@@ -147,6 +147,22 @@ function bindingsSection(results: BenchResults): string[] {
   return lines;
 }
 
+/** Section 8: the inbox store on the local PostgreSQL (test/bench/inbox-store.ts postgres). */
+function inboxSection(results: BenchResults): string[] {
+  const p = results.inboxPostgres;
+  if (!p) return [];
+  return [
+    '',
+    '## 8. Inbox store on PostgreSQL: durable pushes (appends) and acks, 200-byte bodies',
+    '',
+    '| appends/s, one caller awaiting each | appends/s, many callers (grouped commits) | appends/s in batches of 1000 | replay of 1000 pending, median / max ms | acks/s, many single calls | acks/s in batches of 1000 |',
+    '|---|---|---|---|---|---|',
+    `| ${p.appendsPerSecondOneCaller} | ${p.appendsPerSecondConcurrent} | ${p.appendsPerSecondBatched1000} | ${p.replay1000MsMedian} / ${p.replay1000MsMax} | ${p.acksPerSecondConcurrentSingles} | ${p.acksPerSecondBatched1000} |`,
+    '',
+    "PostgreSQL 15 on this machine, one database of its own (dropped after), through the service's own store (app/inbox/sql-store.ts on app/inbox/postgres.ts), `npx tsx test/bench/inbox-store.ts postgres`.",
+  ];
+}
+
 export function markdown(results: BenchResults): string {
   const m = results.machine;
   const lines: string[] = [];
@@ -201,7 +217,12 @@ export function markdown(results: BenchResults): string {
       ...oneToOneRows(results, peerOne),
     );
   }
-  lines.push(...idleSection(results), ...crowdSection(results), ...bindingsSection(results));
+  lines.push(
+    ...idleSection(results),
+    ...crowdSection(results),
+    ...bindingsSection(results),
+    ...inboxSection(results),
+  );
   lines.push('', '## Notes', '');
   for (const n of results.notes) lines.push(`- ${n}`);
   return lines.join('\n') + '\n';

@@ -21,6 +21,7 @@ import {
 import { brokerNode, deleteQueues, queueCount, queuesStartingWith } from './rabbit';
 import { runBindings } from './scenarios/bindings';
 import { runCeiling } from './scenarios/ceiling';
+import { runInboxPostgres } from './scenarios/inbox-postgres';
 import { crowdFdLimit, runCrowd } from './scenarios/crowd';
 import { runFanout, type FanoutTarget } from './scenarios/fanout';
 import { runIdle } from './scenarios/idle';
@@ -30,7 +31,16 @@ import type { Spawned } from './processes';
 import type { SocketIoCluster } from './lineup';
 
 /** The parts of a run, as `--only` names them. */
-export const SCENARIOS = ['fanout', 'one-to-one', 'ceiling', 'peers', 'idle', 'crowd', 'bindings'] as const;
+export const SCENARIOS = [
+  'fanout',
+  'one-to-one',
+  'ceiling',
+  'peers',
+  'idle',
+  'crowd',
+  'bindings',
+  'inbox',
+] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 const POOL_SIZE = 2; // BROKER_POOL_SIZE default
@@ -192,6 +202,11 @@ export async function measureAll(run: Run, only: Set<Scenario>): Promise<void> {
         rabbitPid: run.pids.rabbitmq[0],
         log: (m) => run.ctx.log(m),
       });
+    });
+  }
+  if (only.has('inbox')) {
+    await run.attempt('inbox store on PostgreSQL', async () => {
+      run.measured.inboxPostgres = await runInboxPostgres(run.ctx.root);
     });
   }
 }

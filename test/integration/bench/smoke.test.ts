@@ -127,6 +127,19 @@ describe('bench harness (smoke)', function () {
     expect(await queuesStartingWith('stomp-relay.bench-bindings-')).to.deep.equal([]);
   });
 
+  it('measures the inbox store on PostgreSQL: appends and acks per second, replay', () => {
+    const p = results.inboxPostgres!;
+    expect(p, 'inbox store result').to.not.equal(null);
+    expect(p.engine).to.equal('postgres');
+    for (const figure of [
+      p.appendsPerSecondConcurrent,
+      p.appendsPerSecondBatched1000,
+      p.acksPerSecondBatched1000,
+    ])
+      expect(figure).to.be.greaterThan(0);
+    expect(readFileSync(join(out, 'RESULTS.md'), 'utf8')).to.include('## 8. Inbox store on PostgreSQL');
+  });
+
   it('a run of one scenario (--only) keeps the other sections of the results it replaces', async () => {
     const before = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as BenchResults;
     const again = await runBench({ mode: 'smoke', outDir: out, only: ['bindings'], log: () => undefined });
