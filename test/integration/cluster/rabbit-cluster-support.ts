@@ -242,6 +242,26 @@ export class ReadyWatch {
   }
 }
 
+/**
+ * The instance's readiness changes as its own log states them ('broker relay ready' / 'not ready',
+ * pino's `time` in ms), oldest first: immune to a change shorter than any poll.
+ */
+export function readinessChanges(instance: Instance): { at: number; ready: boolean }[] {
+  const changes: { at: number; ready: boolean }[] = [];
+  for (const line of instance.logs()) {
+    if (!line.includes('broker relay')) continue;
+    try {
+      const entry = JSON.parse(line) as { time?: unknown; msg?: unknown };
+      if (typeof entry.time !== 'number') continue;
+      if (entry.msg === 'broker relay ready') changes.push({ at: entry.time, ready: true });
+      else if (entry.msg === 'broker relay not ready') changes.push({ at: entry.time, ready: false });
+    } catch {
+      // not a JSON line
+    }
+  }
+  return changes;
+}
+
 /** The cluster nodes `instance`'s process holds TCP connections to (STOMP or AMQP), by name. */
 export function brokerNodesOf(instance: Instance, nodes: RabbitNode[]): string[] {
   return nodes
