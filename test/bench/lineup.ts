@@ -163,6 +163,7 @@ export function productOneToOne(
     },
     variants: instances.length > 1 ? [amqp, rest] : [rest, batch, stompSend, amqp],
     pids: { service: instances.map((s) => s.pid), ...pids },
+    metricsUrls: baseUrls,
   };
 }
 

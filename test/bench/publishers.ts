@@ -133,15 +133,18 @@ async function restPublish(
 ): Promise<PumpResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: args.window });
   const token = tokenFor('bench-backend', via.secret, 'push');
+  const online = { yes: 0, no: 0 };
   try {
-    return await pump(args, async (seq) => {
+    const result = await pump(args, async (seq) => {
       const base = via.baseUrls[seq % via.baseUrls.length];
       const answer = await postJson(agent, token, `${base}/api/users/${via.userPrefix}${key(seq)}/messages`, {
         destination: args.destination,
         body: makeBody(seq),
       });
       if (answer.status !== 202) throw new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`);
+      countOnline(online, (JSON.parse(answer.text) as { online?: unknown }).online);
     });
+    return { ...result, online };
   } finally {
     agent.destroy();
   }
@@ -161,6 +164,7 @@ async function restBatchPublish(
   const token = tokenFor('bench-backend', via.secret, 'push');
   let confirmed = 0;
   let failed = 0;
+  const online = { yes: 0, no: 0 };
   const calls = Math.ceil(args.total / size);
   try {
     const result = await pump(
@@ -184,17 +188,26 @@ async function restBatchPublish(
           failed += count;
           throw new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`);
         }
-        const results = (JSON.parse(answer.text) as { results?: { id?: string; error?: string }[] }).results;
+        const results = (
+          JSON.parse(answer.text) as { results?: { id?: string; error?: string; online?: unknown }[] }
+        ).results;
+        for (const r of results ?? []) countOnline(online, r.online);
         const taken = (results ?? []).filter((r) => typeof r.id === 'string').length;
         confirmed += taken;
         failed += count - taken;
         if (taken < count) throw new Error(`batch: ${count - taken} of ${count} items refused`);
       },
     );
-    return { ...result, sent: Math.min(args.total, result.sent * size), confirmed, failed };
+    return { ...result, sent: Math.min(args.total, result.sent * size), confirmed, failed, online };
   } finally {
     agent.destroy();
   }
+}
+
+/** Counts a push answer's `online` (absent: the broker could not tell, not counted). */
+function countOnline(counts: { yes: number; no: number }, online: unknown): void {
+  if (online === true) counts.yes++;
+  else if (online === false) counts.no++;
 }
 
 type AmqpEnvelope = { exchange: string; routingKey: string; headers?: Record<string, string> };

@@ -19,6 +19,8 @@ export interface PumpResult {
   /** True when maxMs ran out before all `total` were sent and confirmed. */
   timedOut: boolean;
   errorSamples: string[];
+  /** REST user pushes: how many answers said `"online": true` and how many `false` (SPEC, REST). */
+  online?: { yes: number; no: number };
 }
 
 export function pump(options: PumpOptions, sendOne: (seq: number) => Promise<void>): Promise<PumpResult> {

@@ -110,6 +110,26 @@ function oneToOneRows(results: BenchResults, rows: OneToOneResult[]): string[] {
   return lines;
 }
 
+/** The answer a REST push gives (`online`) and what stalled the service at the paced rate. */
+function answerAndStallRows(rows: OneToOneResult[]): string[] {
+  const shown = rows.filter((o) => !o.skipped && (o.online !== undefined || o.stall !== undefined));
+  if (shown.length === 0) return [];
+  const lines = [
+    '| system | pushed by | answers "online": true / false | event-loop delay p99 / max ms at the paced rate | GC ms (major) in the paced phase |',
+    '|---|---|---|---|---|',
+  ];
+  for (const o of shown) {
+    const told = o.online !== undefined && o.online.yes + o.online.no > 0;
+    const online = told ? `${o.online!.yes} / ${o.online!.no}` : 'not told';
+    const s = o.stall;
+    lines.push(
+      `| ${named(o.system, o.processes)} | ${o.variant} | ${online} | ` +
+        `${s ? `${fmt(s.loopP99Ms)} / ${fmt(s.loopMaxMs)}` : '-'} | ${s ? `${fmt(s.gcMs)} (${fmt(s.gcMajorMs)})` : '-'} |`,
+    );
+  }
+  return lines;
+}
+
 function ceilingRows(results: BenchResults): string[] {
   const lines = ['| topology | acks | deliveries/s | p50 / p99 ms | capped by |', '|---|---|---|---|---|'];
   for (const c of results.ceiling) {
@@ -195,6 +215,18 @@ export function markdown(results: BenchResults): string {
     '',
     ...oneToOneRows(results, one),
   );
+  const answers = answerAndStallRows(results.oneToOne);
+  if (answers.length > 0) {
+    lines.push(
+      '',
+      '## 2a. The push answer and stalls (stomp-relay)',
+      '',
+      'Whether each REST push answer (single and batch items) said a live session got it, and the ' +
+        "service's own event-loop delay and GC time (its /metrics) while pushes went at the paced rate.",
+      '',
+      ...answers,
+    );
+  }
   if (results.ceiling.length > 0) {
     lines.push(
       '',

@@ -11,6 +11,7 @@ import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type Ben
 import { nowMs } from '../payload';
 import type { PushVia } from '../publishers';
 import type { PumpOptions, PumpResult } from '../pump';
+import { startStallProbe, type StallFigures } from '../stall-probe';
 import type { SubscriberPlan } from './fanout';
 
 export type Pusher =
@@ -57,6 +58,10 @@ export interface OneToOneResult {
   errors: number;
   closedEarly: number;
   errorSamples: string[];
+  /** REST pushes: answers saying online true / false, over both phases (absent: not told). */
+  online?: { yes: number; no: number };
+  /** The service's own event-loop delay and GC during the paced phase (product only). */
+  stall?: StallFigures;
 }
 
 async function push(
@@ -104,6 +109,8 @@ export interface OneToOneSetup {
   variants: OneToOneVariant[];
   /** Processes whose CPU is reported (server side, clients, load generator). */
   pids: Record<string, number[]>;
+  /** The instances whose /metrics the stall probe reads (the product's). */
+  metricsUrls?: string[];
 }
 
 function skippedRow(setup: OneToOneSetup, variant: string, why: string, users: number): OneToOneResult {
@@ -153,6 +160,7 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
       const errorSamples = [...opened.errorSamples];
       await resetAll(ctx);
       const latencyPushes = Math.max(1, Math.round((sizes.latencyRate * sizes.latencyMs) / 1000));
+      const probe = setup.metricsUrls ? await startStallProbe(setup.metricsUrls) : undefined;
       const paced = await push(ctx, variant.pusher, sizes.users, {
         total: latencyPushes,
         ratePerSec: sizes.latencyRate,
@@ -160,6 +168,7 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
         maxMs: sizes.latencyMs * 3,
       });
       await awaitDeliveries(ctx, paced.confirmed, 1500, 30_000);
+      const stall = probe ? await probe() : undefined;
       const slow = await collect(ctx);
 
       await resetAll(ctx);
@@ -207,6 +216,15 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
         errors: slow.errors + fast.errors + paced.failed + flood.failed,
         closedEarly: slow.closedEarly + fast.closedEarly,
         errorSamples: errorSamples.slice(0, 5),
+        ...(paced.online || flood.online
+          ? {
+              online: {
+                yes: (paced.online?.yes ?? 0) + (flood.online?.yes ?? 0),
+                no: (paced.online?.no ?? 0) + (flood.online?.no ?? 0),
+              },
+            }
+          : {}),
+        ...(stall ? { stall } : {}),
       };
       ctx.log(
         `  ${variant.name}: latency @${sizes.latencyRate}/s p50 ${result.latency.p50Ms} ms p99 ${result.latency.p99Ms} ms; ` +
