@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { header, type Frame } from '../../app/stomp/frame';
 import { call, type ApiAnswer } from '../integration/rest/harness';
 import type { Instance } from './instances';
-import { wrapWebSocket, type RawStompClient } from './raw-stomp';
+import { wrapWebSocket, type RawClientOptions, type RawStompClient } from './raw-stomp';
 import { tokenFor as serviceToken, type RunningService } from './service';
 import { waitFor } from './wait';
 
@@ -81,13 +81,14 @@ export async function connectDevice(
   service: Endpoint,
   user: string,
   device?: string,
+  options: RawClientOptions = {},
 ): Promise<RawStompClient> {
   const ws = new WebSocket(`${service.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  const client = wrapWebSocket(ws);
+  const client = wrapWebSocket(ws, false, options);
   try {
     await client.connect(tokenFor(service, user), device === undefined ? {} : { 'device-id': device });
   } catch (err: unknown) {
