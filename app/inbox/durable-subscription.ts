@@ -21,6 +21,10 @@
  * The live buffer is bounded: past MAX_LIVE_BUFFER waiting messages they are dropped and the store
  * is read instead, which has them all.
  *
+ * Flow: in the client ack modes at most `prefetch` messages are outstanding, as on any other
+ * subscription. At the mark the subscription stops sending (live messages are dropped: the store
+ * has them) and reads the store again from where it stopped once an ACK or NACK makes room.
+ *
  * Progress: every message is recorded as delivered to the device before it is written (so a crash
  * errs on `redelivered: true`), and acknowledged on ACK (client modes: `client` covers every earlier
  * one of this subscription) or once written (`auto`). A NACK records nothing: the message comes back
@@ -81,6 +85,8 @@ export class DurableSubscription implements BrokerSubscription {
   private closed = false;
   private buffer: Pending[] = [];
   private overflowed = false;
+  /** At `prefetch` unacknowledged: nothing is sent until an ACK or NACK makes room. */
+  private full = false;
   private pumping?: Promise<void>;
   /** Sent and not yet acknowledged or nacked, in seq order (client modes). */
   private readonly unacked: number[] = [];
@@ -125,12 +131,21 @@ export class DurableSubscription implements BrokerSubscription {
   async ack(ackId: string): Promise<void> {
     const entries = this.settle(ackId);
     if (entries.length === 0) return;
+    this.makeRoom();
     await this.inbox.store.ack(entries);
     this.inbox.metrics.acked.inc(entries.length);
   }
 
   async nack(ackId: string): Promise<void> {
-    this.settle(ackId);
+    if (this.settle(ackId).length > 0) this.makeRoom();
+  }
+
+  /** Below the mark again: what was held back is read from the store. */
+  private makeRoom(): void {
+    if (!this.full || this.unacked.length >= this.request.prefetch) return;
+    this.full = false;
+    this.overflowed = true;
+    if (!this.replaying) this.kick();
   }
 
   async close(): Promise<void> {
@@ -170,7 +185,7 @@ export class DurableSubscription implements BrokerSubscription {
         ([name]) => name !== PREV_SEQ_HEADER && name !== REPUBLISHED_HEADER,
       ),
     );
-    if (this.overflowed) return;
+    if (this.overflowed || this.full) return;
     if (this.buffer.length >= MAX_LIVE_BUFFER) {
       this.buffer = [];
       this.overflowed = true;
@@ -197,12 +212,12 @@ export class DurableSubscription implements BrokerSubscription {
       })
       .finally(() => {
         this.pumping = undefined;
-        if (!this.closed && (this.buffer.length > 0 || this.overflowed)) this.kick();
+        if (!this.closed && !this.full && (this.buffer.length > 0 || this.overflowed)) this.kick();
       });
   }
 
   private async pump(): Promise<void> {
-    while (!this.closed && (this.buffer.length > 0 || this.overflowed)) {
+    while (!this.closed && !this.full && (this.buffer.length > 0 || this.overflowed)) {
       if (this.overflowed) {
         this.overflowed = false;
         await this.readStore();
@@ -213,6 +228,7 @@ export class DurableSubscription implements BrokerSubscription {
       let direct: Pending[] = [];
       let position = this.lastSent;
       for (const item of batch) {
+        if (this.full) break;
         if (item.seq <= position) continue;
         if (item.prevSeq > position || item.republished) {
           await this.send(
@@ -221,6 +237,8 @@ export class DurableSubscription implements BrokerSubscription {
           );
           direct = [];
           await this.readStore(item.seq + 1);
+          // Held back at the mark: makeRoom() reads on from what was really sent.
+          if (this.full) break;
           this.lastSent = Math.max(this.lastSent, item.seq);
           position = this.lastSent;
           continue;
@@ -261,9 +279,15 @@ export class DurableSubscription implements BrokerSubscription {
     messages: Pick<InboxMessage, 'id' | 'seq' | 'headers' | 'body' | 'redelivered'>[],
     source: 'replay' | 'live',
   ): Promise<void> {
-    const fresh = messages.filter((m) => m.seq > this.lastSent);
+    const { user, device, ackMode, prefetch } = this.request;
+    let fresh = messages.filter((m) => m.seq > this.lastSent);
+    if (ackMode !== 'auto' && this.unacked.length + fresh.length >= prefetch) {
+      const room = Math.max(0, prefetch - this.unacked.length);
+      // What does not fit stays in the store; makeRoom() reads it again.
+      if (room < fresh.length) this.full = true;
+      fresh = fresh.slice(0, room);
+    }
     if (fresh.length === 0 || this.closed) return;
-    const { user, device, ackMode } = this.request;
     const { store, metrics, logger } = this.inbox;
     const entries = fresh.map((m) => ({ user, device, seq: m.seq }));
     await store.markDelivered(entries).catch((err: unknown) => {

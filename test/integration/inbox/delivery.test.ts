@@ -122,6 +122,28 @@ for (const makeSetup of INBOX_SETUPS) {
       expect(header(next[3], 'redelivered')).to.equal('true');
     });
 
+    it('holds a client-ack subscription to its prefetch-count, sending on as ACKs make room', async () => {
+      const user = freshUser();
+      for (let i = 1; i <= 4; i++) await pushStored(service, user, `q${i}`);
+      const device = clients.add(await connectDevice(service, user));
+      await device.sendWithReceipt('SUBSCRIBE', {
+        id: 'inbox',
+        destination: '/user/queue/inbox',
+        ack: 'client-individual',
+        'prefetch-count': '2',
+      });
+      await waitForMessages(device, 2);
+      await pushStored(service, user, 'q5');
+      await sleep(200);
+      expect(bodies(messages(device)), 'two outstanding at most').to.deep.equal(['q1', 'q2']);
+      for (let taken = 0; taken < 5; taken++) {
+        await waitForMessages(device, Math.min(5, taken + 2));
+        await ackMessage(device, messages(device)[taken]);
+      }
+      await sleep(200);
+      expect(bodies(messages(device))).to.deep.equal(['q1', 'q2', 'q3', 'q4', 'q5']);
+    });
+
     it('joins a SUBSCRIBE made in the middle of a stream of pushes: no gap, no duplicate', async () => {
       const user = freshUser();
       const total = 60;
