@@ -16,14 +16,11 @@ import { Authorizer } from './destinations/authorization';
 import { HttpListener } from './http';
 import type { Inbox } from './inbox/inbox';
 import { inboxService } from './inbox/service';
-import { AppRouter } from './messaging/app-router';
-import { registerBuiltInHandlers } from './messaging/handlers';
 import { createLogger, logFormatFor, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { projectPath } from './paths';
-import type { SessionContext } from './session/session-context';
-import { SessionRegistry } from './session/session-registry';
-import { StompSession } from './session/stomp-session';
+import type { SessionRegistry } from './session/session-registry';
+import { sessionWiring } from './session/session-wiring';
 import { Parts, type Part } from './start';
 import { TcpEndpoint } from './transport/tcp';
 import type { ClientSocket } from './transport/transport';
@@ -180,32 +177,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   logMode(settings, broker, inbox, verifier, logger);
 
   const admission = new Admission();
-  const appRouter = new AppRouter(broker);
-  registerBuiltInHandlers(appRouter);
-  // /app routes no handler claims go to backend services, where the broker reaches some.
-  const { forwardToBackend } = broker;
-  if (forwardToBackend) appRouter.fallback((message) => forwardToBackend(message));
-  const registry = new SessionRegistry(broker.sessions, metrics);
-  const ctx: SessionContext = {
+  const { ctx, onConnection } = sessionWiring({
     settings,
     broker,
     verifier,
     authorizer,
-    appRouter,
     inbox,
     metrics,
     logger,
-    registry,
     serverName: `stomp-relay/${VERSION}`,
     isDraining: () => admission.isDraining(),
-  };
-  const onConnection = (socket: ClientSocket): void => {
-    if (admission.isDraining()) {
-      socket.close();
-      return;
-    }
-    new StompSession(socket, ctx);
-  };
+  });
   const admin = new ClusterView({
     settings,
     directory: broker.sessions,
@@ -232,7 +214,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       admin,
       inbox,
       pushesInFlightPart(admission, settings, logger),
-      sessionsPart(registry, settings.instanceId),
+      sessionsPart(ctx.registry, settings.instanceId),
       http,
       ...(tcp ? [tcp] : []),
       admissionPart(admission),
@@ -252,7 +234,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     verifier,
     metrics,
     logger,
-    registry,
+    registry: ctx.registry,
     inbox,
     admission,
     admin,

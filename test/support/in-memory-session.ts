@@ -1,6 +1,6 @@
 /**
- * StompSessions over in-memory sockets, wired as server.ts wires them (a real embedded broker,
- * token verifier, authorizer, app router, registry and metrics) but with no listener: unit tests
+ * StompSessions over in-memory sockets, wired by the same sessionWiring as server.ts (a real
+ * embedded broker, token verifier, authorizer, app router, registry and metrics) but with no listener: unit tests
  * of the command table drive a session with the raw client and read exactly what it answers.
  */
 import type { Settings } from '../../config/settings';
@@ -8,11 +8,10 @@ import { TokenVerifier } from '../../app/auth/token-verifier';
 import { EmbeddedBroker } from '../../app/broker/embedded';
 import { Authorizer, type AuthorizationRules } from '../../app/destinations/authorization';
 import { inboxService } from '../../app/inbox/service';
-import { AppRouter } from '../../app/messaging/app-router';
 import { Metrics } from '../../app/observability/metrics';
 import { silentLogger } from '../../app/observability/logger';
 import type { SessionContext } from '../../app/session/session-context';
-import { SessionRegistry } from '../../app/session/session-registry';
+import { sessionWiring } from '../../app/session/session-wiring';
 import { StompSession } from '../../app/session/stomp-session';
 import type { ClientSocket, ConnectionInfo } from '../../app/transport/transport';
 import { RawStompClient } from './raw-stomp';
@@ -108,20 +107,18 @@ export async function sessionBench(
   const bench: SessionBench = {
     broker,
     draining: false,
-    ctx: {
+    ctx: sessionWiring({
       settings,
       broker,
       verifier,
       authorizer: new Authorizer(rules),
-      appRouter: new AppRouter(broker),
       // The in-memory store: nothing to start, nothing left behind.
       inbox: inboxService(settings, broker, silentLogger, metrics.registry),
       metrics,
       logger: silentLogger,
-      registry: new SessionRegistry(broker.sessions, metrics),
       serverName: 'stomp-relay/test',
       isDraining: () => bench.draining,
-    },
+    }).ctx,
     token: (user) =>
       verifier.issue(user, '', 600, { issuer: settings.jwtIssuer, audience: settings.jwtAudience }),
     open() {
