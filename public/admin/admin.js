@@ -30,6 +30,7 @@
     chart: q('chart'),
     chartWindow: q('chart-window'),
     chartPeak: q('chart-peak'),
+    chartNote: q('chart-note'),
     instances: q('instances'),
   };
   const storage = window.sessionStorage;
@@ -124,6 +125,7 @@
   }
 
   function formatSpan(ms) {
+    if (ms < 1000) return `${(ms / 1000).toFixed(1)} s`;
     const s = Math.round(ms / 1000);
     return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
   }
@@ -141,10 +143,13 @@
     }
     const peak = Math.max(1, ...points.map((p) => Math.max(p.pushRate, p.deliveryRate)));
     el.chartPeak.textContent = `(top of the chart: ${formatRate(peak)}/s)`;
-    if (points.length === 0) {
+    if (points.length < 2) {
       el.chartWindow.textContent = '';
+      el.chartNote.textContent = `Collecting: one point every ${formatSpan(history.intervalMs)}`;
+      el.chartNote.hidden = false;
       return;
     }
+    el.chartNote.hidden = true;
     const end = Date.parse(points[points.length - 1].at);
     const start = Math.max(end - history.windowS * 1000, Date.parse(points[0].at));
     const span = Math.max(end - start, history.intervalMs);

@@ -98,6 +98,7 @@ function printSummary(cluster: Cluster): void {
     '',
     'stomp-relay cluster is up',
     `  demo page      ${page}  (e.g. ${page}/?user=alice&autoconnect=1)`,
+    `  cluster view   ${page}/admin/  (every instance, its sessions, rates; a dev token with scope admin)`,
     `  over TLS       ${cluster.lbTlsUrl ?? '-'}  (wss:// for WebSockets; trust ${cluster.tls?.ca ?? '-'},`,
     `                 e.g. curl --cacert ${cluster.tls?.ca ?? '-'} ${cluster.lbTlsUrl ?? ''}/readyz)`,
     `  load balancer  nginx pid ${cluster.nginxPid}, docker/nginx/nginx.conf, prefix ${cluster.nginxDir}`,
