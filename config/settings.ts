@@ -118,6 +118,13 @@ export const SETTINGS = {
     65535,
     "Unacknowledged messages per broker subscription (prefetch-count), and the most a client's SUBSCRIBE `prefetch-count` may ask for (a larger one is held to it).",
   ),
+  queueDeliveryLimit: int(
+    'QUEUE_DELIVERY_LIMIT',
+    20,
+    0,
+    1000,
+    'Most deliveries of one `/queue/` message (NACKed or its consumer gone each time): past it the message is given up (dropped, or dead-lettered where its queue has a dead-letter exchange). 0: no limit.',
+  ),
   brokerReconnectMaxMs: int(
     'BROKER_RECONNECT_MAX_MS',
     10000,

@@ -88,7 +88,11 @@ export interface SubscribeRequest {
 
 export interface BrokerSubscription {
   ack(ackId: string): Promise<void>;
-  nack(ackId: string): Promise<void>;
+  /**
+   * Returns the message(s) to the queue to be delivered again, or with `requeue` false gives them
+   * up: dropped, or dead-lettered where the queue is configured to (RabbitMQ's basic.reject).
+   */
+  nack(ackId: string, requeue?: boolean): Promise<void>;
   /** Unsubscribes; unacknowledged messages go back to their queue. Idempotent. */
   close(): Promise<void>;
 }
@@ -96,7 +100,7 @@ export interface BrokerSubscription {
 /** Work a STOMP transaction collected; applied all together at COMMIT, or not at all. */
 export type TransactionOp =
   | { op: 'publish'; target: MessageTarget; message: OutgoingMessage }
-  | { op: 'ack' | 'nack'; subscription: BrokerSubscription; ackId: string };
+  | { op: 'ack' | 'nack'; subscription: BrokerSubscription; ackId: string; requeue?: boolean };
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 

@@ -17,6 +17,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
       // The relay logs a subscriber that fails to take a message; so does the embedded broker.
       onDeliveryError: (err, session) =>
         logger.error({ err, session }, 'subscriber failed to take a message'),
+      deliveryLimit: settings.queueDeliveryLimit,
     });
   }
   // A static import: a dynamic import() is left to Node's ESM loader by tsx's CommonJS hook (tests
@@ -30,6 +31,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
     heartbeatMs: settings.brokerHeartbeatMs,
     prefetch: settings.brokerPrefetch,
     clientQueueType: settings.clientQueueType === 'quorum' ? 'quorum' : 'classic',
+    deliveryLimit: settings.queueDeliveryLimit,
     reconnectMaxMs: settings.brokerReconnectMaxMs,
     announceMs: settings.directoryAnnounceMs,
     logger: logger.child({ component: 'broker' }),

@@ -289,6 +289,7 @@ async function unsubscribe(session: CommandSession, frame: Frame): Promise<void>
 function acknowledge(op: 'ack' | 'nack'): CommandHandler {
   return async (session, frame) => {
     const transaction = header(frame, 'transaction');
+    const requeue = op === 'nack' ? nackRequeue(frame) : undefined;
     // Inside a transaction the delivery is settled only at COMMIT: ABORT leaves it acknowledgeable.
     const settle = transaction === undefined;
     const target =
@@ -316,12 +317,23 @@ function acknowledge(op: 'ack' | 'nack'): CommandHandler {
           );
         }
       }
-      tx.ops.push({ op, subscription: brokerSub, ackId: target.brokerAckId });
+      tx.ops.push({ op, subscription: brokerSub, ackId: target.brokerAckId, requeue });
       tx.acks.push(target.token);
       return;
     }
-    await (op === 'ack' ? brokerSub.ack(target.brokerAckId) : brokerSub.nack(target.brokerAckId));
+    await (op === 'ack' ? brokerSub.ack(target.brokerAckId) : brokerSub.nack(target.brokerAckId, requeue));
   };
+}
+
+/**
+ * NACK's `requeue` header (RabbitMQ's): `true` (the default) redelivers, `false` gives the message
+ * up, to be dropped or dead-lettered as its queue says. Anything else is an ERROR.
+ */
+function nackRequeue(frame: Frame): boolean {
+  const value = header(frame, 'requeue');
+  if (value === undefined || value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ServiceError('bad_frame', `NACK requeue must be true or false, got '${printable(value)}'`);
 }
 
 function openTransaction(session: CommandSession, name: string): OpenTransaction {

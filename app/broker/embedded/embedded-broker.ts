@@ -38,10 +38,16 @@ export interface EmbeddedBrokerOptions {
   maxQueueLength?: number;
   /** Told when a subscriber's deliver callback throws; delivery to everyone else goes on. Default: ignore. */
   onDeliveryError?: DeliveryErrorHandler;
+  /**
+   * Most deliveries of one `/queue/` message (QUEUE_DELIVERY_LIMIT): one delivered that often and
+   * NACKed or returned again is dropped instead of coming back forever. 0: no limit. Default 20.
+   */
+  deliveryLimit?: number;
 }
 
 export const EMBEDDED_BROKER_DEFAULTS = {
   maxQueueLength: 10_000,
+  deliveryLimit: 20,
 } as const;
 
 /** Subscriptions by routing key, for the targets that fan out (topics and users). */
@@ -114,6 +120,7 @@ export class EmbeddedBroker implements Broker {
   readonly sessions: LocalSessionDirectory;
 
   private readonly maxQueueLength: number;
+  private readonly deliveryLimit: number;
   private readonly onDeliveryError: DeliveryErrorHandler;
   private readonly queues = new Map<string, MessageQueue>();
   private readonly fanOut = new FanOut();
@@ -134,6 +141,7 @@ export class EmbeddedBroker implements Broker {
       );
     }
     this.onDeliveryError = options.onDeliveryError ?? (() => undefined);
+    this.deliveryLimit = options.deliveryLimit ?? EMBEDDED_BROKER_DEFAULTS.deliveryLimit;
   }
 
   async start(): Promise<void> {
@@ -180,6 +188,7 @@ export class EmbeddedBroker implements Broker {
       !shared,
       (closed) => this.forget(closed),
       this.onDeliveryError,
+      shared ? this.deliveryLimit : 0,
     );
     queue.addConsumer(subscription);
     this.subscriptions.add(subscription);
@@ -222,7 +231,10 @@ export class EmbeddedBroker implements Broker {
     this.checkCapacity(publishes);
     for (const op of ops) {
       if (op.op === 'publish') this.route(op.target, snapshot(op.message));
-      else this.own(op.subscription).settle(op.ackId, op.op, true);
+      else {
+        const outcome = op.op === 'ack' ? 'ack' : op.requeue === false ? 'drop' : 'nack';
+        this.own(op.subscription).settle(op.ackId, outcome, true);
+      }
     }
   }
 
@@ -238,12 +250,29 @@ export class EmbeddedBroker implements Broker {
   /** Refuses a publish (or a transaction's publishes) that would push any queue past its limit. */
   private checkCapacity(targets: MessageTarget[]): void {
     const needed = new Map<MessageQueue | string, number>();
+    const behind = new Map<EmbeddedSubscription, number>();
     for (const target of targets) {
-      const keys: (MessageQueue | string)[] =
-        target.kind === 'queue'
-          ? [routeKey(target)]
-          : this.fanOut.get(routeKey(target)).map((subscription) => subscription.queue);
-      for (const key of keys) needed.set(key, (needed.get(key) ?? 0) + 1);
+      if (target.kind === 'queue') {
+        const key = routeKey(target);
+        needed.set(key, (needed.get(key) ?? 0) + 1);
+        continue;
+      }
+      for (const subscription of this.fanOut.get(routeKey(target))) {
+        behind.set(subscription, (behind.get(subscription) ?? 0) + 1);
+      }
+    }
+    // A topic or user subscriber's backlog is its own (a client-ack subscriber that never acks):
+    // that subscriber is cut off, and the publish goes on for everyone else (issue 11.14).
+    for (const [subscription, count] of behind) {
+      if (subscription.queue.waiting + count > this.maxQueueLength) {
+        subscription.cutOff(
+          new ServiceError(
+            'slow_consumer',
+            `subscription to ${formatTarget(subscription.target)} cut off: ${subscription.queue.waiting} messages ` +
+              `wait unacknowledged (limit ${this.maxQueueLength}); acknowledge what you receive`,
+          ),
+        );
+      }
     }
     for (const [key, count] of needed) {
       const queue = typeof key === 'string' ? this.queues.get(key) : key;

@@ -18,6 +18,8 @@ export interface StoredMessage {
 export interface QueuedMessage {
   readonly message: StoredMessage;
   readonly redelivered: boolean;
+  /** How often it was handed to a consumer before (the delivery limit counts these). */
+  readonly deliveries?: number;
 }
 
 /** The queue's view of a subscription: it only needs to know whether it can take one more. */

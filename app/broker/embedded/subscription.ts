@@ -13,7 +13,8 @@ import type { MessageTarget } from '../../destinations/destination';
 import type { BrokerSubscription, Delivery, SubscribeRequest } from '../broker';
 import type { MessageQueue, QueueConsumer, QueuedMessage } from './queue';
 
-export type Settlement = 'ack' | 'nack';
+/** `drop` is a NACK with requeue false: the message is given up. */
+export type Settlement = 'ack' | 'nack' | 'drop';
 
 /** Called with what went wrong in a subscriber's deliver callback; the broker keeps going either way. */
 export type DeliveryErrorHandler = (error: unknown, sessionId: string) => void;
@@ -34,6 +35,8 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     readonly ownsQueue: boolean,
     private readonly onClose: (subscription: EmbeddedSubscription) => void,
     private readonly onDeliveryError: DeliveryErrorHandler,
+    /** Most deliveries of one message (0: no limit): past it, a message is dropped, not delivered. */
+    private readonly deliveryLimit = 0,
   ) {}
 
   get target(): MessageTarget {
@@ -51,7 +54,11 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     return this.request.prefetch === 0 || this.outstanding.size < this.request.prefetch;
   }
 
-  take(entry: QueuedMessage): void {
+  take(queued: QueuedMessage): void {
+    const deliveries = (queued.deliveries ?? 0) + 1;
+    // A message that keeps coming back (NACKed, or its consumer gone each time) is given up.
+    if (this.deliveryLimit > 0 && deliveries > this.deliveryLimit) return;
+    const entry: QueuedMessage = { ...queued, deliveries };
     const { message } = entry;
     // Each subscriber gets its own headers object; the body is the broker's immutable snapshot.
     const delivery: Delivery = {
@@ -77,8 +84,15 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     this.settle(ackId, 'ack');
   }
 
-  async nack(ackId: string): Promise<void> {
-    this.settle(ackId, 'nack');
+  async nack(ackId: string, requeue = true): Promise<void> {
+    this.settle(ackId, requeue ? 'nack' : 'drop');
+  }
+
+  /** Ends this subscription because of `reason`: its subscriber is told (SubscribeRequest.ended). */
+  cutOff(reason: ServiceError): void {
+    if (this.closed) return;
+    void this.close();
+    this.request.ended?.(reason);
   }
 
   /** Transactions check every ack id before applying anything. */
@@ -110,7 +124,7 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
       if (entry) settled.push(entry);
     }
     if (outcome === 'nack') {
-      this.queue.requeue(settled.map((entry) => ({ message: entry.message, redelivered: true })));
+      this.queue.requeue(settled.map((entry) => ({ ...entry, redelivered: true })));
     } else {
       this.queue.drain(); // capacity freed: the next waiting message may go out now
     }
@@ -124,7 +138,7 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     this.outstanding.clear();
     // A private queue dies with its subscription; a shared one gets the messages back for others.
     if (!this.ownsQueue) {
-      this.queue.requeue(unacked.map((entry) => ({ message: entry.message, redelivered: true })));
+      this.queue.requeue(unacked.map((entry) => ({ ...entry, redelivered: true })));
     }
     this.onClose(this);
   }

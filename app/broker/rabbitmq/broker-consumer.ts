@@ -115,13 +115,14 @@ export class BrokerConsumer implements SlotSubscription {
    * them on the new connection would be an unknown delivery tag, which closes it. One whose
    * connection dies while it waits for its receipt resolves too, for the same reason.
    */
-  async settle(tags: string[], command: 'ACK' | 'NACK', transaction?: string): Promise<void> {
+  async settle(tags: string[], command: 'ACK' | 'NACK', transaction?: string, requeue = true): Promise<void> {
     const sends: Promise<void>[] = [];
     for (const tag of tags) {
       const generation = this.outstanding.get(tag);
       if (generation === undefined) continue;
       this.outstanding.delete(tag);
-      const out = frame(command, { id: tag, transaction });
+      // RabbitMQ's NACK header: requeue false rejects the message (dropped or dead-lettered).
+      const out = frame(command, { id: tag, transaction, requeue: requeue ? undefined : 'false' });
       sends.push(
         this.slot.send(out, { receipt: transaction === undefined, generation }).catch((err: unknown) => {
           // The connection that delivered the message died before confirming this: RabbitMQ
@@ -140,11 +141,12 @@ export class BrokerConsumer implements SlotSubscription {
   }
 
   /** Settles without waiting; used for acknowledgements the broker needs and nobody awaits. */
-  settleQuietly(tag: string, command: 'ACK' | 'NACK'): void {
+  settleQuietly(tag: string, command: 'ACK' | 'NACK', requeue = true): void {
     const generation = this.outstanding.get(tag);
     if (generation === undefined) return;
     this.outstanding.delete(tag);
-    this.slot.send(frame(command, { id: tag }), { generation }).catch(() => undefined);
+    const out = frame(command, { id: tag, requeue: requeue ? undefined : 'false' });
+    this.slot.send(out, { generation }).catch(() => undefined);
   }
 
   /** Unsubscribes and returns whatever is unacknowledged to its queue. Idempotent. */

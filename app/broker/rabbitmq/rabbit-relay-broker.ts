@@ -51,6 +51,7 @@ import { AmqpLink } from './amqp-link';
 import { allowedHeaderRecord } from '../../messaging/header-policy';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
 import { ClientQueues, clientQueueName } from './client-queues';
+import { DeliveryLimit } from './delivery-limit';
 import { parseBrokerUrl } from './broker-url';
 import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
 import { AmqpSessionDirectory } from './session-directory';
@@ -79,6 +80,8 @@ export interface RabbitRelayBrokerOptions {
   prefetch: number;
   /** CLIENT_QUEUE_TYPE: what client /queue/<name> queues are declared as; default classic. */
   clientQueueType?: ClientQueueType;
+  /** Most deliveries of one /queue/ message (QUEUE_DELIVERY_LIMIT; 0: none; default 20). */
+  deliveryLimit?: number;
   /** Longest wait between reconnect attempts (BROKER_RECONNECT_MAX_MS). */
   reconnectMaxMs: number;
   /** Session directory snapshot period (DIRECTORY_ANNOUNCE_MS). */
@@ -128,6 +131,7 @@ export class RabbitRelayBroker implements Broker {
   private readonly listeners: ((readiness: Readiness) => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private state: State = 'idle';
+  private readonly deliveryLimit: DeliveryLimit;
   private queues: ClientQueues | undefined;
   private lastReady = false;
   private txSeq = 0;
@@ -204,6 +208,7 @@ export class RabbitRelayBroker implements Broker {
         return this.track(bridge.forward(message));
       };
     }
+    this.deliveryLimit = new DeliveryLimit(options.deliveryLimit ?? 20);
     this.parking = {
       destination: `/exchange/amq.direct/${NAME_PREFIX}.parking.${options.instanceId}`,
       queueName: `${NAME_PREFIX}.${options.instanceId}.parking`,
@@ -312,7 +317,7 @@ export class RabbitRelayBroker implements Broker {
       request.prefetch > 0 ? request.prefetch : this.options.prefetch,
       this.options.prefetch,
     );
-    const subscription = new DirectSubscription(request, this.logger);
+    const subscription = new DirectSubscription(request, this.logger, this.deliveryLimit);
     const prepare = (): Promise<void> => this.clientQueues().ensure(clientQueueName(target.name));
     // Declared before the SUBSCRIBE reaches the shared connection (client-queues.ts).
     await prepare();
@@ -430,7 +435,9 @@ export class RabbitRelayBroker implements Broker {
           op.subscription.consumer.tagState(op.ackId) === 'outstanding'
             ? op.subscription.tagsFor(op.ackId)
             : [];
-        sent.push(op.subscription.consumer.settle(tags, op.op === 'ack' ? 'ACK' : 'NACK', transaction));
+        sent.push(
+          op.subscription.consumer.settle(tags, op.op === 'ack' ? 'ACK' : 'NACK', transaction, op.requeue),
+        );
       }
     }
     sent.push(slot.send(frame('COMMIT', { transaction }), { receipt: true, generation }));

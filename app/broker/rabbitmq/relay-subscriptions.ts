@@ -7,6 +7,7 @@ import { printable } from '../../destinations/destination';
 import { ServiceError } from '../../errors';
 import type { AckMode, BrokerSubscription, SubscribeRequest } from '../broker';
 import type { BrokerConsumer } from './broker-consumer';
+import type { DeliveryLimit } from './delivery-limit';
 import type { RelayLogger } from './connection-pool';
 import type { InboundMessage } from './wire';
 
@@ -25,6 +26,7 @@ export class DirectSubscription implements BrokerSubscription {
   constructor(
     private readonly request: SubscribeRequest,
     private readonly logger: RelayLogger,
+    private readonly deliveryLimit?: DeliveryLimit,
   ) {}
 
   get ackMode(): AckMode {
@@ -34,6 +36,19 @@ export class DirectSubscription implements BrokerSubscription {
   onMessage(message: InboundMessage): void {
     const tag = message.brokerAckId;
     if (this.closed) return;
+    const limit = this.request.target.kind === 'queue' ? this.deliveryLimit : undefined;
+    if (
+      tag !== undefined &&
+      limit?.exceeded(message.messageId, message.redelivered, message.headers['x-delivery-count'])
+    ) {
+      // Delivered QUEUE_DELIVERY_LIMIT times already: given up as the queue says (delivery-limit.ts).
+      this.logger.warn(
+        { messageId: message.messageId, limit: limit.limit },
+        'a /queue/ message reached the delivery limit: given up (dropped or dead-lettered)',
+      );
+      this.consumer.settleQuietly(tag, 'NACK', false);
+      return;
+    }
     const auto = this.request.ackMode === 'auto';
     try {
       this.request.deliver({
@@ -71,8 +86,8 @@ export class DirectSubscription implements BrokerSubscription {
     await this.consumer.settle(this.tagsFor(ackId), 'ACK');
   }
 
-  async nack(ackId: string): Promise<void> {
-    await this.consumer.settle(this.tagsFor(ackId), 'NACK');
+  async nack(ackId: string, requeue = true): Promise<void> {
+    await this.consumer.settle(this.tagsFor(ackId), 'NACK', undefined, requeue);
   }
 
   /** The broker dropped this subscription (see PoolSlot.restore): only its subscriber hears why. */

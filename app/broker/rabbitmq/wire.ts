@@ -67,10 +67,12 @@ export function propertyHeaders(properties: MessageProperties | undefined): Reco
 }
 
 /**
- * Property headers RabbitMQ puts on a MESSAGE from the message's AMQP properties: a subscriber sees
- * them as a direct client of RabbitMQ would (they are refused as application headers on the way in).
+ * Property headers RabbitMQ puts on a MESSAGE from the message's AMQP properties when the sender
+ * set them: a subscriber sees them as a direct client of RabbitMQ would (they are refused as
+ * application headers on the way in). Not `persistent`: every queue message is persistent by
+ * default, so RabbitMQ would put it on nearly all of them (and writes delivery mode 1 as `1`).
  */
-const DELIVERED_PROPERTIES = new Set(['priority', 'expiration', 'persistent', 'reply-to']);
+const DELIVERED_PROPERTIES = new Set(['priority', 'expiration', 'reply-to']);
 
 /** What a MESSAGE frame from the broker carries, in the service's terms. */
 export interface InboundMessage {
@@ -93,9 +95,6 @@ export function readMessage(message: Frame): InboundMessage {
     const lower = name.toLowerCase();
     if (lower.startsWith(INTERNAL_HEADER_PREFIX)) {
       if (!Object.hasOwn(internal, lower)) internal[lower] = value;
-    } else if (lower === 'persistent') {
-      // The plugin writes delivery mode 2 as `true` and 1 as `1`: a non-persistent message has none.
-      if (value === 'true' && !Object.hasOwn(headers, name)) headers[name] = value;
     } else if ((isRelayedHeader(name) || DELIVERED_PROPERTIES.has(lower)) && !Object.hasOwn(headers, name)) {
       headers[name] = value; // first occurrence wins (spec 1.2 §Repeated Header Entries)
     }

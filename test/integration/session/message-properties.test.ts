@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { Connection } from 'rabbitmq-client';
 
 import type { Settings } from '../../../config/settings';
 import { header, type Frame } from '../../../app/stomp/frame';
@@ -121,19 +122,29 @@ for (const [label, brokerSettings, node] of brokers) {
 
     if (!node) return;
 
-    it('priority and persistent reach RabbitMQ and come back on the MESSAGE', async () => {
+    it('priority comes back on the MESSAGE; persistent reaches RabbitMQ as the delivery mode', async () => {
       const sender = await connect();
       await sender.sendWithReceipt('SEND', { destination: queue, priority: '7', persistent: 'false' }, 'p7');
       await sender.sendWithReceipt('SEND', { destination: queue }, 'default');
+      // Read straight from RabbitMQ: the delivery mode is what persistent sets.
+      const amqp = new Connection({ url: node.amqpUrl, connectionName: 'message-properties-test' });
+      try {
+        const queueName = `stomp-relay.queue.${queue.slice('/queue/'.length)}`;
+        const first = await amqp.basicGet({ queue: queueName, noAck: false });
+        const second = await amqp.basicGet({ queue: queueName, noAck: false });
+        expect([first?.durable, second?.durable]).to.deep.equal([false, true]);
+        expect(first?.priority).to.equal(7);
+        expect(second?.priority).to.equal(undefined);
+      } finally {
+        await amqp.close(); // unacknowledged: both go back to the queue
+      }
       const consumer = await connect('bob');
       await consumer.sendWithReceipt('SUBSCRIBE', { id: 'q', destination: queue });
       await waitFor(() => messages(consumer).length === 2, 5000, 'both messages');
       const [p7, plain] = messages(consumer);
       expect(header(p7, 'priority')).to.equal('7');
-      expect(header(p7, 'persistent')).to.equal(undefined);
-      // A queue message is persistent unless the sender says otherwise.
-      expect(header(plain, 'persistent')).to.equal('true');
       expect(header(plain, 'priority')).to.equal(undefined);
+      expect(header(p7, 'persistent')).to.equal(undefined);
     });
 
     it('expiration (a TTL) and expires (a time) make RabbitMQ drop the message once past', async () => {

@@ -80,15 +80,25 @@ describe('embedded broker, beyond the shared suite', function () {
     expect(consumer.got.map((delivery) => delivery.messageId)).to.deep.equal(['m1']);
   });
 
-  it('refuses a topic publish when a client-ack subscriber is full, delivering it to nobody', async function () {
+  it('cuts off a client-ack topic subscriber that never acks; publishes go on for everyone (11.14)', async function () {
     broker = new EmbeddedBroker({ instanceId: 'i1', maxQueueLength: 2 });
     const slow = subscriber({ ackMode: 'client', prefetch: 1 });
+    const ended: { code: string; message: string }[] = [];
     const fast = subscriber();
-    await broker.subscribe(slow.request(topic('t')));
+    await broker.subscribe({ ...slow.request(topic('t')), ended: (reason) => ended.push(reason) });
     await broker.subscribe(fast.request(topic('t')));
-    for (const id of ['m1', 'm2', 'm3']) await broker.publish(topic('t'), message(id)); // 1 out, 2 waiting
-    await expectServiceError(broker.publish(topic('t'), message('m4')), 'limit_exceeded');
-    expect(fast.got.map((delivery) => delivery.messageId)).to.deep.equal(['m1', 'm2', 'm3']);
+    for (let i = 1; i <= 6; i += 1) await broker.publish(topic('t'), message(`m${i}`)); // none refused
+    expect(fast.got.map((delivery) => delivery.messageId)).to.deep.equal([
+      'm1',
+      'm2',
+      'm3',
+      'm4',
+      'm5',
+      'm6',
+    ]);
+    expect(ended.map((e) => e.code)).to.deep.equal(['slow_consumer']);
+    expect(ended[0].message).to.match(/cut off: 2 messages wait unacknowledged \(limit 2\)/);
+    expect(slow.got.map((delivery) => delivery.messageId)).to.deep.equal(['m1']);
   });
 
   it('forgets a closed client-ack topic subscription: its backlog cannot block later publishes', async function () {
