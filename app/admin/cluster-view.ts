@@ -10,7 +10,7 @@
  * page's chart; an instance that has just started shows a chart only from its own start.
  */
 import type { Settings } from '../../config/settings';
-import type { SessionDirectory } from '../broker/broker';
+import type { SessionDirectory } from '../presence/directory';
 import type { Part } from '../start';
 import { parseInstanceStats, type InstanceStats, type StatsSampler } from './instance-stats';
 

@@ -20,6 +20,7 @@
  */
 import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
+import type { SessionDirectory } from '../presence/directory';
 import type { MessageProperties } from '../messaging/header-policy';
 
 export type AckMode = 'auto' | 'client' | 'client-individual';
@@ -104,50 +105,6 @@ export type TransactionOp =
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
-export interface SessionSubscriptionInfo {
-  id: string;
-  destination: string;
-}
-
-/** What GET /api/users/{user}/sessions lists, for every instance. */
-export interface SessionInfo {
-  sessionId: string;
-  user: string;
-  instance: string;
-  transport: string;
-  connectedAt: string;
-  subscriptions: SessionSubscriptionInfo[];
-}
-
-/** One instance as the directory knows it: what it announced, and how recently. */
-export interface InstancePresence {
-  instance: string;
-  /** Milliseconds since this instance last heard from it; 0 for itself. */
-  heardAgoMs: number;
-  /** Its live sessions, as announced; not copies, so read them, never change them. */
-  sessions: readonly Readonly<SessionInfo>[];
-  /**
-   * What it attached to its announcements (setAnnouncement), exactly as received: unchecked, so its
-   * reader must check it. Undefined when it attached nothing.
-   */
-  announced: unknown;
-}
-
-/** Live sessions across instances; implementations keep nothing another instance must ask for. */
-export interface SessionDirectory {
-  /** Adds or replaces the entry for `info.sessionId`. */
-  upsert(info: SessionInfo): void;
-  remove(sessionId: string): void;
-  list(user: string): Promise<SessionInfo[]>;
-  /** Every instance this one hears from (itself first), for the cluster view (app/admin/). */
-  instances(): InstancePresence[];
-  /**
-   * A small JSON value carried on this instance's full announcements (the periodic snapshot),
-   * asked for at each one; others see it as `announced`. The last call wins.
-   */
-  setAnnouncement(provide: () => unknown): void;
-}
-
 /** An `/app` message no in-process handler took, for a backend service (messaging/app-router.ts). */
 export interface BackendMessage {
   route: string;
@@ -161,6 +118,7 @@ export interface BackendMessage {
 export interface Broker {
   /** 'embedded' or 'rabbitmq': for logs and /readyz, never for branching. */
   readonly kind: string;
+  /** The presence directory of this broker's deployment (app/presence/): it rides on the broker's connection. */
   readonly sessions: SessionDirectory;
   start(): Promise<void>;
   /** Closes subscriptions and connections; pending publishes are finished or rejected. */
@@ -192,12 +150,4 @@ export function assertOwnUserTarget(request: SubscribeRequest): void {
   if (target.kind === 'user' && target.user !== request.user) {
     throw new ServiceError('forbidden', `${formatTarget(target)} of another user cannot be subscribed to`);
   }
-}
-
-/** The order every SessionDirectory lists sessions in: by connectedAt, then a stable total order. */
-export function byConnectedAt(a: SessionInfo, b: SessionInfo): number {
-  const difference = Date.parse(a.connectedAt) - Date.parse(b.connectedAt);
-  if (difference !== 0 && !Number.isNaN(difference)) return difference;
-  if (a.connectedAt !== b.connectedAt) return a.connectedAt < b.connectedAt ? -1 : 1;
-  return a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0;
 }

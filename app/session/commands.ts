@@ -6,7 +6,8 @@
  * ERROR frame and closes, as the spec requires.
  */
 import { randomUUID } from 'node:crypto';
-import type { AckMode, Delivery, OutgoingMessage, SessionInfo, TransactionOp } from '../broker/broker';
+import type { AckMode, Delivery, OutgoingMessage, TransactionOp } from '../broker/broker';
+import type { SessionInfo } from '../presence/directory';
 import { bearerToken } from '../auth/bearer';
 import { formatTarget, parseDestination, printable } from '../destinations/destination';
 import { DurableSubscription, parseSince } from '../inbox/durable-subscription';

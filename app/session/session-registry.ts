@@ -2,7 +2,7 @@
  * The sessions live on this instance: per-user counts for the session limit, the set SIGTERM drains,
  * the transport gauge, and the bridge to the cross-instance SessionDirectory.
  */
-import type { SessionDirectory, SessionInfo } from '../broker/broker';
+import type { SessionDirectory, SessionInfo } from '../presence/directory';
 import type { Metrics } from '../observability/metrics';
 
 export interface RegisteredSession {

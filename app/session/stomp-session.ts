@@ -11,7 +11,8 @@
  * What each command does is in commands.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { Delivery, SessionInfo } from '../broker/broker';
+import type { Delivery } from '../broker/broker';
+import type { SessionInfo } from '../presence/directory';
 import { ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateVersion } from '../stomp/negotiate';

@@ -7,14 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 
-import type {
-  AckMode,
-  Broker,
-  BrokerSubscription,
-  Delivery,
-  OutgoingMessage,
-  SessionInfo,
-} from '../../app/broker/broker';
+import type { AckMode, Broker, BrokerSubscription, Delivery, OutgoingMessage } from '../../app/broker/broker';
+import type { SessionInfo } from '../../app/presence/directory';
 import type { MessageTarget } from '../../app/destinations/destination';
 import { isServiceError, type ErrorCode } from '../../app/errors';
 

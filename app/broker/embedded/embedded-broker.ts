@@ -24,7 +24,7 @@ import type {
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
 import { MessageQueue, type StoredMessage } from './queue';
-import { LocalSessionDirectory } from './session-directory';
+import { LocalSessionDirectory } from '../../presence/local-directory';
 import { EmbeddedSubscription, type DeliveryErrorHandler } from './subscription';
 
 export interface EmbeddedBrokerOptions {

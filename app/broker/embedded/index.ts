@@ -1,2 +1,1 @@
 export { EmbeddedBroker, EMBEDDED_BROKER_DEFAULTS, type EmbeddedBrokerOptions } from './embedded-broker';
-export { LocalSessionDirectory } from './session-directory';

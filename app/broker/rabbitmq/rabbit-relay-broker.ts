@@ -54,7 +54,7 @@ import { ClientQueues, clientQueueName } from './client-queues';
 import { DeliveryLimit } from './delivery-limit';
 import { parseBrokerUrl } from './broker-url';
 import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
-import { AmqpSessionDirectory } from './session-directory';
+import { AmqpSessionDirectory } from '../../presence/amqp-directory';
 import { DirectSubscription } from './relay-subscriptions';
 import { declareTopology, EXCHANGES, NAME_PREFIX, userRoutingKey } from './topology';
 import {

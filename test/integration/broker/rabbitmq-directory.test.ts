@@ -9,9 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { Connection } from 'rabbitmq-client';
-import type { SessionInfo } from '../../../app/broker/broker';
-import { AmqpSessionDirectory } from '../../../app/broker/rabbitmq/session-directory';
-import { MAX_ANNOUNCED_CHARS } from '../../../app/broker/rabbitmq/directory-wire';
+import type { SessionInfo } from '../../../app/presence/directory';
+import { AmqpSessionDirectory } from '../../../app/presence/amqp-directory';
+import { MAX_ANNOUNCED_CHARS } from '../../../app/presence/directory-wire';
 import { EXCHANGES, declareTopology } from '../../../app/broker/rabbitmq/topology';
 import {
   AMQP_URL,
@@ -63,7 +63,7 @@ describe('AmqpSessionDirectory (RabbitMQ)', function () {
   /** A directory in its own process, so that it can die without a word (SIGKILL). */
   async function startChildDirectory(name: string, info: SessionInfo): Promise<ChildProcess> {
     const code = `
-      const { AmqpSessionDirectory } = require('./app/broker/rabbitmq/session-directory');
+      const { AmqpSessionDirectory } = require('./app/presence/amqp-directory');
       const d = new AmqpSessionDirectory({ amqpUrl: ${JSON.stringify(AMQP_URL)},
         instanceId: ${JSON.stringify(ID_PREFIX + name)}, announceMs: ${ANNOUNCE_MS} });
       d.upsert(${JSON.stringify(info)});

@@ -8,7 +8,7 @@
  * The broker restart runs last: it takes RabbitMQ away from everything for ~10 s.
  */
 import { expect } from 'chai';
-import type { SessionInfo } from '../../../app/broker/broker';
+import type { SessionInfo } from '../../../app/presence/directory';
 import { startInstances, stopInstances, type Instance, type InstanceOptions } from '../../support/instances';
 import { connectionsTo, listBindings, queueNames, rabbitmqctl, waitForRabbit } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import type { SessionInfo } from '../../../app/broker/broker';
+import type { SessionInfo } from '../../../app/presence/directory';
 import { call, errorOf, startRestApp, tokenFor, type RestApp } from './harness';
 
 function session(sessionId: string, user: string, connectedAt: string): SessionInfo {

@@ -6,7 +6,7 @@
  * test/integration/admin/cluster-api.test.ts and test/e2e/admin.test.ts.
  */
 import { expect } from 'chai';
-import type { InstancePresence, SessionDirectory, SessionInfo } from '../../../app/broker/broker';
+import type { InstancePresence, SessionDirectory, SessionInfo } from '../../../app/presence/directory';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
 import { ClusterView, MAX_HISTORY_POINTS } from '../../../app/admin/cluster-view';
 import { parseInstanceStats, StatsSampler, type InstanceStats } from '../../../app/admin/instance-stats';

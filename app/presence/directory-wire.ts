@@ -3,7 +3,7 @@
  * other, and their parsing. Everything from the network is checked before it is believed; a message
  * that does not parse is dropped whole, except an oversized `announced`, which is dropped alone.
  */
-import type { SessionInfo } from '../broker';
+import type { SessionInfo } from './directory';
 
 export type DirectoryMessage =
   | { v: 1; type: 'hello' | 'snapshot'; from: string; sessions: SessionInfo[]; announced?: unknown }

@@ -3,7 +3,7 @@
  * so a map by session id is the whole truth. Entries are copied in and out so a caller holding a
  * SessionInfo cannot change what another caller lists.
  */
-import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from '../broker';
+import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from './directory';
 
 export class LocalSessionDirectory implements SessionDirectory {
   private readonly entries = new Map<string, SessionInfo>();

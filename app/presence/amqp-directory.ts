@@ -26,12 +26,12 @@
  * every new channel, and each time it is ready again we send a hello (we may have missed events).
  */
 import { Connection, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
-import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from '../broker';
-import { ServiceError } from '../../errors';
-import { withTimeout } from '../../timeout';
+import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from './directory';
+import { ServiceError } from '../errors';
+import { withTimeout } from '../timeout';
 import { parseMessage, type DirectoryMessage } from './directory-wire';
-import { amqpConnectionTarget } from './amqp-url';
-import { EXCHANGES, EXCHANGE_DECLARATIONS, directoryQueueName } from './topology';
+import { amqpConnectionTarget } from '../broker/rabbitmq/amqp-url';
+import { EXCHANGES, EXCHANGE_DECLARATIONS, directoryQueueName } from '../broker/rabbitmq/topology';
 
 export interface DirectoryLogger {
   info(obj: object, msg?: string): void;
