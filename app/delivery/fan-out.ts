@@ -74,7 +74,11 @@ export class LocalFanOut {
         this.options.onOverflow(subscription.sessionId, target);
         continue;
       }
-      subscription.queue.enqueue({ message, redelivered: false });
+      const entry = { message, redelivered: false };
+      // Nothing waiting and room to take it (always so in ack mode auto): straight to the
+      // subscriber, without the queue's bookkeeping; the order is the same either way.
+      if (subscription.queue.waiting === 0 && subscription.hasCapacity()) subscription.take(entry);
+      else subscription.queue.enqueue(entry);
       taken += 1;
     }
     return taken;
