@@ -192,7 +192,9 @@ describe('GET /api/admin/cluster: the figures of one instance', function () {
       byTransport: { websocket: 1 },
     });
   });
-  it('shows the broker down, with the reason, once this instance has lost it', async () => {
+  it('shows a draining instance, then the broker down with the reason once it is lost', async () => {
+    service.admission.refuseNewWork();
+    await waitFor(async () => (await view()).instances[0]!.stats!.draining, 5_000, 'draining in the view');
     await service.broker.stop();
     await waitFor(
       async () => (await view()).instances[0]!.stats!.broker.ready === false,
