@@ -65,7 +65,14 @@ async function main(): Promise<void> {
   });
   const token = tokenFor(service, 'bench', 'push');
   const run = `b${Date.now().toString(36)}`;
-  const figures: Record<string, number> = {};
+  const figures: Record<string, number> = new Proxy({} as Record<string, number>, {
+    // Each figure is written as it is measured: a later part failing keeps the earlier ones.
+    set(target, name, value: number) {
+      target[String(name)] = value;
+      process.stdout.write(`${String(name)}: ${Math.round(value * 10) / 10}\n`);
+      return true;
+    },
+  });
   try {
     const user = (i: number): string => `${run}-u${i % 200}`;
     // Warm-up: connections, JIT, the schema.
@@ -131,7 +138,7 @@ async function main(): Promise<void> {
     await post(service, token, '/api/messages/batch', { messages: items });
     const reader = await connectDevice(service, replayUser, 'bench');
     const t0 = performance.now();
-    reader.send('SUBSCRIBE', { id: 'r', destination: '/user/queue/inbox', ack: 'client-individual' });
+    reader.send('SUBSCRIBE', { id: 'r', destination: '/user/queue/inbox', ack: 'auto' });
     await waitForMessages(reader, REPLAY, 30_000);
     figures.replay1000Ms = performance.now() - t0;
     reader.close();
