@@ -7,50 +7,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AckMode, Delivery, OutgoingMessage, TransactionOp } from '../broker/broker';
-import type { SessionInfo } from '../presence/directory';
 import { bearerToken } from '../auth/bearer';
 import { formatTarget, parseDestination, printable } from '../destinations/destination';
 import { DurableSubscription, parseSince } from '../inbox/durable-subscription';
 import { parseDeviceId } from '../inbox/validate';
 import { ServiceError } from '../errors';
 import { allowedHeaderRecord, messageProperties } from '../messaging/header-policy';
-import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
-import { negotiateHeartbeat, negotiateVersion, type HeartbeatAgreement } from '../stomp/negotiate';
-import type { ConnectionInfo } from '../transport/transport';
-import type { CloseReason, SessionContext } from './session-context';
-import type { ClientSubscription, SubscriptionTable } from './subscriptions';
-
-/** A STOMP transaction until COMMIT or ABORT: the work for the broker, and the ack tokens to settle. */
-export interface OpenTransaction {
-  ops: TransactionOp[];
-  acks: string[];
-}
-
-/**
- * What a command may read and do of its session. StompSession implements it; declared here so the
- * table depends on no session class and the session alone imports the table.
- */
-export interface CommandSession {
-  readonly id: string;
-  readonly ctx: SessionContext;
-  readonly socket: { readonly info: ConnectionInfo };
-  version: StompVersion;
-  user: string;
-  /** CONNECT's `device-id` (SPEC "The inbox"), `default` when absent. */
-  device: string;
-  readonly subscriptions: SubscriptionTable;
-  readonly transactions: Map<string, OpenTransaction>;
-  readonly transactionLimit: number;
-  supportedVersions(): StompVersion[];
-  /** CONNECT succeeded: heart-beats, token expiry and slow-consumer checks start. */
-  startConnected(heartbeat: HeartbeatAgreement, expiresAt?: number): void;
-  sendFrame(f: Frame): void;
-  deliver(sub: ClientSubscription, delivery: Delivery): void;
-  info(): SessionInfo;
-  close(reason: CloseReason): void;
-  /** ERROR with the reason, then close (a subscription the broker ended on its own). */
-  fail(error: ServiceError): void;
-}
+import { frame as makeFrame, header, type Frame } from '../stomp/frame';
+import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
+import type { CommandSession, OpenTransaction } from './command-session';
+import type { ClientSubscription } from './subscriptions';
 
 type CommandHandler = (session: CommandSession, frame: Frame) => Promise<void> | void;
 
