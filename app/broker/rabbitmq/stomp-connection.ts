@@ -45,6 +45,13 @@ const BROKER_FRAME_LIMITS = {
 };
 /** A peer is dead after this many agreed intervals of silence (spec suggests some tolerance). */
 const HEARTBEAT_GRACE_FACTOR = 2;
+/**
+ * Most bytes that may wait to be written to one broker connection (ours, then the socket's own
+ * buffer): a frame beyond it is refused rather than held. RabbitMQ stops reading a connection it
+ * blocks (memory or disk alarm, flow control); 8 MiB is many seconds of ordinary traffic and a
+ * bounded cost per pool connection.
+ */
+const MAX_UNWRITTEN_BYTES = 8 * 1024 * 1024;
 /** How long close() waits for the DISCONNECT receipt before cutting the socket. */
 const DISCONNECT_TIMEOUT_MS = 2_000;
 
@@ -69,6 +76,7 @@ export class StompConnection {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Bytes written this turn of the event loop, sent together by flush(). */
   private unwritten: Buffer[] = [];
+  private unwrittenBytes = 0;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -173,6 +181,17 @@ export class StompConnection {
     } catch (err: unknown) {
       return Promise.reject(err);
     }
+    // Bounded, like every buffer a client can fill (issue 11.16): while the broker does not read,
+    // what waits for its socket stops growing here and the caller is told (REST 503, STOMP ERROR).
+    const waiting = this.socket.writableLength + this.unwrittenBytes;
+    if (waiting + bytes.length > MAX_UNWRITTEN_BYTES) {
+      return Promise.reject(
+        new ServiceError(
+          'broker_unavailable',
+          `the broker is not reading fast enough: ${waiting} bytes already wait to be written to it (limit ${MAX_UNWRITTEN_BYTES}); try again shortly`,
+        ),
+      );
+    }
     const done =
       id === undefined
         ? Promise.resolve()
@@ -190,12 +209,14 @@ export class StompConnection {
    */
   private write(bytes: Buffer): void {
     this.unwritten.push(bytes);
+    this.unwrittenBytes += bytes.length;
     if (this.unwritten.length === 1) setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
     const batch = this.unwritten;
     this.unwritten = [];
+    this.unwrittenBytes = 0;
     if (this.closedWith || batch.length === 0) return;
     this.socket.write(batch.length === 1 ? batch[0] : Buffer.concat(batch));
   };
