@@ -10,10 +10,11 @@
  * subscriber alone marked redelivered, close drops what it held. RabbitMQ had the message
  * acknowledged once it was handed over here: best-effort delivery, as for a topic.
  *
- * The backlog a subscriber leaves unacknowledged is bounded (maxBacklog): past it, further
- * messages are dropped for that subscriber alone and counted, never for the others.
+ * The backlog a subscriber leaves unacknowledged is bounded (maxBacklog): past it that subscriber
+ * is cut off (slow_consumer, counted), never the others.
  */
 import { formatTarget, type MessageTarget } from '../destinations/destination';
+import { ServiceError } from '../errors';
 import type { BrokerSubscription, SubscribeRequest } from '../broker/broker';
 import { MessageQueue, type StoredMessage } from '../broker/embedded/queue';
 import { EmbeddedSubscription, type DeliveryErrorHandler } from '../broker/embedded/subscription';
@@ -24,7 +25,7 @@ export interface FanOutOptions {
   /** Most messages one subscriber may have waiting (unacknowledged beyond its prefetch). */
   maxBacklog: number;
   onDeliveryError: DeliveryErrorHandler;
-  /** A message was dropped for one subscriber whose backlog was full. */
+  /** One subscriber's backlog was full: it is being cut off. */
   onOverflow(sessionId: string, target: FanOutTarget): void;
 }
 
@@ -71,7 +72,16 @@ export class LocalFanOut {
     let taken = 0;
     for (const subscription of [...set]) {
       if (subscription.queue.waiting >= this.options.maxBacklog) {
+        // Its backlog is its own (a client-ack subscriber that never acks): that subscriber is cut
+        // off, as the embedded broker does, and everyone else gets the message.
         this.options.onOverflow(subscription.sessionId, target);
+        subscription.cutOff(
+          new ServiceError(
+            'slow_consumer',
+            `subscription to ${formatTarget(target)} cut off: ${subscription.queue.waiting} messages wait ` +
+              `unacknowledged (limit ${this.options.maxBacklog}); acknowledge what you receive`,
+          ),
+        );
         continue;
       }
       const entry = { message, redelivered: false };

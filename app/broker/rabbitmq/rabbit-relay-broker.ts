@@ -88,13 +88,13 @@ export interface RabbitRelayBrokerOptions {
   announceMs: number;
   /**
    * Most messages one client-ack topic or user subscriber may leave waiting locally; past it that
-   * subscriber's further messages are dropped (counted through onOverflow). Default 10,000.
+   * subscriber is cut off with slow_consumer (counted through onOverflow). Default 10,000.
    */
   maxBacklog?: number;
   logger?: RelayLogger;
   /** Called each time a lost broker connection is back (for metrics). */
   onReconnect?: () => void;
-  /** A message was dropped for one subscriber whose local backlog was full. */
+  /** A subscriber whose local backlog was full is being cut off. */
   onOverflow?: () => void;
   /** The backend services `/app` messages may go to (BACKENDS_FILE), over the instance's AMQP connection. */
   backends?: BackendServices;

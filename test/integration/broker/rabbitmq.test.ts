@@ -183,6 +183,34 @@ function relayTests(node: RabbitNode): void {
         );
       });
 
+      it('cuts off a client-ack topic subscriber past its local backlog; the others get everything', async function () {
+        const [a, b] = [await started({ maxBacklog: 5 }), await started()];
+        const target = { kind: 'topic' as const, name: unique('backlog') };
+        const ended: { code?: string }[] = [];
+        const healthy: Delivery[] = [];
+        await a.subscribe({
+          sessionId: 'never-acks',
+          user: 'u',
+          target,
+          ackMode: 'client-individual',
+          prefetch: 1,
+          deliver() {},
+          ended: (reason) => ended.push(reason as { code?: string }),
+        });
+        await a.subscribe({
+          sessionId: 'healthy',
+          user: 'u',
+          target,
+          ackMode: 'auto',
+          prefetch: 1,
+          deliver: (d) => healthy.push(d),
+        });
+        // One outstanding (prefetch 1) and five waiting fill it; the seventh cuts it off.
+        for (let i = 0; i < 10; i++) await b.publish(target, message(`m${i}`));
+        await waitFor(() => healthy.length === 10, 5000, 'all ten to the healthy subscriber');
+        expect(ended.map((e) => e.code)).to.deep.equal(['slow_consumer']);
+      });
+
       it('strips broker headers, keeps application ones, and does not let a client header reach RabbitMQ', async function () {
         const [a, b] = [await started(), await started()];
         const got: Delivery[] = [];
