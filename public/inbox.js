@@ -112,8 +112,25 @@
     message.ack({ receipt: receipt });
   }
 
+  /**
+   * Subscribes to the inbox only where the service has one: with BROKER_URL set and no
+   * INBOX_DATABASE_URL the inbox is off, and a SUBSCRIBE to it would get an ERROR that ends the
+   * whole STOMP session (SPEC). /readyz says which ("inbox": "off"); if it cannot be read, subscribe
+   * and let the server say why.
+   */
   function subscribe(client) {
-    client.subscribe(DESTINATION, (message) => onMessage(client, message), { ack: 'client-individual' });
+    fetch('/readyz', { cache: 'no-store' })
+      .then((answer) => answer.json())
+      .catch(() => ({}))
+      .then((ready) => {
+        if (!client.connected) return;
+        if (ready && ready.inbox === 'off') {
+          empty.textContent = 'This service runs without an inbox (no INBOX_DATABASE_URL).';
+          empty.hidden = false;
+          return;
+        }
+        client.subscribe(DESTINATION, (message) => onMessage(client, message), { ack: 'client-individual' });
+      });
   }
 
   function showCurl(origin, userPath, token) {
