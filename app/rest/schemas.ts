@@ -11,7 +11,6 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import { MAX_APPLICATION_HEADERS } from '../messaging/header-policy';
-import type { TransportName } from '../transport/transport';
 
 /** The longest user name (code units), as for a token's `sub`. */
 export const MAX_USER_NAME = 200;
@@ -123,17 +122,17 @@ export const DevToken = Type.Object(
   { additionalProperties: false },
 );
 
-const TRANSPORTS = ['websocket', 'sockjs', 'tcp'] as const satisfies readonly TransportName[];
-
 export const SessionInfo = Type.Object(
   {
     sessionId: Type.String(),
     user: UserName,
     instance: Type.String({ description: 'The instance (`INSTANCE_ID`) holding the session.' }),
-    transport: Type.Union(
-      TRANSPORTS.map((name) => Type.Literal(name)),
-      { description: 'How the client is connected: `/ws` (SockJS), `/stomp` or `STOMP_TCP_PORT`.' },
-    ),
+    transport: Type.String({
+      pattern: '^(websocket|tcp|sockjs/[a-z_-]+)$',
+      description:
+        'How the client is connected: `websocket` (`/stomp`), `tcp` (`STOMP_TCP_PORT`) or ' +
+        '`sockjs/<sub-transport>` (`/ws`, e.g. `sockjs/websocket`, `sockjs/xhr-streaming`).',
+    }),
     connectedAt: Type.String({ format: 'date-time' }),
     subscriptions: Type.Array(
       Type.Object(

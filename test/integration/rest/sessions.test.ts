@@ -3,12 +3,13 @@ import { expect } from 'chai';
 import type { SessionInfo } from '../../../app/presence/directory';
 import { call, errorOf, startRestApp, tokenFor, type RestApp } from './harness';
 
+/** A session as a real one reports itself: SockJS ones name their sub-transport. */
 function session(sessionId: string, user: string, connectedAt: string): SessionInfo {
   return {
     sessionId,
     user,
     instance: 'instance-a',
-    transport: 'sockjs',
+    transport: sessionId === 's-2' ? 'websocket' : 'sockjs/xhr-streaming',
     connectedAt,
     subscriptions: [{ id: 'sub-0', destination: '/user/queue/greetings' }],
   };
