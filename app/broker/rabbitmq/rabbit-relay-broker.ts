@@ -156,8 +156,6 @@ export class RabbitRelayBroker implements Broker {
       reconnectMaxMs: options.reconnectMaxMs,
       logger: this.logger,
     });
-    this.link.connection.on('connection', () => this.readinessChanged());
-    this.link.connection.on('error', () => this.readinessChanged());
     this.pool = new ConnectionPool({
       addresses: parseBrokerUrl(options.brokerUrl),
       size: options.poolSize,
@@ -195,6 +193,11 @@ export class RabbitRelayBroker implements Broker {
       onReadyChange: () => this.readinessChanged(),
     });
     this.users = new UserDelivery(this.amqp, this.fanOut, this.logger);
+    // Registered after AmqpDelivery's instance queues: on a new connection they first mark their
+    // bindings gone, so readiness is not reported back before the re-binding (on 4.x, where the
+    // STOMP pool came back first, it read [false, true, false, true] across one restart).
+    this.link.connection.on('connection', () => this.readinessChanged());
+    this.link.connection.on('error', () => this.readinessChanged());
     if (options.backends) {
       const bridge = new BackendBridge({
         connection: this.link.connection,
