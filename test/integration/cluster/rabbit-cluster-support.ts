@@ -9,9 +9,8 @@ import { header } from '../../../app/stomp/frame';
 import type { Instance } from '../../support/instances';
 import type { RabbitNode } from '../../support/rabbit-nodes';
 import { connectionsTo, managementGet, type BindingInfo, type QueueInfo } from '../../support/rabbitmq';
-import { wrapWebSocket, type RawStompClient } from '../../support/raw-stomp';
+import { openWebSocket, type RawStompClient } from '../../support/raw-stomp';
 import { sleep } from '../../support/wait';
-import WebSocket from 'ws';
 
 export const USER_DESTINATION = '/user/queue/cluster';
 export const TOPIC = '/topic/cluster-news';
@@ -24,12 +23,7 @@ export interface Session {
 
 /** A STOMP session of `user` on `instance`, subscribed to USER_DESTINATION and TOPIC (receipts awaited). */
 export async function openSession(instance: Instance, user: string): Promise<Session> {
-  const ws = new WebSocket(`${instance.wsUrl}/stomp`, ['v12.stomp']);
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  const client = wrapWebSocket(ws);
+  const client = await openWebSocket(instance, { protocols: ['v12.stomp'] });
   await client.connect(instance.token(user), { 'heart-beat': '0,0' });
   await client.sendWithReceipt('SUBSCRIBE', { id: 'user', destination: USER_DESTINATION });
   await client.sendWithReceipt('SUBSCRIBE', { id: 'topic', destination: TOPIC });
@@ -322,12 +316,7 @@ export class QueueWorker {
   }
 
   static async start(instance: Instance, user: string, destination: string): Promise<QueueWorker> {
-    const ws = new WebSocket(`${instance.wsUrl}/stomp`, ['v12.stomp']);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    const client = wrapWebSocket(ws);
+    const client = await openWebSocket(instance, { protocols: ['v12.stomp'] });
     await client.connect(instance.token(user), { 'heart-beat': '0,0' });
     await client.sendWithReceipt('SUBSCRIBE', { id: 'jobs', destination, ack: 'client-individual' });
     return new QueueWorker({ user, instance, client });
