@@ -259,7 +259,17 @@ describe('cluster view (/admin) in Chromium across three instances', function ()
       { 'total-pushes': '8 in all', 'total-deliveries': '13 in all', 'total-cuts': '0' },
       'the page to count pushes and deliveries',
     );
-    // The rates were above zero for a while, and the chart drew them.
+    // The rates were above zero for a while, and the chart drew them. A history point is sampled on
+    // its own period, after the announcements the totals above come from: wait for the one that
+    // holds the pushes (CI read the history one sample too early).
+    await waitFor(
+      async () => {
+        const points = (await view(one)).history.points;
+        return points.some((p) => p.pushRate > 0) && points.some((p) => p.deliveryRate > 0);
+      },
+      10_000,
+      'a history point with the pushes and deliveries',
+    );
     const history = (await view(one)).history;
     expect(history.intervalMs).to.equal(ANNOUNCE_MS);
     expect(history.points.some((p) => p.pushRate > 0)).to.equal(true);
