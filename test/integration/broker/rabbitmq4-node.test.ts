@@ -184,8 +184,12 @@ describe('RabbitMQ 4.x test node', function () {
     const expected = DENIED_IN_4_3.filter((name) => known.has(name) || name !== 'amqp_filter_set_bug');
     const checks = expected.map((name) => `rabbit_deprecated_features:is_permitted(${name})`).join(', ');
     const output = await rabbitmqctl(['-q', 'eval', `[${checks}].`], 30_000, RABBIT4);
-    // The first check of a denied feature in a node's life also logs its warning to our stdout.
-    const answer = output.trim().split('\n').pop();
+    // The first check of a denied feature in a node's life also logs its warning to our stdout,
+    // before or after the answer: the answer is the one line that is an Erlang list of booleans.
+    const answer = output
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => /^\[(true|false)(,(true|false))*\]$/.test(line));
     expect(answer, expected.join(', ')).to.equal(`[${expected.map(() => 'false').join(',')}]`);
   });
 });
