@@ -1,6 +1,7 @@
 /** What every session of an instance shares: built once in server.ts, passed to each session. */
 import type { Broker } from '../broker/broker';
 import type { Settings } from '../../config/settings';
+import type { ErrorCode } from '../errors';
 import type { TokenVerifier } from '../auth/token-verifier';
 import type { Authorizer } from '../destinations/authorization';
 import type { Inbox } from '../inbox/inbox';
@@ -42,3 +43,23 @@ export type CloseReason =
   | 'broker_unavailable'
   | 'draining'
   | 'internal_error';
+
+const CLOSE_REASON: Partial<Record<ErrorCode, CloseReason>> = {
+  unauthenticated: 'auth_failed',
+  token_expired: 'token_expired',
+  forbidden: 'forbidden',
+  heartbeat_timeout: 'heartbeat_timeout',
+  connect_timeout: 'connect_timeout',
+  frame_timeout: 'frame_timeout',
+  slow_consumer: 'slow_consumer',
+  rate_limited: 'rate_limited',
+  limit_exceeded: 'limit_exceeded',
+  broker_unavailable: 'broker_unavailable',
+  draining: 'draining',
+  internal: 'internal_error',
+};
+
+/** The close reason of a session ended by an ERROR of this code; other codes are protocol errors. */
+export function closeReasonFor(code: ErrorCode): CloseReason {
+  return CLOSE_REASON[code] ?? 'protocol_error';
+}

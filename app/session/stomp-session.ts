@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Delivery } from '../broker/broker';
 import type { SessionInfo } from '../presence/directory';
-import { ServiceError, toServiceError, type ErrorCode } from '../errors';
+import { ServiceError, toServiceError } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateVersion } from '../stomp/negotiate';
 import { StompParser } from '../stomp/parser';
@@ -25,27 +25,14 @@ import { COMMANDS } from './commands';
 import { sessionFrameDeadline, type FrameDeadline } from './frame-deadline';
 import { messageFrame } from './message-frame';
 import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
+import { FrameRate } from './frame-rate';
+import { SendBacklog } from './send-backlog';
 import { messageTracer, type MessageTracer } from '../observability/trace';
-import type { CloseReason, SessionContext } from './session-context';
+import { closeReasonFor, type CloseReason, type SessionContext } from './session-context';
 import type { RegisteredSession } from './session-registry';
 import { SubscriptionTable, type ClientSubscription } from './subscriptions';
 
 export type SessionState = 'connecting' | 'connected' | 'closing' | 'closed';
-
-const CLOSE_REASON: Partial<Record<ErrorCode, CloseReason>> = {
-  unauthenticated: 'auth_failed',
-  token_expired: 'token_expired',
-  forbidden: 'forbidden',
-  heartbeat_timeout: 'heartbeat_timeout',
-  connect_timeout: 'connect_timeout',
-  frame_timeout: 'frame_timeout',
-  slow_consumer: 'slow_consumer',
-  rate_limited: 'rate_limited',
-  limit_exceeded: 'limit_exceeded',
-  broker_unavailable: 'broker_unavailable',
-  draining: 'draining',
-  internal: 'internal_error',
-};
 
 /** Heart-beats arriving this much later than agreed still count: networks and timers jitter. */
 const HEARTBEAT_GRACE = 2;
@@ -71,11 +58,8 @@ export class StompSession implements RegisteredSession, CommandSession {
   /** On the flow's client clock, which leaves out the time the session was not reading. */
   private lastReceivedAt = Date.now();
   private lastSentAt = Date.now();
-  private behindSince = 0;
-  /** Runs only while the client is behind: an idle session costs no timer for this. */
-  private behindTimer?: NodeJS.Timeout;
-  private rateTokens: number;
-  private rateRefilledAt = Date.now();
+  private readonly rate: FrameRate;
+  private readonly sendBacklog: SendBacklog;
   private readonly timers: NodeJS.Timeout[] = [];
   private cancelExpiry?: () => void;
   private readonly frameDeadline: FrameDeadline;
@@ -86,7 +70,16 @@ export class StompSession implements RegisteredSession, CommandSession {
   ) {
     const s = ctx.settings;
     this.trace = messageTracer(ctx.logger);
-    this.rateTokens = s.maxFramesPerSecond * 2;
+    this.rate = new FrameRate(s.maxFramesPerSecond);
+    this.sendBacklog = new SendBacklog(
+      socket,
+      s,
+      () => this.state === 'connected',
+      (err) => {
+        this.ctx.metrics.limitsHit.inc({ limit: 'send_buffer' });
+        this.fail(err);
+      },
+    );
     this.parser = new StompParser(
       { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes },
       (f) => this.enqueue(f),
@@ -156,7 +149,7 @@ export class StompSession implements RegisteredSession, CommandSession {
       const version = negotiateVersion(header(frame, 'accept-version'), this.supportedVersions());
       if (version) this.parser.version = version;
     }
-    if (!this.takeRateToken()) {
+    if (!this.rate.take()) {
       this.ctx.metrics.limitsHit.inc({ limit: 'frames_per_second' });
       this.fail(
         new ServiceError(
@@ -169,19 +162,6 @@ export class StompSession implements RegisteredSession, CommandSession {
     const bytes = frameBytes(frame);
     this.flow.queued(bytes);
     this.chain = this.chain.then(() => this.handle(frame)).finally(() => this.flow.handled(bytes));
-  }
-
-  private takeRateToken(): boolean {
-    const perSecond = this.ctx.settings.maxFramesPerSecond;
-    const now = Date.now();
-    this.rateTokens = Math.min(
-      perSecond * 2,
-      this.rateTokens + ((now - this.rateRefilledAt) / 1000) * perSecond,
-    );
-    this.rateRefilledAt = now;
-    if (this.rateTokens < 1) return false;
-    this.rateTokens -= 1;
-    return true;
   }
 
   private async handle(frame: Frame): Promise<void> {
@@ -275,7 +255,7 @@ export class StompSession implements RegisteredSession, CommandSession {
     }
     this.sendFrame(f);
     this.trace('written', delivery.messageId, { session: this.id, subscription: sub.id });
-    this.checkSlowConsumer();
+    this.sendBacklog.check();
   }
 
   sendFrame(f: Frame, version: StompVersion = this.version): void {
@@ -303,32 +283,6 @@ export class StompSession implements RegisteredSession, CommandSession {
     this.socket.send(bytes);
   }
 
-  /** Spring's rule: a client that cannot keep up is cut off rather than buffered without bound. */
-  private checkSlowConsumer(): void {
-    if (this.state !== 'connected') return;
-    const buffered = this.socket.bufferedAmount();
-    const s = this.ctx.settings;
-    if (buffered === 0) {
-      this.behindSince = 0;
-      clearInterval(this.behindTimer);
-      this.behindTimer = undefined;
-      return;
-    }
-    if (this.behindSince === 0) this.behindSince = Date.now();
-    // Nothing may be written for a while: keep looking until the buffer drains or the limit hits.
-    this.behindTimer ??= setInterval(() => this.checkSlowConsumer(), Math.min(1000, s.sendTimeLimitMs));
-    const behindFor = Date.now() - this.behindSince;
-    if (buffered > s.sendBufferLimitBytes || behindFor > s.sendTimeLimitMs) {
-      this.ctx.metrics.limitsHit.inc({ limit: 'send_buffer' });
-      this.fail(
-        new ServiceError(
-          'slow_consumer',
-          `client too slow: ${buffered} bytes waiting for ${behindFor} ms (limits ${s.sendBufferLimitBytes} bytes, ${s.sendTimeLimitMs} ms)`,
-        ),
-      );
-    }
-  }
-
   /** Sends ERROR (with receipt-id when the failing frame asked for a receipt), then closes. */
   fail(error: ServiceError, receiptId?: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
@@ -347,7 +301,7 @@ export class StompSession implements RegisteredSession, CommandSession {
     // then), so an ERROR answering CONNECT is written unescaped, like CONNECT and CONNECTED: a
     // message like "invalid token: ..." must not reach it as "invalid token\c ...".
     this.sendFrame(makeFrame('ERROR', headers, error.message), unescaped ? '1.0' : this.version);
-    this.close(CLOSE_REASON[error.code] ?? 'protocol_error');
+    this.close(closeReasonFor(error.code));
   }
 
   terminate(code: 'draining', message: string): void {
@@ -372,7 +326,7 @@ export class StompSession implements RegisteredSession, CommandSession {
     this.timers.length = 0;
     this.cancelExpiry?.();
     this.frameDeadline.stop();
-    clearInterval(this.behindTimer);
+    this.sendBacklog.stop();
     this.flow.stop();
     this.transactions.clear();
     for (const sub of this.subscriptions.all()) {

@@ -22,9 +22,8 @@
  * publish() to a topic resolves on the plugin's RECEIPT (sent once the publish is confirmed); a user
  * push on its AMQP confirm. A `/queue/` publish goes over AMQP, mandatory and confirmed, and every
  * `/queue/` SUBSCRIBE declares its queue over AMQP first (client-queues.ts says why: a queue deleted
- * under the relay must neither swallow confirmed messages nor close a shared connection). commit() runs inside a plugin transaction with a unique name on the
- * connection holding the subscriptions it acknowledges for; acks are only valid on the connection
- * that delivered them. Local acks in it are applied once the broker's part has committed.
+ * under the relay must neither swallow confirmed messages nor close a shared connection).
+ * commit() is relay-transactions.ts; how the parts are built and wired, relay-parts.ts.
  */
 import { ServiceError } from '../../errors';
 import { type MessageTarget } from '../../destinations/destination';
@@ -40,73 +39,24 @@ import type {
   TransactionOp,
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
-import { LocalFanOut, type FanOutTarget } from '../../delivery/fan-out';
-import { UserDelivery } from '../../delivery/user-delivery';
-import type { EmbeddedSubscription } from '../embedded/subscription';
-import { AmqpDelivery, CONTENT_TYPE_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
-import { noTrace, type MessageTracer } from '../../observability/trace';
-import { BackendBridge } from '../../messaging/backend-bridge';
-import type { BackendServices } from '../../messaging/backend-services';
-import { AmqpLink } from './amqp-link';
+import type { FanOutTarget } from '../../delivery/fan-out';
+import type { AmqpSessionDirectory } from '../../presence/amqp-directory';
 import { allowedHeaderRecord } from '../../messaging/header-policy';
-import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
+import { BrokerConsumer } from './broker-consumer';
 import { ClientQueues, clientQueueName } from './client-queues';
-import { DeliveryLimit } from './delivery-limit';
-import { parseBrokerUrl } from './broker-url';
-import { ConnectionPool, type PoolSlot, type RelayLogger } from './connection-pool';
-import { AmqpSessionDirectory } from '../../presence/amqp-directory';
+import type { RelayLogger } from './connection-pool';
+import { InFlight } from './in-flight';
+import { notTaken, poolSend } from './pool-send';
+import { ReadinessNotifier } from './readiness-notifier';
+import { checkRelayOptions, type RabbitRelayBrokerOptions } from './relay-options';
+import { relayParts, type RelayParts } from './relay-parts';
 import { DirectSubscription } from './relay-subscriptions';
-import { declareTopology, EXCHANGES, NAME_PREFIX, userRoutingKey } from './topology';
-import {
-  brokerDestination,
-  clientQueueHeaders,
-  propertyHeaders,
-  sendHeaders,
-  type ClientQueueType,
-} from './wire';
+import { RelayTransactions } from './relay-transactions';
+import { declareTopology } from './topology';
+import { brokerDestination, clientQueueHeaders, type ClientQueueType } from './wire';
 
-export interface RabbitRelayBrokerOptions {
-  /** BROKER_URL: comma-separated stomp://user:pass@host:port/vhost failover list. */
-  brokerUrl: string;
-  /** AMQP_URL: comma-separated failover list for the instance's AMQP connection (exchanges, instance queues, user pushes, directory). */
-  amqpUrl: string;
-  /** Part of every per-instance queue name; `queue` is refused (it would alias client queues). */
-  instanceId: string;
-  /** STOMP connections to RabbitMQ (BROKER_POOL_SIZE). */
-  poolSize: number;
-  /** Heart-beat both ways on broker connections, ms (BROKER_HEARTBEAT_MS); 0 = off. */
-  heartbeatMs: number;
-  /** Highest prefetch-count of any broker subscription (BROKER_PREFETCH). */
-  prefetch: number;
-  /** CLIENT_QUEUE_TYPE: what client /queue/<name> queues are declared as; default classic. */
-  clientQueueType?: ClientQueueType;
-  /** Most deliveries of one /queue/ message (QUEUE_DELIVERY_LIMIT; 0: none; default 20). */
-  deliveryLimit?: number;
-  /** Longest wait between reconnect attempts (BROKER_RECONNECT_MAX_MS). */
-  reconnectMaxMs: number;
-  /** Session directory snapshot period (DIRECTORY_ANNOUNCE_MS). */
-  announceMs: number;
-  /**
-   * Most messages one client-ack topic or user subscriber may leave waiting locally; past it that
-   * subscriber is cut off with slow_consumer (counted through onOverflow). Default 10,000.
-   */
-  maxBacklog?: number;
-  logger?: RelayLogger;
-  /** Called each time a lost broker connection is back (for metrics). */
-  onReconnect?: () => void;
-  /** A subscriber whose local backlog was full is being cut off. */
-  onOverflow?: () => void;
-  /** The backend services `/app` messages may go to (BACKENDS_FILE), over the instance's AMQP connection. */
-  backends?: BackendServices;
-  /** Per-message trace (LOG_LEVEL=trace): what arrived on the instance queues, and for how many. */
-  trace?: MessageTracer;
-}
+export type { RabbitRelayBrokerOptions } from './relay-options';
 
-const RECONNECT_BASE_MS = 200;
-const CONNECT_TIMEOUT_MS = 10_000;
-/** How long a user push waits for its confirm before the caller is told the broker did not take it. */
-const PUBLISH_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_BACKLOG = 10_000;
 /** How long stop() lets publishes in flight finish before closing the connections. */
 const STOP_GRACE_MS = 5_000;
 
@@ -117,144 +67,71 @@ type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 export class RabbitRelayBroker implements Broker {
   readonly kind = 'rabbitmq';
   readonly sessions: AmqpSessionDirectory;
+  readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
 
   private readonly options: RabbitRelayBrokerOptions;
+  private readonly queueType: ClientQueueType;
   private readonly logger: RelayLogger;
-  private readonly link: AmqpLink;
-  private readonly pool: ConnectionPool;
-  private readonly amqp: AmqpDelivery;
-  private readonly fanOut: LocalFanOut;
-  private readonly users: UserDelivery;
-  private readonly parking: ConsumerSpec['parking'];
-  private readonly bridge: BackendBridge | undefined;
-  readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
-  private readonly listeners: ((readiness: Readiness) => void)[] = [];
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly parts: RelayParts;
+  private readonly transactions: RelayTransactions;
+  private readonly readinessNotifier: ReadinessNotifier;
+  private readonly inFlight = new InFlight();
   private state: State = 'idle';
-  private readonly deliveryLimit: DeliveryLimit;
   private queues: ClientQueues | undefined;
-  private lastReady = false;
-  private txSeq = 0;
 
   constructor(options: RabbitRelayBrokerOptions) {
-    if (!/^[A-Za-z0-9_\-.]{1,64}$/.test(options.instanceId) || options.instanceId === 'queue') {
-      throw new ServiceError(
-        'bad_request',
-        `instance id '${options.instanceId}' cannot name broker queues: use 1-64 of A-Z a-z 0-9 _ - . (and not 'queue')`,
-      );
-    }
-    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) {
-      throw new RangeError(`prefetch must be a positive integer, got ${options.prefetch}`);
-    }
+    checkRelayOptions(options);
     this.options = options;
+    this.queueType = options.clientQueueType ?? 'classic';
     this.logger = options.logger ?? silentLogger;
-    const trace = options.trace ?? noTrace;
-    this.link = new AmqpLink({
-      url: options.amqpUrl,
+    this.readinessNotifier = new ReadinessNotifier(this.logger);
+    this.parts = relayParts(options, this.logger, () => this.readinessChanged());
+    this.sessions = this.parts.sessions;
+    this.transactions = new RelayTransactions({
+      pool: this.parts.pool,
+      fanOut: this.parts.fanOut,
       instanceId: options.instanceId,
-      connectTimeoutMs: CONNECT_TIMEOUT_MS,
-      reconnectMaxMs: options.reconnectMaxMs,
-      logger: this.logger,
+      queueType: this.queueType,
+      track: (promise) => this.inFlight.track(promise),
     });
-    this.pool = new ConnectionPool({
-      addresses: parseBrokerUrl(options.brokerUrl),
-      size: options.poolSize,
-      heartbeatMs: options.heartbeatMs,
-      reconnectBaseMs: RECONNECT_BASE_MS,
-      reconnectMaxMs: options.reconnectMaxMs,
-      connectTimeoutMs: CONNECT_TIMEOUT_MS,
-      logger: this.logger,
-      onReconnect: () => options.onReconnect?.(),
-      onChange: () => this.readinessChanged(),
-    });
-    this.fanOut = new LocalFanOut({
-      maxBacklog: options.maxBacklog ?? DEFAULT_MAX_BACKLOG,
-      onDeliveryError: (err, session) =>
-        this.logger.error({ err, session }, 'subscriber failed to take a message'),
-      onOverflow: () => options.onOverflow?.(),
-    });
-    this.amqp = new AmqpDelivery(this.link.connection, {
-      instanceId: options.instanceId,
-      prefetch: options.prefetch,
-      publishTimeoutMs: PUBLISH_TIMEOUT_MS,
-      logger: this.logger,
-      onTopicMessage: (name, message) => {
-        const local = this.fanOut.deliver({ kind: 'topic', name }, message);
-        trace('routed', message.id, { topic: name, local });
-      },
-      onUserMessage: (target, message) => {
-        const local = this.users.receive(target, message);
-        trace('routed', message.id, {
-          user: target.user,
-          destination: `${target.type}/${target.name}`,
-          local,
-        });
-      },
-      onReadyChange: () => this.readinessChanged(),
-    });
-    this.users = new UserDelivery(this.amqp, this.fanOut, this.logger);
-    // Registered after AmqpDelivery's instance queues: on a new connection they first mark their
-    // bindings gone, so readiness is not reported back before the re-binding (on 4.x, where the
-    // STOMP pool came back first, it read [false, true, false, true] across one restart).
-    this.link.connection.on('connection', () => this.readinessChanged());
-    this.link.connection.on('error', () => this.readinessChanged());
-    if (options.backends) {
-      const bridge = new BackendBridge({
-        connection: this.link.connection,
-        instanceId: options.instanceId,
-        services: options.backends,
-        logger: this.logger,
-      });
-      this.bridge = bridge;
+    const bridge = this.parts.bridge;
+    if (bridge) {
       this.forwardToBackend = (message) => {
         this.assertRunning();
-        return this.track(bridge.forward(message));
+        return this.inFlight.track(bridge.forward(message));
       };
     }
-    this.deliveryLimit = new DeliveryLimit(options.deliveryLimit ?? 20);
-    this.parking = {
-      destination: `/exchange/amq.direct/${NAME_PREFIX}.parking.${options.instanceId}`,
-      queueName: `${NAME_PREFIX}.${options.instanceId}.parking`,
-    };
-    this.sessions = new AmqpSessionDirectory({
-      connection: this.link.connection,
-      instanceId: options.instanceId,
-      announceMs: options.announceMs,
-      logger: options.logger,
-      onLocalSession: {
-        opened: (user) => this.users.sessionOpened(user),
-        closed: (user) => this.users.sessionClosed(user),
-      },
-    });
   }
 
   /** STOMP connections currently up (never more than the pool size). */
   get connectionCount(): number {
-    return this.pool.upCount;
+    return this.parts.pool.upCount;
   }
 
   /** Keys bound on the instance's users and topics queues right now. */
   get bindingCount(): { users: number; topics: number } {
-    return { users: this.amqp.users.bindings.size, topics: this.amqp.topics.bindings.size };
+    const { amqp } = this.parts;
+    return { users: amqp.users.bindings.size, topics: amqp.topics.bindings.size };
   }
 
   /** Starts each part in order; a failure stops what had started and rejects with one line. */
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`the RabbitMQ relay cannot start: it is ${this.state}`);
     this.state = 'starting';
+    const { link, amqp, pool, sessions, bridge } = this.parts;
     const started: (() => Promise<void>)[] = [];
     try {
-      await this.link.start();
-      started.push(() => this.link.stop());
-      await declareTopology(this.link.connection);
-      await this.amqp.start();
-      started.push(() => this.amqp.stop());
-      this.queues = new ClientQueues(this.link.connection, this.options.clientQueueType ?? 'classic');
+      await link.start();
+      started.push(() => link.stop());
+      await declareTopology(link.connection);
+      await amqp.start();
+      started.push(() => amqp.stop());
+      this.queues = new ClientQueues(link.connection, this.queueType);
       started.push(() => this.stopClientQueues());
-      await this.pool.start();
-      started.push(() => this.pool.stop());
-      await this.sessions.start();
-      this.bridge?.start();
+      await pool.start();
+      started.push(() => pool.stop());
+      await sessions.start();
+      bridge?.start();
     } catch (err: unknown) {
       for (const stop of started.reverse()) await stop().catch(() => undefined);
       this.state = 'stopped';
@@ -263,9 +140,9 @@ export class RabbitRelayBroker implements Broker {
     this.state = 'running';
     this.logger.info(
       {
-        brokers: this.pool.slots.map((s) => s.address.label),
-        pool: this.pool.slots.length,
-        queues: [this.amqp.users.name, this.amqp.topics.name],
+        brokers: pool.slots.map((s) => s.address.label),
+        pool: pool.slots.length,
+        queues: [amqp.users.name, amqp.topics.name],
       },
       'RabbitMQ relay started',
     );
@@ -278,59 +155,55 @@ export class RabbitRelayBroker implements Broker {
       return;
     }
     this.state = 'stopping';
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
-    await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
-    await Promise.allSettled([
-      this.pool.stop(),
-      this.sessions.stop(),
-      this.bridge?.stop(),
-      this.stopClientQueues(),
-    ]);
-    this.fanOut.clear();
-    await this.amqp.stop();
-    await this.link.stop();
+    await this.inFlight.settled(STOP_GRACE_MS);
+    const { link, amqp, pool, sessions, bridge, fanOut } = this.parts;
+    await Promise.allSettled([pool.stop(), sessions.stop(), bridge?.stop(), this.stopClientQueues()]);
+    fanOut.clear();
+    await amqp.stop();
+    await link.stop();
     this.state = 'stopped';
     this.readinessChanged();
   }
 
   readiness(): Readiness {
     if (this.state !== 'running') return { ready: false, reason: `RabbitMQ relay is ${this.state}` };
-    const reasons = [this.pool.downReason()];
-    if (!this.link.ready) reasons.push(`the AMQP connection to ${this.link.where} is down`);
-    else if (!this.amqp.ready) reasons.push('the instance queues are being bound again after a reconnect');
+    const { link, amqp, pool } = this.parts;
+    const reasons = [pool.downReason()];
+    if (!link.ready) reasons.push(`the AMQP connection to ${link.where} is down`);
+    else if (!amqp.ready) reasons.push('the instance queues are being bound again after a reconnect');
     const reason = reasons.filter((r) => r !== undefined).join('; ');
     return reason === '' ? { ready: true } : { ready: false, reason };
   }
 
   connections(): { up: number; total: number } {
-    return { up: this.pool.upCount, total: this.options.poolSize };
+    return { up: this.parts.pool.upCount, total: this.options.poolSize };
   }
 
   onReadinessChange(listener: (readiness: Readiness) => void): void {
-    this.listeners.push(listener);
+    this.readinessNotifier.listen(listener);
   }
 
   async subscribe(request: SubscribeRequest): Promise<BrokerSubscription> {
     this.assertRunning();
     assertOwnUserTarget(request);
     const { target } = request;
-    if (target.kind === 'user') return this.users.subscribe({ ...request, target });
+    if (target.kind === 'user') return this.parts.users.subscribe({ ...request, target });
     if (target.kind === 'topic') return this.subscribeTopic({ ...request, target });
     const prefetch = Math.min(
       request.prefetch > 0 ? request.prefetch : this.options.prefetch,
       this.options.prefetch,
     );
-    const subscription = new DirectSubscription(request, this.logger, this.deliveryLimit);
+    const subscription = new DirectSubscription(request, this.logger, this.parts.deliveryLimit);
     const prepare = (): Promise<void> => this.clientQueues().ensure(clientQueueName(target.name));
     // Declared before the SUBSCRIBE reaches the shared connection (client-queues.ts).
     await prepare();
-    const slot = this.pool.leastLoaded();
+    const slot = this.parts.pool.leastLoaded();
     subscription.consumer = new BrokerConsumer(slot, {
       destination: brokerDestination(target),
-      headers: clientQueueHeaders(this.options.clientQueueType ?? 'classic'),
+      headers: clientQueueHeaders(this.queueType),
       prefetch,
       ownsQueue: false,
-      parking: this.parking,
+      parking: this.parts.parking,
       onMessage: (message) => subscription.onMessage(message),
       prepare,
       onRefused: (reason) => subscription.ended(reason),
@@ -341,11 +214,11 @@ export class RabbitRelayBroker implements Broker {
 
   async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.assertRunning();
-    if (target.kind === 'user') return this.track(this.users.push(target, message));
+    if (target.kind === 'user') return this.inFlight.track(this.parts.users.push(target, message));
     if (target.kind === 'queue') {
       const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
       const p = message.properties ?? {};
-      await this.track(
+      await this.inFlight.track(
         this.clientQueues().publish(clientQueueName(target.name), message, headers, {
           priority: p.priority,
           expiration: p.ttlMs === undefined ? undefined : String(p.ttlMs),
@@ -355,15 +228,20 @@ export class RabbitRelayBroker implements Broker {
       );
       return {};
     }
-    const slot = this.pool.anyUp();
-    const { destination, headers } = this.route(target, message);
+    const slot = this.parts.pool.anyUp();
+    const { destination, headers } = poolSend(target, message, this.queueType);
     const send = frame('SEND', { ...headers, destination }, message.body);
-    await this.track(
+    await this.inFlight.track(
       slot.send(send, { receipt: true }).catch((err: unknown) => {
-        throw this.notTaken(destination, err);
+        throw notTaken(destination, err);
       }),
     );
     return {};
+  }
+
+  async commit(ops: TransactionOp[]): Promise<void> {
+    this.assertRunning();
+    await this.transactions.commit(ops);
   }
 
   /** Local subscription first, then the binding: nothing routed after this resolves is missed. */
@@ -371,116 +249,21 @@ export class RabbitRelayBroker implements Broker {
     request: SubscribeRequest & { target: Extract<FanOutTarget, { kind: 'topic' }> },
   ): Promise<BrokerSubscription> {
     const { name } = request.target;
+    const { amqp, fanOut } = this.parts;
     let held = true;
-    const subscription = this.fanOut.subscribe(request, () => {
-      if (held) this.amqp.releaseTopic(name);
+    const subscription = fanOut.subscribe(request, () => {
+      if (held) amqp.releaseTopic(name);
       held = false;
     });
     try {
-      await this.amqp.holdTopic(name);
+      await amqp.holdTopic(name);
     } catch (err: unknown) {
       held = false;
-      this.amqp.releaseTopic(name);
+      amqp.releaseTopic(name);
       await subscription.close();
       throw err;
     }
     return subscription;
-  }
-
-  async commit(ops: TransactionOp[]): Promise<void> {
-    this.assertRunning();
-    if (ops.length === 0) return;
-    // Check everything before doing anything: a bad ack id fails the whole transaction.
-    const bySlot = new Map<PoolSlot, TransactionOp[]>();
-    const local: { subscription: EmbeddedSubscription; op: 'ack' | 'nack'; ackId: string }[] = [];
-    for (const op of ops) {
-      if (op.op === 'publish') continue;
-      if (this.fanOut.owns(op.subscription)) {
-        op.subscription.assertOutstanding(op.ackId);
-        local.push({ subscription: op.subscription, op: op.op, ackId: op.ackId });
-        continue;
-      }
-      if (!(op.subscription instanceof DirectSubscription)) {
-        throw new ServiceError(
-          'bad_request',
-          `cannot ${op.op} in a transaction: that subscription needs no acknowledgement`,
-        );
-      }
-      op.subscription.tagsFor(op.ackId);
-      const slot = op.subscription.consumer.slot;
-      bySlot.set(slot, [...(bySlot.get(slot) ?? []), op]);
-    }
-    const publishes = ops.filter((op) => op.op === 'publish');
-    if (publishes.length > 0) {
-      const slot = bySlot.keys().next().value ?? this.pool.anyUp();
-      bySlot.set(slot, [...publishes, ...(bySlot.get(slot) ?? [])]);
-    }
-    // One broker transaction per connection involved (usually one); never shared between clients.
-    for (const [slot, slotOps] of bySlot) await this.track(this.commitOn(slot, slotOps));
-    // Lenient: an earlier cumulative op of this transaction may have covered a later id.
-    for (const { subscription, op, ackId } of local) subscription.settle(ackId, op, true);
-  }
-
-  private async commitOn(slot: PoolSlot, ops: TransactionOp[]): Promise<void> {
-    const transaction = `${this.options.instanceId}-tx-${++this.txSeq}`;
-    const generation = slot.generation;
-    const sent: Promise<void>[] = [slot.send(frame('BEGIN', { transaction }), { generation })];
-    for (const op of ops) {
-      if (op.op === 'publish') {
-        const { destination, headers } = this.route(op.target, op.message);
-        // Checked values only (header-policy.ts), so the plugin cannot refuse them.
-        const properties = op.target.kind === 'queue' ? propertyHeaders(op.message.properties) : {};
-        const send = frame('SEND', { ...headers, ...properties, destination, transaction }, op.message.body);
-        // The plugin answers a transactional SEND's receipt after COMMIT, once confirmed.
-        sent.push(slot.send(send, { receipt: true, generation }));
-      } else if (op.subscription instanceof DirectSubscription) {
-        const tags =
-          op.subscription.consumer.tagState(op.ackId) === 'outstanding'
-            ? op.subscription.tagsFor(op.ackId)
-            : [];
-        sent.push(
-          op.subscription.consumer.settle(tags, op.op === 'ack' ? 'ACK' : 'NACK', transaction, op.requeue),
-        );
-      }
-    }
-    sent.push(slot.send(frame('COMMIT', { transaction }), { receipt: true, generation }));
-    try {
-      await Promise.all(sent);
-    } catch (err: unknown) {
-      throw this.notTaken(`transaction ${transaction}`, err);
-    }
-  }
-
-  /** The STOMP destination and SEND headers of a publish over the pool. */
-  private route(
-    target: MessageTarget,
-    message: OutgoingMessage,
-  ): { destination: string; headers: Record<string, string> } {
-    if (target.kind === 'queue') {
-      // Durable queue: persistent messages survive a broker restart.
-      return {
-        destination: brokerDestination(target),
-        headers: sendHeaders(message, {
-          persistent: 'true',
-          ...clientQueueHeaders(this.options.clientQueueType ?? 'classic'),
-        }),
-      };
-    }
-    // Topic and user messages are read over AMQP (amqp-delivery.ts): the content type travels as a
-    // header of ours, so that no AMQP client on the way decodes the body by its content_type.
-    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
-    for (const [name, value] of Object.entries(sendHeaders(message, {}))) {
-      if (name.toLowerCase() === 'content-type') headers[CONTENT_TYPE_HEADER] ??= value;
-      else headers[name] = value;
-    }
-    if (target.kind === 'topic') return { destination: brokerDestination(target), headers };
-    return {
-      destination: `/exchange/${EXCHANGES.user}/${userRoutingKey(target.user)}`,
-      headers: {
-        ...headers,
-        [USER_DESTINATION_HEADER]: `${target.type}/${target.name}`,
-      },
-    };
   }
 
   private async stopClientQueues(): Promise<void> {
@@ -500,33 +283,7 @@ export class RabbitRelayBroker implements Broker {
     }
   }
 
-  private notTaken(what: string, err: unknown): ServiceError {
-    if (err instanceof ServiceError && err.code !== 'broker_unavailable') return err;
-    const why = err instanceof Error ? err.message : String(err);
-    return new ServiceError('broker_unavailable', `the broker did not take ${what}: ${why}`, { cause: err });
-  }
-
-  private track<T>(promise: Promise<T>): Promise<T> {
-    this.inFlight.add(promise);
-    const forget = (): void => {
-      this.inFlight.delete(promise);
-    };
-    promise.then(forget, forget);
-    return promise;
-  }
-
   private readinessChanged(): void {
-    const readiness = this.readiness();
-    if (readiness.ready === this.lastReady) return;
-    this.lastReady = readiness.ready;
-    if (readiness.ready) this.logger.info({}, 'broker relay ready');
-    else this.logger.warn({ reason: readiness.reason }, 'broker relay not ready');
-    for (const listener of this.listeners) {
-      try {
-        listener(readiness);
-      } catch (err: unknown) {
-        this.logger.error({ err }, 'readiness listener failed');
-      }
-    }
+    this.readinessNotifier.update(this.readiness());
   }
 }

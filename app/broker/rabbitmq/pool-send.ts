@@ -1,0 +1,50 @@
+/**
+ * What a publish sent over the STOMP pool is on the wire: its destination and SEND headers. Topic
+ * publishes go this way, and so does every publish inside a transaction (a plugin transaction lives
+ * on one connection, so even user and /queue/ publishes of a COMMIT are sent over it).
+ */
+import { ServiceError } from '../../errors';
+import type { MessageTarget } from '../../destinations/destination';
+import type { OutgoingMessage } from '../broker';
+import { CONTENT_TYPE_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
+import { EXCHANGES, userRoutingKey } from './topology';
+import { brokerDestination, clientQueueHeaders, sendHeaders, type ClientQueueType } from './wire';
+
+export interface PoolSend {
+  destination: string;
+  headers: Record<string, string>;
+}
+
+/** The STOMP destination and SEND headers of a publish over the pool. */
+export function poolSend(
+  target: MessageTarget,
+  message: OutgoingMessage,
+  queueType: ClientQueueType,
+): PoolSend {
+  if (target.kind === 'queue') {
+    // Durable queue: persistent messages survive a broker restart.
+    return {
+      destination: brokerDestination(target),
+      headers: sendHeaders(message, { persistent: 'true', ...clientQueueHeaders(queueType) }),
+    };
+  }
+  // Topic and user messages are read over AMQP (amqp-delivery.ts): the content type travels as a
+  // header of ours, so that no AMQP client on the way decodes the body by its content_type.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, value] of Object.entries(sendHeaders(message, {}))) {
+    if (name.toLowerCase() === 'content-type') headers[CONTENT_TYPE_HEADER] ??= value;
+    else headers[name] = value;
+  }
+  if (target.kind === 'topic') return { destination: brokerDestination(target), headers };
+  return {
+    destination: `/exchange/${EXCHANGES.user}/${userRoutingKey(target.user)}`,
+    headers: { ...headers, [USER_DESTINATION_HEADER]: `${target.type}/${target.name}` },
+  };
+}
+
+/** The one error a caller sees when the broker did not take something: broker_unavailable, or the broker's own. */
+export function notTaken(what: string, err: unknown): ServiceError {
+  if (err instanceof ServiceError && err.code !== 'broker_unavailable') return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new ServiceError('broker_unavailable', `the broker did not take ${what}: ${why}`, { cause: err });
+}

@@ -1,0 +1,122 @@
+/**
+ * The parts of the RabbitMQ relay and how they are wired to one another: one AMQP connection
+ * (amqp-link.ts) under the instance queues, user pushes, the session directory and the backend
+ * bridge; a STOMP pool for /queue/ subscriptions and topic publishes; local fan-out to subscribers.
+ * rabbit-relay-broker.ts starts, stops and uses them.
+ */
+import { LocalFanOut } from '../../delivery/fan-out';
+import { UserDelivery } from '../../delivery/user-delivery';
+import { BackendBridge } from '../../messaging/backend-bridge';
+import { noTrace } from '../../observability/trace';
+import { AmqpSessionDirectory } from '../../presence/amqp-directory';
+import { AmqpDelivery } from './amqp-delivery';
+import { AmqpLink } from './amqp-link';
+import { parseBrokerUrl } from './broker-url';
+import type { ConsumerSpec } from './broker-consumer';
+import { ConnectionPool, type RelayLogger } from './connection-pool';
+import { DeliveryLimit } from './delivery-limit';
+import type { RabbitRelayBrokerOptions } from './relay-options';
+import { NAME_PREFIX } from './topology';
+
+const RECONNECT_BASE_MS = 200;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a user push waits for its confirm before the caller is told the broker did not take it. */
+const PUBLISH_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_BACKLOG = 10_000;
+
+export interface RelayParts {
+  link: AmqpLink;
+  pool: ConnectionPool;
+  fanOut: LocalFanOut;
+  amqp: AmqpDelivery;
+  users: UserDelivery;
+  sessions: AmqpSessionDirectory;
+  bridge: BackendBridge | undefined;
+  deliveryLimit: DeliveryLimit;
+  /** Where a /queue/ consumer parks a message it cannot hand on (broker-consumer.ts). */
+  parking: ConsumerSpec['parking'];
+}
+
+/** Builds the parts; nothing connects until they are started. */
+export function relayParts(
+  options: RabbitRelayBrokerOptions,
+  logger: RelayLogger,
+  readinessChanged: () => void,
+): RelayParts {
+  const trace = options.trace ?? noTrace;
+  const link = new AmqpLink({
+    url: options.amqpUrl,
+    instanceId: options.instanceId,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    reconnectMaxMs: options.reconnectMaxMs,
+    logger,
+  });
+  const pool = new ConnectionPool({
+    addresses: parseBrokerUrl(options.brokerUrl),
+    size: options.poolSize,
+    heartbeatMs: options.heartbeatMs,
+    reconnectBaseMs: RECONNECT_BASE_MS,
+    reconnectMaxMs: options.reconnectMaxMs,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    logger,
+    onReconnect: () => options.onReconnect?.(),
+    onChange: readinessChanged,
+  });
+  const fanOut = new LocalFanOut({
+    maxBacklog: options.maxBacklog ?? DEFAULT_MAX_BACKLOG,
+    onDeliveryError: (err, session) => logger.error({ err, session }, 'subscriber failed to take a message'),
+    onOverflow: () => options.onOverflow?.(),
+  });
+  const amqp = new AmqpDelivery(link.connection, {
+    instanceId: options.instanceId,
+    prefetch: options.prefetch,
+    publishTimeoutMs: PUBLISH_TIMEOUT_MS,
+    logger,
+    onTopicMessage: (name, message) => {
+      const local = fanOut.deliver({ kind: 'topic', name }, message);
+      trace('routed', message.id, { topic: name, local });
+    },
+    onUserMessage: (target, message) => {
+      const local = users.receive(target, message);
+      trace('routed', message.id, { user: target.user, destination: `${target.type}/${target.name}`, local });
+    },
+    onReadyChange: readinessChanged,
+  });
+  const users = new UserDelivery(amqp, fanOut, logger);
+  // Registered after AmqpDelivery's instance queues: on a new connection they first mark their
+  // bindings gone, so readiness is not reported back before the re-binding.
+  link.connection.on('connection', readinessChanged);
+  link.connection.on('error', readinessChanged);
+  const bridge = options.backends
+    ? new BackendBridge({
+        connection: link.connection,
+        instanceId: options.instanceId,
+        services: options.backends,
+        logger,
+      })
+    : undefined;
+  const sessions = new AmqpSessionDirectory({
+    connection: link.connection,
+    instanceId: options.instanceId,
+    announceMs: options.announceMs,
+    logger: options.logger,
+    onLocalSession: {
+      opened: (user) => users.sessionOpened(user),
+      closed: (user) => users.sessionClosed(user),
+    },
+  });
+  return {
+    link,
+    pool,
+    fanOut,
+    amqp,
+    users,
+    sessions,
+    bridge,
+    deliveryLimit: new DeliveryLimit(options.deliveryLimit ?? 20),
+    parking: {
+      destination: `/exchange/amq.direct/${NAME_PREFIX}.parking.${options.instanceId}`,
+      queueName: `${NAME_PREFIX}.${options.instanceId}.parking`,
+    },
+  };
+}
