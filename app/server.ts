@@ -13,7 +13,7 @@ import { TokenVerifier } from './auth/token-verifier';
 import type { Broker } from './broker/broker';
 import { createBroker } from './broker/create-broker';
 import { Authorizer } from './destinations/authorization';
-import { HttpListener } from './http';
+import { HttpListener, type HttpListenerDeps } from './http';
 import type { Inbox } from './inbox/inbox';
 import { inboxService } from './inbox/service';
 import { createLogger, logFormatFor, type Logger } from './observability/logger';
@@ -161,6 +161,44 @@ function logMode(
   }
 }
 
+/** What the listeners and the cluster view are built over. */
+interface PartsInput extends Omit<HttpListenerDeps, 'admin' | 'batchInbox'> {
+  registry: SessionRegistry;
+}
+
+/** The listeners and the cluster view over the core parts, and every part in start order. */
+function serviceParts(input: PartsInput): {
+  parts: Parts;
+  http: HttpListener;
+  tcp?: TcpListener;
+  admin: ClusterView;
+} {
+  const { settings, broker, inbox, metrics, logger, admission } = input;
+  const admin = new ClusterView({
+    settings,
+    directory: broker.sessions,
+    sampler: new StatsSampler({ broker, metrics, isDraining: () => admission.isDraining() }),
+    onError: (err) => logger.warn({ err }, 'cluster view: sampling this instance failed'),
+  });
+  const http = new HttpListener({ ...input, admin });
+  const tcp = settings.stompTcpPort >= 0 ? new TcpListener(settings, input.onConnection) : undefined;
+  // Started top to bottom; drained and stopped bottom to top.
+  const parts = new Parts(
+    [
+      brokerPart(broker, metrics, logger),
+      admin,
+      inbox,
+      pushesInFlightPart(admission, settings, logger),
+      sessionsPart(input.registry, settings.instanceId),
+      http,
+      ...(tcp ? [tcp] : []),
+      admissionPart(admission),
+    ],
+    logger,
+  );
+  return { parts, http, tcp, admin };
+}
+
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const { settings } = options;
   const logger =
@@ -188,13 +226,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     serverName: `stomp-relay/${VERSION}`,
     isDraining: () => admission.isDraining(),
   });
-  const admin = new ClusterView({
-    settings,
-    directory: broker.sessions,
-    sampler: new StatsSampler({ broker, metrics, isDraining: () => admission.isDraining() }),
-    onError: (err) => logger.warn({ err }, 'cluster view: sampling this instance failed'),
-  });
-  const http = new HttpListener({
+  const { parts, http, tcp, admin } = serviceParts({
     settings,
     broker,
     inbox,
@@ -202,25 +234,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     metrics,
     logger,
     admission,
-    admin,
+    registry: ctx.registry,
     onConnection,
   });
-  const tcp = settings.stompTcpPort >= 0 ? new TcpListener(settings, onConnection) : undefined;
-
-  // Started top to bottom; drained and stopped bottom to top.
-  const parts = new Parts(
-    [
-      brokerPart(broker, metrics, logger),
-      admin,
-      inbox,
-      pushesInFlightPart(admission, settings, logger),
-      sessionsPart(ctx.registry, settings.instanceId),
-      http,
-      ...(tcp ? [tcp] : []),
-      admissionPart(admission),
-    ],
-    logger,
-  );
   await parts.start();
 
   const { port } = http.address;

@@ -15,7 +15,6 @@ import type {
   InboxMessage,
   InboxPage,
   InboxStore,
-  MessageState,
   MessageStatus,
   Readiness,
   ReadRequest,
@@ -25,62 +24,22 @@ import type {
   UserSeq,
 } from './store';
 import type { InboxLimits } from './sql-store';
+import {
+  emptyUser,
+  firstAbove,
+  MemoryInboxData,
+  messageOf,
+  removeStored,
+  stateOf,
+  type Progress,
+  type Stored,
+  type UserState,
+} from './memory-data';
 import { checkAppend, checkDevice, checkDeviceSeq, checkRead, checkUser, checkUserSeq } from './validate';
-
-interface Stored {
-  user: string;
-  seq: number;
-  prevSeq: number;
-  id: string;
-  destination: string;
-  headers: Record<string, string>;
-  body: Buffer;
-  key?: string;
-  fingerprint: string;
-  createdAt: number;
-  expiresAt: number;
-  counted: boolean;
-  publishPending: boolean;
-  publishAt: number;
-}
-
-interface Progress {
-  sent: number;
-  acked: boolean;
-}
-
-interface UserState {
-  last: number;
-  cut: number;
-  messages: Map<number, Stored>;
-  byId: Map<string, number>;
-  byKey: Map<string, number>;
-  /** Seqs per destination, ascending. */
-  streams: Map<string, number[]>;
-  devices: Map<string, { knownAfterSeq: number; lastSeen: number }>;
-  /** seq → device → progress; no entry: pending. */
-  progress: Map<number, Map<string, Progress>>;
-}
 
 const SWEEP_LIMIT = 1000;
 
-function firstAbove(seqs: number[], after: number): number {
-  let low = 0;
-  let high = seqs.length;
-  while (low < high) {
-    const mid = (low + high) >> 1;
-    if (seqs[mid] <= after) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
-
-/** What a memory store holds; stores given the same one see the same inbox (as instances sharing a database). */
-export class MemoryInboxData {
-  readonly users = new Map<string, UserState>();
-  /** The outbox: stored messages not yet published (nor expired). */
-  readonly unpublished = new Set<Stored>();
-}
+export { MemoryInboxData } from './memory-data';
 
 export interface MemoryStoreOptions {
   limits: InboxLimits;
@@ -162,7 +121,7 @@ export class MemoryInboxStore implements InboxStore {
       const progress = state.progress.get(stored.seq)?.get(request.device);
       if (since === undefined && progress?.acked) continue;
       if (messages.length === limit) return { messages, more: true };
-      messages.push({ ...this.message(stored), redelivered: (progress?.sent ?? 0) > 0 });
+      messages.push({ ...messageOf(stored), redelivered: (progress?.sent ?? 0) > 0 });
     }
     return { messages, more: false };
   }
@@ -185,7 +144,7 @@ export class MemoryInboxStore implements InboxStore {
       .slice(0, options.limit);
     for (const stored of due) stored.publishAt = now;
     return due
-      .map((stored) => ({ user: stored.user, ...this.message(stored) }))
+      .map((stored) => ({ user: stored.user, ...messageOf(stored) }))
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.seq - b.seq));
   }
 
@@ -218,7 +177,7 @@ export class MemoryInboxStore implements InboxStore {
       destination: stored.destination,
       createdAt: new Date(stored.createdAt),
       expiresAt: new Date(stored.expiresAt),
-      state: this.stateOf(state, stored, this.clock()),
+      state: stateOf(state, stored, this.clock()),
       devices,
     };
   }
@@ -252,7 +211,7 @@ export class MemoryInboxStore implements InboxStore {
     const backlog: Backlog = { pending: 0, acked: 0, expired: 0 };
     const now = this.clock();
     for (const state of this.users.values()) {
-      for (const stored of state.messages.values()) backlog[this.stateOf(state, stored, now)] += 1;
+      for (const stored of state.messages.values()) backlog[stateOf(state, stored, now)] += 1;
     }
     return backlog;
   }
@@ -264,16 +223,7 @@ export class MemoryInboxStore implements InboxStore {
   private user(user: string): UserState {
     let state = this.users.get(user);
     if (!state) {
-      state = {
-        last: 0,
-        cut: 0,
-        messages: new Map(),
-        byId: new Map(),
-        byKey: new Map(),
-        streams: new Map(),
-        devices: new Map(),
-        progress: new Map(),
-      };
+      state = emptyUser();
       this.users.set(user, state);
     }
     return state;
@@ -292,7 +242,7 @@ export class MemoryInboxStore implements InboxStore {
         const reason = `Idempotency-Key '${item.idempotencyKey}' was used for a different message to ${item.user}`;
         return { ok: false, error: new ServiceError('idempotency_conflict', reason) };
       }
-      const { id, seq, prevSeq, createdAt, expiresAt } = this.message(earlier);
+      const { id, seq, prevSeq, createdAt, expiresAt } = messageOf(earlier);
       return { ok: true, push: { id, seq, prevSeq, createdAt, expiresAt, duplicate: true } };
     }
     if (state.byId.has(item.id)) {
@@ -327,7 +277,7 @@ export class MemoryInboxStore implements InboxStore {
     state.byId.set(stored.id, stored.seq);
     if (stored.key !== undefined) state.byKey.set(stored.key, stored.seq);
     stream.push(stored.seq);
-    const { id, seq, createdAt, expiresAt } = this.message(stored);
+    const { id, seq, createdAt, expiresAt } = messageOf(stored);
     return { ok: true, push: { id, seq, prevSeq, createdAt, expiresAt, duplicate: false } };
   }
 
@@ -360,14 +310,7 @@ export class MemoryInboxStore implements InboxStore {
 
   private delete(stored: Stored): void {
     const state = this.users.get(stored.user);
-    if (!state) return;
-    state.messages.delete(stored.seq);
-    state.byId.delete(stored.id);
-    if (stored.key !== undefined && state.byKey.get(stored.key) === stored.seq)
-      state.byKey.delete(stored.key);
-    const stream = state.streams.get(stored.destination);
-    if (stream) stream.splice(firstAbove(stream, stored.seq - 1), 1);
-    state.progress.delete(stored.seq);
+    if (state) removeStored(state, stored);
   }
 
   private progress(entries: DeviceSeq[], update: (progress: Progress) => void): void {
@@ -382,29 +325,5 @@ export class MemoryInboxStore implements InboxStore {
       devices.set(entry.device, progress);
       update(progress);
     }
-  }
-
-  /** As statements.ts's stateOf: expired; acked when some device acked it and none known at push time has not. */
-  private stateOf(state: UserState, stored: Stored, now: number): MessageState {
-    if (stored.expiresAt <= now) return 'expired';
-    const progress = state.progress.get(stored.seq);
-    const acked = (device: string): boolean => progress?.get(device)?.acked === true;
-    if (![...(progress?.values() ?? [])].some((p) => p.acked)) return 'pending';
-    for (const [device, known] of state.devices)
-      if (known.knownAfterSeq < stored.seq && !acked(device)) return 'pending';
-    return 'acked';
-  }
-
-  private message(stored: Stored): Omit<InboxMessage, 'redelivered'> {
-    return {
-      id: stored.id,
-      seq: stored.seq,
-      prevSeq: stored.prevSeq,
-      destination: stored.destination,
-      headers: { ...stored.headers },
-      body: stored.body,
-      createdAt: new Date(stored.createdAt),
-      expiresAt: new Date(stored.expiresAt),
-    };
   }
 }

@@ -16,7 +16,7 @@ import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker } from '../broker/broker';
 import type { Inbox } from '../inbox/inbox';
 import type { MessageTarget } from '../destinations/destination';
-import { isServiceError, ServiceError } from '../errors';
+import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { batchHandler, type BatchInbox } from './batch';
@@ -26,7 +26,8 @@ import { apiDescriptionHandler } from './openapi';
 import { createAuthenticator, principalOf, requireScope } from './passport';
 import { LeanPushRoute } from './lean-push';
 import { RestPublisher } from './publisher';
-import { pushOnce, type PushKind } from './push';
+import { pushOnce, type PushDeps, type PushKind } from './push';
+import { sessionsHandler } from './sessions-route';
 import { sharedTarget, userTarget } from './targets';
 import { devTokenRequest, userName } from './validation';
 
@@ -53,6 +54,96 @@ export function createApiRouter(deps: ApiDeps): express.Router {
   return createApi(deps).router;
 }
 
+/** The express side of both push routes; lean-push.ts takes the common case before express. */
+function pushHandler(
+  deps: PushDeps,
+  kind: PushKind,
+  resolve: (req: Request, destination: string) => MessageTarget,
+): RequestHandler {
+  return async (req, res) => {
+    const call = { caller: principalOf(req), headers: req.headers };
+    const answer = await pushOnce(deps, kind, call, req.body, (destination) => resolve(req, destination));
+    res.status(202).json(answer);
+  };
+}
+
+interface PushRoutes {
+  pushDeps: PushDeps;
+  authenticate: RequestHandler;
+  json: RequestHandler;
+  batch: RequestHandler;
+}
+
+/** The three push calls: to a user, to a topic or queue, and many at once. */
+function mountPushRoutes(router: express.Router, settings: Settings, routes: PushRoutes): void {
+  const { pushDeps, authenticate, json } = routes;
+  const push = requireScope('push');
+  // POST /api/users/{user}/messages: like Spring's convertAndSendToUser.
+  router.post(
+    '/users/:user/messages',
+    authenticate,
+    push,
+    json,
+    pushHandler(pushDeps, 'user', (req, destination) =>
+      userTarget(destination, userName(req.params.user, 'the user in the URL')),
+    ),
+  );
+  router.all('/users/:user/messages', methodNotAllowed(['POST']));
+
+  // GET /api/users/{user}/messages/{id}: where a durable push is, per device.
+  router.get('/users/:user/messages/:id', authenticate, push, statusHandler(pushDeps.inbox));
+  router.all('/users/:user/messages/:id', methodNotAllowed(['GET']));
+
+  // POST /api/messages: like convertAndSend, to /topic/<name> or /queue/<name>.
+  router.post(
+    '/messages',
+    authenticate,
+    push,
+    json,
+    pushHandler(pushDeps, 'destination', (req, destination) => sharedTarget(destination, principalOf(req))),
+  );
+  router.all('/messages', methodNotAllowed(['POST']));
+
+  // POST /api/messages/batch: many pushes and publishes in one call, one result per item.
+  router.post(
+    '/messages/batch',
+    authenticate,
+    push,
+    express.json({ limit: settings.restBatchBodyLimitBytes }),
+    routes.batch,
+  );
+  router.all('/messages/batch', methodNotAllowed(['POST']));
+}
+
+/** POST /api/dev/token: development only, so the demo page and curl examples work without an IdP. */
+function mountDevToken(router: express.Router, deps: ApiDeps, json: RequestHandler): void {
+  const { settings, verifier, logger } = deps;
+  if (settings.nodeEnv === 'production') {
+    router.post('/dev/token', () => {
+      throw new ServiceError('not_found', 'POST /api/dev/token is off when NODE_ENV=production');
+    });
+  } else {
+    router.post('/dev/token', json, (req, res) => {
+      const { user, scope } = devTokenRequest(req.body);
+      if (!verifier.canIssue()) {
+        sendError(
+          res,
+          'not_implemented',
+          'dev tokens need a shared secret (JWT_SECRET, HS256); this instance verifies with JWT_PUBLIC_KEY',
+        );
+        return;
+      }
+      const token = verifier.issue(user, scope, settings.devTokenTtlS, {
+        issuer: settings.jwtIssuer,
+        audience: settings.jwtAudience,
+      });
+      logger.info({ user, scope }, 'dev token issued');
+      res.set('Cache-Control', 'no-store').json({ token, user, expiresIn: settings.devTokenTtlS });
+    });
+  }
+  router.all('/dev/token', methodNotAllowed(['POST']));
+}
+
 /**
  * The /api router, and the lean push route (lean-push.ts) to be asked first: they share the token
  * cache, so a token passport-jwt verified on the router is one the lean route knows.
@@ -66,112 +157,17 @@ export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPu
   });
   const authenticate = createAuthenticator(deps.verifier, tokens);
   const json = express.json({ limit: settings.restBodyLimitBytes });
-  const push = requireScope('push');
   const publisher = new RestPublisher({ settings, broker, metrics, admission });
-
-  const pushDeps = { publisher, inbox, admission, metrics, logger };
-  /** The express side of both push routes; lean-push.ts takes the common case before express. */
-  function pushHandler(
-    kind: PushKind,
-    resolve: (req: Request, destination: string) => MessageTarget,
-  ): RequestHandler {
-    return async (req, res) => {
-      const call = { caller: principalOf(req), headers: req.headers };
-      const answer = await pushOnce(pushDeps, kind, call, req.body, (destination) =>
-        resolve(req, destination),
-      );
-      res.status(202).json(answer);
-    };
-  }
-
-  // POST /api/users/{user}/messages: like Spring's convertAndSendToUser.
-  router.post(
-    '/users/:user/messages',
-    authenticate,
-    push,
-    json,
-    pushHandler('user', (req, destination) =>
-      userTarget(destination, userName(req.params.user, 'the user in the URL')),
-    ),
-  );
-  router.all('/users/:user/messages', methodNotAllowed(['POST']));
-
-  // GET /api/users/{user}/messages/{id}: where a durable push is, per device.
-  router.get('/users/:user/messages/:id', authenticate, push, statusHandler(inbox));
-  router.all('/users/:user/messages/:id', methodNotAllowed(['GET']));
-
-  // POST /api/messages: like convertAndSend, to /topic/<name> or /queue/<name>.
-  router.post(
-    '/messages',
-    authenticate,
-    push,
-    json,
-    pushHandler('destination', (req, destination) => sharedTarget(destination, principalOf(req))),
-  );
-  router.all('/messages', methodNotAllowed(['POST']));
-
-  // POST /api/messages/batch: many pushes and publishes in one call, one result per item.
-  router.post(
-    '/messages/batch',
-    authenticate,
-    push,
-    express.json({ limit: settings.restBatchBodyLimitBytes }),
-    batchHandler({
-      settings,
-      publisher,
-      metrics,
-      logger,
-      inbox: deps.batchInbox ?? batchInboxOf(inbox),
-    }),
-  );
-  router.all('/messages/batch', methodNotAllowed(['POST']));
+  const pushDeps: PushDeps = { publisher, inbox, admission, metrics, logger };
+  const batchInbox = deps.batchInbox ?? batchInboxOf(inbox);
+  const batch = batchHandler({ settings, publisher, metrics, logger, inbox: batchInbox });
+  mountPushRoutes(router, settings, { pushDeps, authenticate, json, batch });
 
   // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
-  router.get('/users/:user/sessions', authenticate, async (req, res) => {
-    const user = userName(req.params.user, 'the user in the URL');
-    const caller = principalOf(req);
-    if (caller.user !== user && !caller.scopes.includes('push')) {
-      throw new ServiceError('forbidden', "listing another user's sessions needs a token with scope 'push'");
-    }
-    let sessions;
-    try {
-      sessions = await broker.sessions.list(user);
-    } catch (err: unknown) {
-      if (isServiceError(err) && err.code !== 'internal') throw err;
-      throw new ServiceError('broker_unavailable', 'the session list could not be read from the broker', {
-        cause: err,
-      });
-    }
-    res.json({ user, sessions });
-  });
+  router.get('/users/:user/sessions', authenticate, sessionsHandler(broker));
   router.all('/users/:user/sessions', methodNotAllowed(['GET']));
 
-  // POST /api/dev/token: development only, so the demo page and curl examples work without an IdP.
-  if (settings.nodeEnv === 'production') {
-    router.post('/dev/token', () => {
-      throw new ServiceError('not_found', 'POST /api/dev/token is off when NODE_ENV=production');
-    });
-  } else {
-    router.post('/dev/token', json, (req, res) => {
-      const { user, scope } = devTokenRequest(req.body);
-      if (!deps.verifier.canIssue()) {
-        sendError(
-          res,
-          'not_implemented',
-          'dev tokens need a shared secret (JWT_SECRET, HS256); this instance verifies with JWT_PUBLIC_KEY',
-        );
-        return;
-      }
-      const token = deps.verifier.issue(user, scope, settings.devTokenTtlS, {
-        issuer: settings.jwtIssuer,
-        audience: settings.jwtAudience,
-      });
-      logger.info({ user, scope }, 'dev token issued');
-      res.set('Cache-Control', 'no-store').json({ token, user, expiresIn: settings.devTokenTtlS });
-    });
-  }
-
-  router.all('/dev/token', methodNotAllowed(['POST']));
+  mountDevToken(router, deps, json);
 
   // GET /api/admin/cluster: the live cluster view behind /admin (off in production unless enabled).
   router.get('/admin/cluster', adminGate(settings), authenticate, requireScope(ADMIN_SCOPE), (_req, res) => {

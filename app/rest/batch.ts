@@ -24,6 +24,7 @@ import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { batchEnvelope, batchItems, itemKind, type BatchItem, type ItemError } from './batch-items';
 import { principalOf } from './passport';
+import { refusedOutcome } from './push-outcome';
 import type { RestPublisher } from './publisher';
 
 /** What an item answers once taken: `{"id"}`, or the inbox's `{"id", "seq", "stored"}`. */
@@ -81,64 +82,81 @@ function orderKey(target: MessageTarget): string {
   return target.kind === 'user' ? `${target.user}\n${formatTarget(target)}` : formatTarget(target);
 }
 
+type Indexed = { index: number; item: BatchItem };
+
+/** Publishes every live item at once, one after another only to the same destination. */
+async function publishAll(deps: BatchDeps, items: Indexed[], results: ItemResult[]): Promise<void> {
+  const { publisher, metrics } = deps;
+  const tails = new Map<string, Promise<unknown>>();
+  const publishOne = (target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> => {
+    const key = orderKey(target);
+    const before = tails.get(key);
+    // A message waits for the one before it to be taken, not for it to succeed: a refused one
+    // answers its own error and the next still goes.
+    const done =
+      before === undefined
+        ? publisher.publish(target, message)
+        : before.then(() => publisher.publish(target, message));
+    tails.set(
+      key,
+      done.catch(() => undefined),
+    );
+    return done;
+  };
+  await Promise.all(
+    items.map(async ({ index, item }) => {
+      const id = randomUUID();
+      const message = { id, ...item.message };
+      const started = performance.now();
+      try {
+        const receipts = await Promise.all(item.targets.map((target) => publishOne(target, message)));
+        metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
+        results[index] = accepted(id, item, receipts);
+        for (const receipt of receipts) if (receipt.online === false) metrics.pushesOffline.inc();
+      } catch (err: unknown) {
+        results[index] = errorResult(err);
+      }
+    }),
+  );
+}
+
+/** Stores every durable item in one call of the inbox. */
+async function storeAll(inbox: BatchInbox, items: Indexed[], results: ItemResult[]): Promise<void> {
+  if (items.length === 0) return;
+  const durable = items.map(({ item }): DurableItem => {
+    const id = randomUUID();
+    return { id, targets: item.targets, many: item.many, message: { id, ...item.message } };
+  });
+  const stored = await inbox.push(durable).catch((err: unknown) => items.map(() => errorResult(err)));
+  items.forEach(({ index }, i) => {
+    results[index] = stored[i] ?? errorResult(undefined);
+  });
+}
+
+/** Counts each item's outcome under its kind, as the single push counts its one. */
+function countOutcomes(
+  metrics: Metrics,
+  values: unknown[],
+  items: (BatchItem | ItemError)[],
+  results: ItemResult[],
+): void {
+  items.forEach((item, index) => {
+    const kind = 'error' in item ? itemKind(values[index]) : item.kind;
+    const result = results[index];
+    metrics.pushes.inc({ kind, outcome: 'error' in result ? refusedOutcome(result.error) : 'accepted' });
+  });
+}
+
 export function batchHandler(deps: BatchDeps): RequestHandler {
   const { settings, publisher, inbox, metrics, logger } = deps;
   const limits = { maxMessages: settings.restBatchMax, maxBodyBytes: settings.restBodyLimitBytes };
-
-  /** Publishes every live item at once, one after another only to the same destination. */
-  async function publishAll(items: { index: number; item: BatchItem }[], results: ItemResult[]) {
-    const tails = new Map<string, Promise<unknown>>();
-    const publishOne = (target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> => {
-      const key = orderKey(target);
-      const before = tails.get(key);
-      // A message waits for the one before it to be taken, not for it to succeed: a refused one
-      // answers its own error and the next still goes.
-      const done =
-        before === undefined
-          ? publisher.publish(target, message)
-          : before.then(() => publisher.publish(target, message));
-      tails.set(
-        key,
-        done.catch(() => undefined),
-      );
-      return done;
-    };
-    await Promise.all(
-      items.map(async ({ index, item }) => {
-        const id = randomUUID();
-        const message = { id, ...item.message };
-        const started = performance.now();
-        try {
-          const receipts = await Promise.all(item.targets.map((target) => publishOne(target, message)));
-          metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
-          results[index] = accepted(id, item, receipts);
-          for (const receipt of receipts) if (receipt.online === false) metrics.pushesOffline.inc();
-        } catch (err: unknown) {
-          results[index] = errorResult(err);
-        }
-      }),
-    );
-  }
-
-  async function storeAll(items: { index: number; item: BatchItem }[], results: ItemResult[]) {
-    if (items.length === 0) return;
-    const durable = items.map(({ item }): DurableItem => {
-      const id = randomUUID();
-      return { id, targets: item.targets, many: item.many, message: { id, ...item.message } };
-    });
-    const stored = await inbox.push(durable).catch((err: unknown) => items.map(() => errorResult(err)));
-    items.forEach(({ index }, i) => {
-      results[index] = stored[i] ?? errorResult(undefined);
-    });
-  }
-
   return async (req, res) => {
     publisher.assertAdmitting();
     const values = batchEnvelope(req.body, limits);
     const items = batchItems(values, principalOf(req), limits);
     const results: ItemResult[] = new Array<ItemResult>(items.length);
-    const live: { index: number; item: BatchItem }[] = [];
-    const durable: { index: number; item: BatchItem }[] = [];
+    const live: Indexed[] = [];
+    const durable: Indexed[] = [];
     items.forEach((item, index) => {
       if ('error' in item) results[index] = item;
       else if (item.targets.some((t) => inbox.isDurable(t))) durable.push({ index, item });
@@ -150,17 +168,8 @@ export function batchHandler(deps: BatchDeps): RequestHandler {
       publisher.assertReady();
       publisher.assertRoomFor(messages);
     }
-    await Promise.all([publishAll(live, results), storeAll(durable, results)]);
-    items.forEach((item, index) => {
-      const kind = 'error' in item ? itemKind(values[index]) : item.kind;
-      const result = results[index];
-      const outcome = !('error' in result)
-        ? 'accepted'
-        : ['broker_unavailable', 'inbox_unavailable', 'overloaded', 'draining'].includes(result.error)
-          ? 'unavailable'
-          : 'rejected';
-      metrics.pushes.inc({ kind, outcome });
-    });
+    await Promise.all([publishAll(deps, live, results), storeAll(inbox, durable, results)]);
+    countOutcomes(metrics, values, items, results);
     if (logger.isLevelEnabled('debug')) {
       const refused = results.filter((r) => 'error' in r).length;
       logger.debug(

@@ -97,43 +97,45 @@ const TAKEN =
   'Answered only after the broker has taken the message (the store, for a durable destination); ' +
   'any failure on the way is an error status, never a 202 for a message that may be lost.';
 
+const PUSH_TO_USER: OperationSpec = {
+  method: 'post',
+  path: '/api/users/{user}/messages',
+  operationId: 'pushToUser',
+  summary: 'Push a message to a user',
+  description:
+    "Like Spring's `convertAndSendToUser`: every live session of the user subscribed to " +
+    '`/user/queue/<name>` (or `/user/topic/<name>`), on any instance, gets it. A durable ' +
+    "(inbox) destination keeps it until each of the user's devices has it. " +
+    TAKEN,
+  auth: 'push',
+  parameters: [
+    userParameter,
+    {
+      name: 'Idempotency-Key',
+      in: 'header',
+      description:
+        'For a durable destination: a retry with the same key for the same user answers the ' +
+        'same 202 body and stores nothing new; the same key with a different body answers 409 ' +
+        '`idempotency_conflict`. Keys are kept as long as their message is readable.',
+      schema: Type.String({ minLength: 1 }),
+      required: false,
+    },
+  ],
+  body: { schema: PushRequest, description: 'The message and where it goes.' },
+  answers: {
+    202: {
+      description:
+        'The broker has taken the message: `{"id"}`, with `"online"`; for a durable ' +
+        'destination `{"id", "seq", "stored": true}`, once the store has committed it.',
+      schema: UserPushAccepted,
+    },
+  },
+  errors: [...PUSH_ERRORS, 'idempotency_conflict', 'inbox_unavailable'],
+};
+
 function pushes(settings: Settings): OperationSpec[] {
   return [
-    {
-      method: 'post',
-      path: '/api/users/{user}/messages',
-      operationId: 'pushToUser',
-      summary: 'Push a message to a user',
-      description:
-        "Like Spring's `convertAndSendToUser`: every live session of the user subscribed to " +
-        '`/user/queue/<name>` (or `/user/topic/<name>`), on any instance, gets it. A durable ' +
-        "(inbox) destination keeps it until each of the user's devices has it. " +
-        TAKEN,
-      auth: 'push',
-      parameters: [
-        userParameter,
-        {
-          name: 'Idempotency-Key',
-          in: 'header',
-          description:
-            'For a durable destination: a retry with the same key for the same user answers the ' +
-            'same 202 body and stores nothing new; the same key with a different body answers 409 ' +
-            '`idempotency_conflict`. Keys are kept as long as their message is readable.',
-          schema: Type.String({ minLength: 1 }),
-          required: false,
-        },
-      ],
-      body: { schema: PushRequest, description: 'The message and where it goes.' },
-      answers: {
-        202: {
-          description:
-            'The broker has taken the message: `{"id"}`, with `"online"`; for a durable ' +
-            'destination `{"id", "seq", "stored": true}`, once the store has committed it.',
-          schema: UserPushAccepted,
-        },
-      },
-      errors: [...PUSH_ERRORS, 'idempotency_conflict', 'inbox_unavailable'],
-    },
+    PUSH_TO_USER,
     {
       method: 'post',
       path: '/api/messages',

@@ -9,7 +9,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Admission } from '../admission';
 import { formatTarget, type MessageTarget } from '../destinations/destination';
-import { isServiceError } from '../errors';
 import type { Inbox } from '../inbox/inbox';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -17,10 +16,10 @@ import { traceMessage } from '../observability/trace';
 import type { Principal } from './passport';
 import { durablePush, idempotencyKeyOf, type StoredAnswer } from './inbox-routes';
 import type { RestPublisher } from './publisher';
+import { failedOutcome, type PushOutcome } from './push-outcome';
 import { pushRequest } from './validation';
 
 export type PushKind = 'user' | 'destination';
-type PushOutcome = 'accepted' | 'rejected' | 'unavailable';
 
 /** The 202 body: `{"id"}`, with `online` where the broker could tell (user pushes). */
 export type PushAnswer = { id: string } | { id: string; online: boolean } | StoredAnswer;
@@ -29,16 +28,6 @@ export type PushAnswer = { id: string } | { id: string; online: boolean } | Stor
 export interface PushCall {
   caller: Principal;
   headers: IncomingHttpHeaders;
-}
-
-function outcomeOf(err: unknown): PushOutcome {
-  return isServiceError(err) &&
-    (err.code === 'broker_unavailable' ||
-      err.code === 'inbox_unavailable' ||
-      err.code === 'draining' ||
-      err.code === 'overloaded')
-    ? 'unavailable'
-    : 'rejected';
 }
 
 export interface PushDeps {
@@ -101,7 +90,7 @@ export async function pushOnce(
     // `online` only where the broker could tell (user pushes): SPEC, REST section.
     return receipt.online === undefined ? { id } : { id, online: receipt.online };
   } catch (err: unknown) {
-    outcome = outcomeOf(err);
+    outcome = failedOutcome(err);
     throw err;
   } finally {
     metrics.pushes.inc({ kind, outcome });

@@ -37,6 +37,25 @@ export interface RelayParts {
   parking: ConsumerSpec['parking'];
 }
 
+/** The fixed pool of STOMP connections: /queue/ subscriptions and topic publishes. */
+function stompPool(
+  options: RabbitRelayBrokerOptions,
+  logger: RelayLogger,
+  readinessChanged: () => void,
+): ConnectionPool {
+  return new ConnectionPool({
+    addresses: parseBrokerUrl(options.brokerUrl),
+    size: options.poolSize,
+    heartbeatMs: options.heartbeatMs,
+    reconnectBaseMs: RECONNECT_BASE_MS,
+    reconnectMaxMs: options.reconnectMaxMs,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    logger,
+    onReconnect: () => options.onReconnect?.(),
+    onChange: readinessChanged,
+  });
+}
+
 /** Builds the parts; nothing connects until they are started. */
 export function relayParts(
   options: RabbitRelayBrokerOptions,
@@ -51,17 +70,7 @@ export function relayParts(
     reconnectMaxMs: options.reconnectMaxMs,
     logger,
   });
-  const pool = new ConnectionPool({
-    addresses: parseBrokerUrl(options.brokerUrl),
-    size: options.poolSize,
-    heartbeatMs: options.heartbeatMs,
-    reconnectBaseMs: RECONNECT_BASE_MS,
-    reconnectMaxMs: options.reconnectMaxMs,
-    connectTimeoutMs: CONNECT_TIMEOUT_MS,
-    logger,
-    onReconnect: () => options.onReconnect?.(),
-    onChange: readinessChanged,
-  });
+  const pool = stompPool(options, logger, readinessChanged);
   const fanOut = new LocalFanOut({
     maxBacklog: options.maxBacklog ?? DEFAULT_MAX_BACKLOG,
     onDeliveryError: (err, session) => logger.error({ err, session }, 'subscriber failed to take a message'),
