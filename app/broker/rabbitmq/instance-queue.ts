@@ -18,6 +18,7 @@ import type { AsyncMessage, Connection, Consumer } from 'rabbitmq-client';
 import { ServiceError } from '../../errors';
 import { BindingSet } from './bindings';
 import type { RelayLogger } from './connection-pool';
+import { TurnBatch } from './turn-batch';
 
 export interface InstanceQueueOptions {
   name: string;
@@ -26,7 +27,10 @@ export interface InstanceQueueOptions {
   /** Unacknowledged messages RabbitMQ may push ahead of this instance. */
   prefetch: number;
   logger: RelayLogger;
-  /** Handles one message; it is acknowledged to RabbitMQ when this returns. */
+  /**
+   * Handles one message; what arrived in one read is handed over in one turn (turn-batch.ts), and
+   * each is acknowledged to RabbitMQ once its turn is over.
+   */
   onMessage(message: AsyncMessage): void;
   /** `ready` changed. */
   onReadyChange(): void;
@@ -38,6 +42,7 @@ const READY_TIMEOUT_MS = 10_000;
 export class InstanceQueue {
   readonly bindings: BindingSet;
   private consumer: Consumer | undefined;
+  private readonly arrivals: TurnBatch<AsyncMessage>;
 
   constructor(
     private readonly connection: Connection,
@@ -45,6 +50,11 @@ export class InstanceQueue {
   ) {
     this.bindings = new BindingSet(connection, options.name, options.exchange, options.logger, () =>
       options.onReadyChange(),
+    );
+    this.arrivals = new TurnBatch(
+      (message) => options.onMessage(message),
+      // One message that cannot be handed over must not cost the others of its batch theirs.
+      (err) => options.logger.error({ err, queue: options.name }, 'instance queue message not handed over'),
     );
     // A new connection: queue and bindings are gone until the consumer re-declares and we re-bind.
     connection.on('connection', () => this.bindings.invalidate());
@@ -87,9 +97,7 @@ export class InstanceQueue {
         // Our queue alone: nobody else may consume it either.
         exclusive: true,
       },
-      (message) => {
-        this.options.onMessage(message);
-      },
+      (message) => this.arrivals.add(message),
     );
     this.consumer = consumer;
     consumer.on('error', (err: unknown) =>
