@@ -90,6 +90,36 @@ export interface Subscriber {
   last(id: string): Delivery;
 }
 
+/** Subscribes to `target` as a session would and records what arrives, in arrival order. */
+export async function recordDeliveries(
+  broker: Broker,
+  target: MessageTarget,
+  options: SubscribeOptions = {},
+): Promise<Subscriber> {
+  const got: Delivery[] = [];
+  const subscription = await broker.subscribe({
+    sessionId: unique('session'),
+    user: options.user ?? (target.kind === 'user' ? target.user : 'suite-user'),
+    target,
+    ackMode: options.ackMode ?? 'auto',
+    prefetch: options.prefetch ?? 10,
+    deliver(delivery) {
+      got.push(delivery);
+      options.onDeliver?.(delivery);
+    },
+  });
+  return {
+    subscription,
+    got,
+    ids: () => got.map((delivery) => delivery.messageId),
+    last(id) {
+      const found = got.filter((delivery) => delivery.messageId === id).pop();
+      if (!found) throw new Error(`message ${id} was not delivered`);
+      return found;
+    },
+  };
+}
+
 export class BrokerHarness {
   brokers: Broker[] = [];
   private subscribers: { subscriber: Subscriber; broker: Broker }[] = [];
@@ -139,28 +169,7 @@ export class BrokerHarness {
 
   async subscribe(index: number, target: MessageTarget, options: SubscribeOptions = {}): Promise<Subscriber> {
     const broker = this.at(index);
-    const got: Delivery[] = [];
-    const subscription = await broker.subscribe({
-      sessionId: unique('session'),
-      user: options.user ?? (target.kind === 'user' ? target.user : 'suite-user'),
-      target,
-      ackMode: options.ackMode ?? 'auto',
-      prefetch: options.prefetch ?? 10,
-      deliver(delivery) {
-        got.push(delivery);
-        options.onDeliver?.(delivery);
-      },
-    });
-    const subscriber: Subscriber = {
-      subscription,
-      got,
-      ids: () => got.map((delivery) => delivery.messageId),
-      last(id) {
-        const found = got.filter((delivery) => delivery.messageId === id).pop();
-        if (!found) throw new Error(`message ${id} was not delivered`);
-        return found;
-      },
-    };
+    const subscriber = await recordDeliveries(broker, target, options);
     this.subscribers.push({ subscriber, broker });
     return subscriber;
   }

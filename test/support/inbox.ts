@@ -3,12 +3,11 @@
  * against the API description), devices as raw STOMP clients, and the service setups the inbox
  * runs on (embedded broker with the in-memory store; RabbitMQ with PostgreSQL).
  */
-import WebSocket from 'ws';
 
 import { header, type Frame } from '../../app/stomp/frame';
 import { call, type ApiAnswer } from '../integration/rest/harness';
 import type { Instance } from './instances';
-import { wrapWebSocket, type RawClientOptions, type RawStompClient } from './raw-stomp';
+import { openWebSocket, type RawClientOptions, type RawStompClient } from './raw-stomp';
 import { tokenFor as serviceToken, type RunningService } from './service';
 import { waitFor } from './wait';
 
@@ -83,12 +82,7 @@ export async function connectDevice(
   device?: string,
   options: RawClientOptions = {},
 ): Promise<RawStompClient> {
-  const ws = new WebSocket(`${service.url.replace(/^http/, 'ws')}/stomp`, ['v12.stomp']);
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  const client = wrapWebSocket(ws, false, options);
+  const client = await openWebSocket(service, { ...options, protocols: ['v12.stomp'] });
   try {
     await client.connect(tokenFor(service, user), device === undefined ? {} : { 'device-id': device });
   } catch (err: unknown) {

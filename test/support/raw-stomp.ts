@@ -325,6 +325,31 @@ export function openWebSocketRaw(
   });
 }
 
+/**
+ * How a WebSocket handshake to `path` of `target.url` ends, the socket closed at once: 'open',
+ * `HTTP <status>` when the server answered the upgrade with a status instead, or the error's message.
+ */
+export function handshakeOutcome(
+  target: { url: string },
+  path: string,
+  options: { protocols?: string[]; origin?: string } = {},
+): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(target.url.replace(/^http/, 'ws') + path, options.protocols ?? [], {
+      headers: options.origin === undefined ? {} : { origin: options.origin },
+    });
+    ws.once('open', () => {
+      ws.terminate();
+      resolve('open');
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(`HTTP ${res.statusCode}`);
+      ws.terminate();
+    });
+    ws.once('error', (err) => resolve(err.message));
+  });
+}
+
 /** Raw STOMP over a plain WebSocket at `/stomp` (or `options.path`) of `target.url`. */
 export async function openWebSocket(
   target: { url: string },

@@ -1,6 +1,7 @@
 /** Starts real service instances in this process for tests: port 0, silent logs, a known secret. */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Settings } from '../../config/settings';
+import type { MessageTarget } from '../../app/destinations/destination';
 import { loadConfig } from '../../app/config';
 import { startService, type RunningService } from '../../app/server';
 
@@ -32,5 +33,19 @@ export function tokenFor(service: RunningService, user: string, scope = '', ttlS
   return service.verifier.issue(user, scope, ttlSeconds, {
     issuer: service.settings.jwtIssuer,
     audience: service.settings.jwtAudience,
+  });
+}
+
+/** What a backend push does, minus HTTP: straight to the broker the service uses. */
+export async function publishDirect(
+  service: RunningService,
+  target: MessageTarget,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<void> {
+  await service.broker.publish(target, {
+    id: randomUUID(),
+    headers,
+    body: Buffer.isBuffer(body) ? body : Buffer.from(body),
   });
 }

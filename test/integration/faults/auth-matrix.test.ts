@@ -8,11 +8,11 @@
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import WebSocket from 'ws';
 import { header } from '../../../app/stomp/frame';
 import { queueNames, rabbitmqctl, STOMP_URL } from '../../support/rabbitmq';
 import {
   connectRaw,
+  handshakeOutcome,
   openTcp,
   openWebSocket,
   RawClients,
@@ -411,23 +411,9 @@ describe('faults: authentication and authorization', function () {
       await service.stop();
     });
 
+    // SockJS's raw endpoint speaks no subprotocol; offering one there would fail the handshake.
     const wsStatus = (path: string, origin: string): Promise<string> =>
-      new Promise((resolve) => {
-        // SockJS's raw endpoint speaks no subprotocol; offering one there would fail the handshake.
-        const protocols = path === '/stomp' ? ['v12.stomp'] : [];
-        const ws = new WebSocket(`${service.url.replace(/^http/, 'ws')}${path}`, protocols, {
-          headers: { origin },
-        });
-        ws.once('open', () => {
-          ws.terminate();
-          resolve('open');
-        });
-        ws.once('unexpected-response', (_req, res) => {
-          resolve(`HTTP ${res.statusCode}`);
-          ws.terminate();
-        });
-        ws.once('error', (err) => resolve(err.message));
-      });
+      handshakeOutcome(service, path, { origin, protocols: path === '/stomp' ? ['v12.stomp'] : [] });
 
     const refusedOrigins = [
       'https://evil.example',

@@ -9,7 +9,8 @@ import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
 import { connectRaw, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
-import type { RunningService } from '../../support/service';
+import { userTarget } from '../../support/broker-harness';
+import { publishDirect, type RunningService } from '../../support/service';
 import { waitFor } from '../../support/wait';
 
 /** POST /api/users/{user}/messages; resolves with the status and the parsed body. */
@@ -91,14 +92,9 @@ export class Bystander {
 
   private pushOne(): void {
     const seq = this.sent++;
-    this.service.broker
-      .publish(
-        { kind: 'user', user: this.user, type: 'queue', name: 'bystander' },
-        { id: randomUUID(), headers: {}, body: Buffer.from(String(seq)) },
-      )
-      .catch(() => {
-        this.sent = Number.NaN; // makes check() fail loudly: the broker refused a bystander push
-      });
+    publishDirect(this.service, userTarget(this.user, 'bystander'), String(seq)).catch(() => {
+      this.sent = Number.NaN; // makes check() fail loudly: the broker refused a bystander push
+    });
   }
 
   /** Stops pushing and checks every push arrived, in order, on a session that is still open. */

@@ -14,6 +14,7 @@ import { EmbeddedBroker } from '../../../app/broker/embedded';
 import type { Metrics } from '../../../app/observability/metrics';
 import { startService } from '../../../app/server';
 import { apiDescriptionOf } from '../../support/api-description';
+import { recordDeliveries } from '../../support/broker-harness';
 import { testSettings } from '../../support/service';
 
 export interface RestApp {
@@ -123,14 +124,6 @@ export async function record(
   user: string,
   target: MessageTarget,
 ): Promise<{ deliveries: Delivery[]; subscription: BrokerSubscription }> {
-  const deliveries: Delivery[] = [];
-  const subscription = await broker.subscribe({
-    sessionId: `test-${randomBytes(6).toString('hex')}`,
-    user,
-    target,
-    ackMode: 'auto',
-    prefetch: 100,
-    deliver: (delivery) => deliveries.push(delivery),
-  });
-  return { deliveries, subscription };
+  const { got, subscription } = await recordDeliveries(broker, target, { user, prefetch: 100 });
+  return { deliveries: got, subscription };
 }

@@ -6,10 +6,10 @@
 import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
 import { connectRaw, openTcp, RawClients } from '../../support/raw-stomp';
-import { startTestService, tokenFor, type RunningService } from '../../support/service';
+import { publishDirect, startTestService, tokenFor, type RunningService } from '../../support/service';
 import { waitFor } from '../../support/wait';
 import { metricValue } from '../../support/metrics';
-import { publish, userQueue } from './harness';
+import { userTarget } from '../../support/broker-harness';
 
 describe('session: limits', () => {
   let service: RunningService;
@@ -80,8 +80,8 @@ describe('session: limits', () => {
     let sent = 0;
     // Enough to fill loopback socket buffers several times over; stop as soon as it is dropped.
     while (sent < 1000 && service.registry.countForUser('slowpoke') > 0) {
-      await publish(service, userQueue('slowpoke', 'feed'), chunk);
-      await publish(service, userQueue('speedy', 'feed'), `m${sent}`);
+      await publishDirect(service, userTarget('slowpoke', 'feed'), chunk);
+      await publishDirect(service, userTarget('speedy', 'feed'), `m${sent}`);
       sent++;
       if (sent % 20 === 0) await new Promise((r) => setImmediate(r));
     }

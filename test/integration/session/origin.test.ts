@@ -4,9 +4,8 @@
  * clients (no Origin header) get through.
  */
 import { expect } from 'chai';
-import WebSocket from 'ws';
 import { header } from '../../../app/stomp/frame';
-import { openWebSocket, RawClients } from '../../support/raw-stomp';
+import { handshakeOutcome, openWebSocket, RawClients } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 
 const ALLOWED = 'https://app.example.com';
@@ -24,18 +23,9 @@ describe('session: allowed origins', () => {
     await service.stop();
   });
 
-  /** Upgrade to `path` with `origin`: 'open' or the handshake error. */
+  /** Upgrade to `path` with `origin`: 'open' or how the handshake failed. */
   const upgrade = (path: string, origin?: string, protocols: string[] = []): Promise<string> =>
-    new Promise((resolve) => {
-      const ws = new WebSocket(service.url.replace(/^http/, 'ws') + path, protocols, {
-        headers: origin ? { origin } : {},
-      });
-      ws.once('open', () => {
-        ws.terminate();
-        resolve('open');
-      });
-      ws.once('error', (err) => resolve(err.message));
-    });
+    handshakeOutcome(service, path, { origin, protocols });
 
   it('/stomp: an unlisted Origin is refused with 403', async () => {
     expect(await upgrade('/stomp', EVIL, ['v12.stomp'])).to.match(/403/);

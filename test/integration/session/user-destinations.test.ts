@@ -5,9 +5,9 @@
 import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
-import { startTestService, type RunningService } from '../../support/service';
+import { publishDirect, startTestService, type RunningService } from '../../support/service';
 import { sleep } from '../../support/wait';
-import { publish, userQueue } from './harness';
+import { userTarget } from '../../support/broker-harness';
 
 describe('session: user destinations', () => {
   let service: RunningService;
@@ -29,7 +29,7 @@ describe('session: user destinations', () => {
     const alice1 = await subscribed('alice', '/user/queue/mail');
     const alice2 = await subscribed('alice', '/user/queue/mail', 'tcp');
     const bob = await subscribed('bob', '/user/queue/mail');
-    await publish(service, userQueue('alice', 'mail'), 'for alice');
+    await publishDirect(service, userTarget('alice', 'mail'), 'for alice');
     for (const a of [alice1, alice2]) {
       const m = await a.waitForFrame('MESSAGE');
       expect(header(m, 'destination')).to.equal('/user/queue/mail');
@@ -43,7 +43,7 @@ describe('session: user destinations', () => {
   it('/user/topic/<name> is private the same way', async () => {
     const alice = await subscribed('alice', '/user/topic/news');
     const bob = await subscribed('bob', '/user/topic/news');
-    await publish(service, { kind: 'user', user: 'bob', type: 'topic', name: 'news' }, 'for bob');
+    await publishDirect(service, { kind: 'user', user: 'bob', type: 'topic', name: 'news' }, 'for bob');
     expect((await bob.waitForFrame('MESSAGE')).body.toString()).to.equal('for bob');
     await sleep(100);
     expect(bodies(alice)).to.deep.equal([]);
@@ -51,18 +51,18 @@ describe('session: user destinations', () => {
 
   it('a push to a user destination does not leak into the shared /queue or /topic of that name', async () => {
     const alice = await subscribed('alice', '/topic/inbox');
-    await publish(service, userQueue('alice', 'inbox'), 'private');
+    await publishDirect(service, userTarget('alice', 'inbox'), 'private');
     await sleep(100);
     expect(bodies(alice)).to.deep.equal([]);
   });
 
   it('a session that subscribed after the push does not get it; one that unsubscribed stops getting them', async () => {
     const alice1 = await subscribed('alice', '/user/queue/later');
-    await publish(service, userQueue('alice', 'later'), 'first');
+    await publishDirect(service, userTarget('alice', 'later'), 'first');
     await alice1.waitForFrame('MESSAGE');
     const alice2 = await subscribed('alice', '/user/queue/later');
     await alice1.sendWithReceipt('UNSUBSCRIBE', { id: 'sub' });
-    await publish(service, userQueue('alice', 'later'), 'second');
+    await publishDirect(service, userTarget('alice', 'later'), 'second');
     await alice2.waitForFrame('MESSAGE');
     await sleep(100);
     expect(bodies(alice1)).to.deep.equal(['first']);
