@@ -14,6 +14,7 @@ import { brokerReconnects } from './service-metrics';
 import type { BindingsResult } from './scenarios/bindings';
 import type { CeilingResult } from './scenarios/ceiling';
 import type { InboxPostgresResult } from './scenarios/inbox-postgres';
+import type { InboxServiceResult } from './scenarios/inbox-service';
 import type { CrowdRow } from './scenarios/crowd';
 import type { FanoutResult } from './scenarios/fanout';
 import type { IdleResult } from './scenarios/idle';
@@ -32,6 +33,8 @@ export interface Measured {
   bindings?: BindingsResult | null;
   /** The inbox store on PostgreSQL (scenarios/inbox-postgres.ts); absent in older results. */
   inboxPostgres?: InboxPostgresResult | null;
+  /** The inbox through the service (scenarios/inbox-service.ts); absent in older results. */
+  inboxService?: InboxServiceResult | null;
 }
 
 export interface RunSetup {
@@ -61,6 +64,7 @@ export class Run {
     crowd: [],
     bindings: null,
     inboxPostgres: null,
+    inboxService: null,
   };
   private readonly running = new Map<Spawned, 'instance' | 'other'>();
   /** Redis channel prefix of this run's Socket.IO nodes and emitter. */

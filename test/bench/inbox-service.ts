@@ -6,7 +6,9 @@
  * - time to replay 1,000 pending messages on SUBSCRIBE.
  *
  *   testlock -x npx tsx test/bench/inbox-service.ts [--smoke]
+ *   testlock -x npm run bench -- --only inbox     (this and the store's figures, into RESULTS.md)
  *
+ * The last line printed is the figures as one JSON object (scenarios/inbox-service.ts reads it).
  * Every loop is bounded in count. Latency: the pusher writes performance.now() into the body; the
  * device (same process, same clock) subtracts it on arrival.
  */
@@ -142,7 +144,10 @@ async function main(): Promise<void> {
     await waitForMessages(reader, REPLAY, 30_000);
     figures.replay1000Ms = performance.now() - t0;
     reader.close();
-    process.stdout.write(`${JSON.stringify(figures)}\n`);
+    const rounded = Object.fromEntries(
+      Object.entries(figures).map(([name, value]) => [name, Math.round(value * 10) / 10]),
+    );
+    process.stdout.write(`${JSON.stringify(rounded)}\n`);
   } finally {
     await service.stop();
     await dropTestDatabase(database);

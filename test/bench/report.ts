@@ -183,6 +183,22 @@ function inboxSection(results: BenchResults): string[] {
   ];
 }
 
+/** Section 9: the inbox through the service (test/bench/inbox-service.ts). */
+function inboxServiceSection(results: BenchResults): string[] {
+  const s = results.inboxService;
+  if (!s) return [];
+  return [
+    '',
+    '## 9. Inbox through the service: durable pushes beside non-durable ones, live latency, replay',
+    '',
+    '| REST pushes/s, non-durable | REST pushes/s, durable | durable/s in batches of 1000 | live p50 / p99 ms at 500/s | live in order | replay of 1000 pending on SUBSCRIBE, ms |',
+    '|---|---|---|---|---|---|',
+    `| ${s.nonDurablePerS} | ${s.durablePerS} | ${s.durableBatchPerS} | ${s.liveP50Ms} / ${s.liveP99Ms} | ${s.liveInOrder === 1 ? `yes (${s.liveMessages})` : '**no**'} | ${s.replay1000Ms} |`,
+    '',
+    'One service in a process of its own with its load (test/bench/inbox-service.ts), relaying to the local RabbitMQ, the inbox on the local PostgreSQL 15 (a database of its own, dropped after). Single pushes: 64 calls in flight to 200 users, non-durable (/queue/bench) then durable (/queue/inbox) on the same service in the same run; batches: 1,000 durable items per call, 2 calls in flight. Live: durable pushes at 500/s to one device subscribed with ack auto; the pusher writes performance.now() into the body, the device (same process) subtracts it on arrival. Replay: 1,000 stored, then SUBSCRIBE (ack auto) until the 1,000th MESSAGE. `npm run bench -- --only inbox` runs sections 8 and 9 alone.',
+  ];
+}
+
 export function markdown(results: BenchResults): string {
   const m = results.machine;
   const lines: string[] = [];
@@ -254,6 +270,7 @@ export function markdown(results: BenchResults): string {
     ...crowdSection(results),
     ...bindingsSection(results),
     ...inboxSection(results),
+    ...inboxServiceSection(results),
   );
   lines.push('', '## Notes', '');
   for (const n of results.notes) lines.push(`- ${n}`);

@@ -114,7 +114,7 @@ const SECTIONS: Record<Scenario, (keyof Measured)[]> = {
   idle: ['idle', 'peerIdle'],
   crowd: ['crowd'],
   bindings: ['bindings'],
-  inbox: ['inboxPostgres'],
+  inbox: ['inboxPostgres', 'inboxService'],
 };
 
 /**

@@ -7,6 +7,7 @@
  * What the parts share is a `Run` (bench-run.ts).
  */
 import type { Run } from './bench-run';
+import { SMOKE } from './harness';
 import {
   AMQP_URL,
   DIRECT_QUEUE_PREFIX,
@@ -22,6 +23,7 @@ import { brokerNode, deleteQueues, queueCount, queuesStartingWith } from './rabb
 import { runBindings } from './scenarios/bindings';
 import { runCeiling } from './scenarios/ceiling';
 import { runInboxPostgres } from './scenarios/inbox-postgres';
+import { runInboxService } from './scenarios/inbox-service';
 import { crowdFdLimit, runCrowd } from './scenarios/crowd';
 import { runFanout, type FanoutTarget } from './scenarios/fanout';
 import { runIdle } from './scenarios/idle';
@@ -207,6 +209,11 @@ export async function measureAll(run: Run, only: Set<Scenario>): Promise<void> {
   if (only.has('inbox')) {
     await run.attempt('inbox store on PostgreSQL', async () => {
       run.measured.inboxPostgres = await runInboxPostgres(run.ctx.root);
+    });
+    // The service's own figures after the store's: durable beside non-durable pushes, live latency,
+    // replay on SUBSCRIBE (one service of its own, started and stopped by the child).
+    await run.attempt('inbox through the service', async () => {
+      run.measured.inboxService = await runInboxService(run.ctx.root, run.sizes === SMOKE);
     });
   }
 }

@@ -256,6 +256,33 @@ function crowdTargets(m: Measured): Target[] {
   ];
 }
 
+/** Issue 13's goals for the inbox, from the service's own run (scenarios/inbox-service.ts). */
+function inboxTargets(m: Measured): Target[] {
+  const s = m.inboxService;
+  if (!s) return [];
+  return [
+    ratioTarget(
+      'durable single REST pushes vs non-durable, same service and run',
+      s.durablePerS,
+      s.nonDurablePerS,
+      'pushes/s',
+      { atLeast: 0.8 },
+    ),
+    {
+      name: 'durable pushes in REST batches of 1000',
+      goal: '>= 5000/s',
+      actual: `${s.durableBatchPerS}/s`,
+      met: s.durableBatchPerS >= 5000,
+    },
+    {
+      name: 'replay of 1000 pending inbox messages on SUBSCRIBE',
+      goal: '<= 250 ms',
+      actual: `${s.replay1000Ms} ms`,
+      met: s.replay1000Ms <= 250,
+    },
+  ];
+}
+
 export function targets(m: Measured): Target[] {
   return [
     ...againstDirect(m),
@@ -263,5 +290,6 @@ export function targets(m: Measured): Target[] {
     ...againstSocketIo(m),
     ...idleTargets(m),
     ...crowdTargets(m),
+    ...inboxTargets(m),
   ];
 }

@@ -155,6 +155,17 @@ describe('bench harness (smoke)', function () {
     expect(readFileSync(join(out, 'RESULTS.md'), 'utf8')).to.include('## 8. Inbox store on PostgreSQL');
   });
 
+  it('measures the inbox through the service: durable beside non-durable pushes, live latency, replay', () => {
+    const s = results.inboxService!;
+    expect(s, 'inbox service result').to.not.equal(null);
+    for (const figure of [s.nonDurablePerS, s.durablePerS, s.durableBatchPerS, s.replay1000Ms])
+      expect(figure).to.be.greaterThan(0);
+    expect(s.liveMessages).to.be.greaterThan(0);
+    expect(s.liveInOrder).to.equal(1);
+    expect(results.targets.map((t) => t.name)).to.include('durable pushes in REST batches of 1000');
+    expect(readFileSync(join(out, 'RESULTS.md'), 'utf8')).to.include('## 9. Inbox through the service');
+  });
+
   it('a run of one scenario (--only) keeps the other sections of the results it replaces', async () => {
     const before = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as BenchResults;
     const again = await runBench({ mode: 'smoke', outDir: out, only: ['bindings'], log: () => undefined });
