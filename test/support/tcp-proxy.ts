@@ -2,8 +2,8 @@
  * A TCP proxy in front of a real server, for outages without touching the server: `down()` drops
  * every connection and stops listening (nothing answers: connection refused), `hang()` accepts
  * connections and never forwards a byte (a server that no longer answers), `up()` forwards again
- * on the same port. The PostgreSQL outage tests use it; stopping the real PostgreSQL is for the
- * fault tests under the exclusive lock.
+ * on the same port. The PostgreSQL outage tests use it; a real PostgreSQL restart is
+ * test/integration/inbox/restarts.test.ts's, on a server of its own (support/private-postgres.ts).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
