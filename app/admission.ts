@@ -3,9 +3,11 @@
  * REST and the ops endpoints ask `isDraining()`; REST pushes are `track()`ed from the moment they go
  * to the broker until it has taken them (or refused), so SIGTERM can wait for exactly those.
  */
+import { InFlight } from './in-flight';
+
 export class Admission {
   private draining = false;
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlight();
 
   isDraining(): boolean {
     return this.draining;
@@ -23,24 +25,11 @@ export class Admission {
 
   /** Counts `work` as in flight until it settles; resolves and rejects as `work` does. */
   track<T>(work: Promise<T>): Promise<T> {
-    this.inFlight.add(work);
-    const done = (): void => {
-      this.inFlight.delete(work);
-    };
-    work.then(done, done);
-    return work;
+    return this.inFlight.track(work);
   }
 
   /** Resolves once everything in flight now has settled, or after `timeoutMs`, whichever is first. */
-  async settled(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    try {
-      await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+  settled(timeoutMs: number): Promise<void> {
+    return this.inFlight.settled(timeoutMs);
   }
 }

@@ -56,6 +56,29 @@ interface Live {
   result?: InboxPushStored;
 }
 
+/** What the live copy of a stored message carries: its headers, and where it stands (seq, prev-seq). */
+function live(
+  user: string,
+  stored: Pick<UnpublishedMessage, 'id' | 'destination' | 'headers' | 'body' | 'seq' | 'prevSeq'>,
+  extra: Record<string, string> = {},
+): Live {
+  return {
+    user,
+    destination: stored.destination,
+    seq: stored.seq,
+    message: {
+      id: stored.id,
+      headers: {
+        ...stored.headers,
+        [SEQ_HEADER]: String(stored.seq),
+        [PREV_SEQ_HEADER]: String(stored.prevSeq),
+        ...extra,
+      },
+      body: stored.body,
+    },
+  };
+}
+
 export interface InboxOptions {
   setup: InboxSetup;
   broker: Broker;
@@ -179,19 +202,8 @@ export class Inbox implements Part {
       if (push.duplicate) return;
       const item = appends[index];
       fresh.push({
+        ...live(item.user, { ...item, id: push.id, seq: push.seq, prevSeq: push.prevSeq }),
         result,
-        user: item.user,
-        destination: item.destination,
-        seq: push.seq,
-        message: {
-          id: push.id,
-          headers: {
-            ...item.headers,
-            [SEQ_HEADER]: String(push.seq),
-            [PREV_SEQ_HEADER]: String(push.prevSeq),
-          },
-          body: item.body,
-        },
       });
     });
     this.options.metrics.stored.inc(fresh.length);
@@ -255,21 +267,7 @@ export class Inbox implements Part {
   }
 
   private republished(message: UnpublishedMessage): Live {
-    return {
-      user: message.user,
-      destination: message.destination,
-      seq: message.seq,
-      message: {
-        id: message.id,
-        headers: {
-          ...message.headers,
-          [SEQ_HEADER]: String(message.seq),
-          [PREV_SEQ_HEADER]: String(message.prevSeq),
-          [REPUBLISHED_HEADER]: 'true',
-        },
-        body: message.body,
-      },
-    };
+    return live(message.user, message, { [REPUBLISHED_HEADER]: 'true' });
   }
 
   /** One expiry sweep, repeated while it hit its bound (bounded in rounds too). */

@@ -26,6 +26,7 @@
  * commit() is relay-transactions.ts; how the parts are built and wired, relay-parts.ts.
  */
 import { ServiceError } from '../../errors';
+import { InFlight } from '../../in-flight';
 import { type MessageTarget } from '../../destinations/destination';
 import { frame } from '../../stomp/frame';
 import type {
@@ -45,7 +46,6 @@ import { allowedHeaderRecord } from '../../messaging/header-policy';
 import { BrokerConsumer } from './broker-consumer';
 import { ClientQueues, clientQueueName } from './client-queues';
 import type { RelayLogger } from './connection-pool';
-import { InFlight } from './in-flight';
 import { notTaken, poolSend } from './pool-send';
 import { ReadinessNotifier } from './readiness-notifier';
 import { checkRelayOptions, type RabbitRelayBrokerOptions } from './relay-options';
