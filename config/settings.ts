@@ -293,7 +293,7 @@ export const SETTINGS = {
   authorizationFile: str(
     'AUTHORIZATION_FILE',
     '',
-    'JSON file with subscribe/send rules; default config/authorization.json.',
+    'JSON file with subscribe/send rules (per user or token scope; raw broker destinations only by rules spelled with their prefix); default config/authorization.json.',
   ),
   backendsFile: str(
     'BACKENDS_FILE',

@@ -22,6 +22,7 @@ import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
 import type { SessionDirectory } from '../presence/directory';
 import type { MessageProperties } from '../messaging/header-policy';
+import type { RawTarget } from '../destinations/raw-destination';
 
 export type AckMode = 'auto' | 'client' | 'client-individual';
 
@@ -98,6 +99,13 @@ export interface BrokerSubscription {
   close(): Promise<void>;
 }
 
+/** A subscription to a raw broker destination (destinations/raw-destination.ts), the operator allowed. */
+export interface RawSubscribeRequest extends Omit<SubscribeRequest, 'target' | 'resumeFrom'> {
+  target: RawTarget;
+  /** RabbitMQ's SUBSCRIBE headers that reach the broker as they are (x-queue-name, x-stream-offset). */
+  brokerHeaders: Record<string, string>;
+}
+
 /** Work a STOMP transaction collected; applied all together at COMMIT, or not at all. */
 export type TransactionOp =
   | { op: 'publish'; target: MessageTarget; message: OutgoingMessage }
@@ -139,6 +147,14 @@ export interface Broker {
    * AMQP bridge); absent where none can be reached. Resolves once a backend's queue holds it.
    */
   readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
+  /**
+   * Raw broker destinations (`/amq/queue/`, `/exchange/`), where this broker has them (the relay);
+   * absent on the embedded broker. Same promises as subscribe() and publish().
+   */
+  readonly raw?: {
+    subscribe(request: RawSubscribeRequest): Promise<BrokerSubscription>;
+    publish(target: RawTarget, message: OutgoingMessage): Promise<void>;
+  };
 }
 
 /**

@@ -3,14 +3,23 @@
  * Rules match the canonical destination string (destination.ts refuses every other spelling first):
  * `*` matches one name word (no `.` or `/`), `**` matches anything, `{user}` matches exactly the
  * session's user. The first rule whose pattern matches decides; no match means refused.
+ *
+ * A rule is for `users` (a list, or "*"), for tokens holding one of `scopes` (the JWT `scope`
+ * claim), or, with both, for those users with such a token. Raw broker destinations
+ * (raw-destination.ts: `/amq/queue/`, `/exchange/`) are decided only by rules spelled with that
+ * prefix: an allowance has to name them, so `/**` or a rule written before they existed never
+ * opens the broker's own queues and exchanges to clients. Without such a rule they are refused.
  */
 import { readJsonSettingFile } from '../config';
 import { ServiceError } from '../errors';
+import { isRawSpelling } from './raw-destination';
 
 export interface AuthorizationRule {
   destination: string;
-  /** '*' for any authenticated user, or the user names allowed. */
-  users: '*' | string[];
+  /** '*' for any authenticated user, or the user names allowed. Optional when `scopes` is set. */
+  users?: '*' | string[];
+  /** The rule is for a token whose `scope` holds one of these (with `users`: and is one of them). */
+  scopes?: string[];
   /** false turns a matching destination down for these users (a deny rule placed before allows). */
   allow?: boolean;
 }
@@ -23,7 +32,16 @@ export interface AuthorizationRules {
 interface CompiledRule {
   pattern: CompiledPattern;
   users: '*' | Set<string>;
+  scopes?: Set<string>;
   allow: boolean;
+  /** Spelled with a raw prefix: decides raw destinations, and only those. */
+  raw: boolean;
+}
+
+/** Who asks: the session's user and its token's scopes. */
+export interface Requester {
+  user: string;
+  scopes: readonly string[];
 }
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -74,16 +92,25 @@ function compile(rules: unknown, section: string, file: string): CompiledRule[] 
         `${file}: ${section}[${i}].destination must be a pattern like /topic/**`,
       );
     }
-    if (r.users !== '*' && !(Array.isArray(r.users) && r.users.every((u) => typeof u === 'string'))) {
+    const users = r.users ?? (r.scopes !== undefined ? '*' : undefined);
+    if (users !== '*' && !(Array.isArray(users) && users.every((u) => typeof u === 'string'))) {
       throw new ServiceError(
         'bad_request',
-        `${file}: ${section}[${i}].users must be "*" or a list of user names`,
+        `${file}: ${section}[${i}].users must be "*" or a list of user names (or give scopes)`,
       );
+    }
+    if (
+      r.scopes !== undefined &&
+      !(Array.isArray(r.scopes) && r.scopes.length > 0 && r.scopes.every((s) => typeof s === 'string'))
+    ) {
+      throw new ServiceError('bad_request', `${file}: ${section}[${i}].scopes must be a list of scope names`);
     }
     return {
       pattern: new CompiledPattern(r.destination),
-      users: r.users === '*' ? '*' : new Set(r.users),
+      users: users === '*' ? '*' : new Set(users),
+      scopes: r.scopes === undefined ? undefined : new Set(r.scopes),
       allow: r.allow !== false,
+      raw: isRawSpelling(r.destination),
     };
   });
 }
@@ -102,20 +129,28 @@ export class Authorizer {
     return new Authorizer(parsed as unknown as AuthorizationRules, file);
   }
 
-  canSubscribe(user: string, destination: string): boolean {
-    return Authorizer.decide(this.subscribeRules, user, destination);
+  /** `who` as a user name alone: a requester whose token has no scopes. */
+  canSubscribe(who: string | Requester, destination: string): boolean {
+    return Authorizer.decide(this.subscribeRules, requester(who), destination);
   }
 
-  canSend(user: string, destination: string): boolean {
-    return Authorizer.decide(this.sendRules, user, destination);
+  canSend(who: string | Requester, destination: string): boolean {
+    return Authorizer.decide(this.sendRules, requester(who), destination);
   }
 
-  private static decide(rules: CompiledRule[], user: string, destination: string): boolean {
+  private static decide(rules: CompiledRule[], who: Requester, destination: string): boolean {
+    const raw = isRawSpelling(destination);
     for (const rule of rules) {
-      if (!rule.pattern.test(destination, user)) continue;
-      if (rule.users !== '*' && !rule.users.has(user)) continue;
+      if (rule.raw !== raw) continue;
+      if (!rule.pattern.test(destination, who.user)) continue;
+      if (rule.users !== '*' && !rule.users.has(who.user)) continue;
+      if (rule.scopes && !who.scopes.some((scope) => rule.scopes?.has(scope))) continue;
       return rule.allow;
     }
     return false;
   }
+}
+
+function requester(who: string | Requester): Requester {
+  return typeof who === 'string' ? { user: who, scopes: [] } : who;
 }

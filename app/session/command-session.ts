@@ -24,6 +24,8 @@ export interface CommandSession {
   readonly socket: { readonly info: ConnectionInfo };
   version: StompVersion;
   user: string;
+  /** The CONNECT token's scopes (authorization rules may be for a scope). */
+  scopes: readonly string[];
   /** CONNECT's `device-id` (SPEC "The inbox"), `default` when absent. */
   device: string;
   readonly subscriptions: SubscriptionTable;

@@ -6,16 +6,25 @@
  * ERROR frame and closes, as the spec requires.
  */
 import { randomUUID } from 'node:crypto';
-import type { AckMode, Delivery, OutgoingMessage, TransactionOp } from '../broker/broker';
+import type {
+  AckMode,
+  BrokerSubscription,
+  Delivery,
+  OutgoingMessage,
+  SubscribeRequest,
+} from '../broker/broker';
 import { bearerToken } from '../auth/bearer';
-import { formatTarget, parseDestination, printable } from '../destinations/destination';
+import { formatTarget, parseDestination, printable, type MessageTarget } from '../destinations/destination';
+import { isRawSpelling } from '../destinations/raw-destination';
 import { DurableSubscription, parseSince } from '../inbox/durable-subscription';
 import { parseDeviceId } from '../inbox/validate';
 import { ServiceError } from '../errors';
 import { allowedHeaderRecord, messageProperties } from '../messaging/header-policy';
 import { frame as makeFrame, header, type Frame } from '../stomp/frame';
 import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
-import type { CommandSession, OpenTransaction } from './command-session';
+import type { CommandSession } from './command-session';
+import { rawSubscription, sendRaw } from './raw-commands';
+import { abort, begin, checkTransactionBytes, commit, openTransaction } from './transaction-commands';
 import type { ClientSubscription } from './subscriptions';
 
 type CommandHandler = (session: CommandSession, frame: Frame) => Promise<void> | void;
@@ -89,6 +98,7 @@ function connect(session: CommandSession, frame: Frame): void {
     settings.heartbeatReceiveMs,
   );
   session.user = identity.user;
+  session.scopes = identity.scopes;
   session.sendFrame(
     makeFrame('CONNECTED', {
       version,
@@ -106,6 +116,7 @@ function connect(session: CommandSession, frame: Frame): void {
 async function send(session: CommandSession, frame: Frame): Promise<void> {
   const { authorizer, broker, appRouter, metrics } = session.ctx;
   const destination = required(frame, 'destination');
+  if (isRawSpelling(destination)) return sendRaw(session, frame, destination);
   const target = parseDestination(destination, session.user);
   if (target.kind === 'user') {
     throw new ServiceError(
@@ -113,7 +124,7 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
       `cannot send to '${printable(destination)}': user destinations are written by the service (use /app/... or the REST API)`,
     );
   }
-  if (!authorizer.canSend(session.user, destination)) {
+  if (!authorizer.canSend(session, destination)) {
     throw new ServiceError('forbidden', `not allowed to send to '${printable(destination)}'`);
   }
   // Reserved names are stripped, not refused (header-policy.ts says why); the message goes on.
@@ -153,7 +164,7 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
 
 /** §SUBSCRIBE. Every destination is checked against the user before the broker hears of it. */
 async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
-  const { authorizer, broker, settings, metrics, registry, inbox } = session.ctx;
+  const { settings, metrics, registry } = session.ctx;
   const destination = required(frame, 'destination');
   // STOMP 1.0 made `id` optional; the destination then names the subscription.
   const id = session.version === '1.0' ? (header(frame, 'id') ?? destination) : required(frame, 'id');
@@ -169,30 +180,22 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
   const ack = header(frame, 'ack') ?? 'auto';
   if (!ACK_MODES.includes(ack as AckMode))
     throw new ServiceError('bad_frame', `ack must be one of ${ACK_MODES.join(', ')}`);
-  const target = parseDestination(destination, session.user);
-  if (target.kind === 'app')
-    throw new ServiceError(
-      'bad_destination',
-      `cannot subscribe to '${printable(destination)}': /app is for SEND`,
-    );
-  if (!authorizer.canSubscribe(session.user, destination)) {
-    throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
-  }
-  const durable = target.kind === 'user' && inbox.isDurable(formatTarget(target));
-  const since = parseSince(header(frame, 'inbox-since'));
-  if (since !== undefined && !durable) {
-    throw new ServiceError(
-      'bad_frame',
-      `inbox-since is for durable (inbox) destinations, not '${printable(destination)}'`,
-    );
-  }
-  const sub: ClientSubscription = { id, destination, target, ackMode: ack as AckMode, closed: false };
+  const opening = isRawSpelling(destination)
+    ? rawSubscription(session, frame, destination)
+    : serviceSubscription(session, frame, destination);
+  const sub: ClientSubscription = {
+    id,
+    destination,
+    target: opening.target,
+    ackMode: ack as AckMode,
+    closed: false,
+  };
   // Counted from the moment the table holds it: finish() uncounts every subscription in the table,
   // including one whose broker subscribe is still pending when the connection goes.
   session.subscriptions.add(sub);
   metrics.subscriptions.inc();
   try {
-    const request = {
+    const brokerSub = await opening.open({
       sessionId: session.id,
       user: session.user,
       ackMode: sub.ackMode,
@@ -200,15 +203,7 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
       deliver: (delivery: Delivery) => session.deliver(sub, delivery),
       // A subscription the broker ends on its own ends this session alone, with the reason.
       ended: (reason: ServiceError) => session.fail(reason),
-    };
-    const brokerSub = durable
-      ? await DurableSubscription.open(inbox, broker, {
-          ...request,
-          device: session.device,
-          destination: formatTarget(target),
-          since,
-        })
-      : await broker.subscribe({ ...request, target });
+    });
     if (sub.closed) {
       // The session ended (or the client unsubscribed) while the broker was still subscribing.
       await brokerSub.close();
@@ -220,6 +215,44 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
     throw err;
   }
   registry.update(session.info());
+}
+
+/** A SUBSCRIBE to one of the service's own destinations: checked, then opened on the broker or inbox. */
+function serviceSubscription(
+  session: CommandSession,
+  frame: Frame,
+  destination: string,
+): { target: MessageTarget; open(request: Omit<SubscribeRequest, 'target'>): Promise<BrokerSubscription> } {
+  const { authorizer, broker, inbox } = session.ctx;
+  const target = parseDestination(destination, session.user);
+  if (target.kind === 'app')
+    throw new ServiceError(
+      'bad_destination',
+      `cannot subscribe to '${printable(destination)}': /app is for SEND`,
+    );
+  if (!authorizer.canSubscribe(session, destination)) {
+    throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
+  }
+  const durable = target.kind === 'user' && inbox.isDurable(formatTarget(target));
+  const since = parseSince(header(frame, 'inbox-since'));
+  if (since !== undefined && !durable) {
+    throw new ServiceError(
+      'bad_frame',
+      `inbox-since is for durable (inbox) destinations, not '${printable(destination)}'`,
+    );
+  }
+  return {
+    target,
+    open: (request) =>
+      durable
+        ? DurableSubscription.open(inbox, broker, {
+            ...request,
+            device: session.device,
+            destination: formatTarget(target),
+            since,
+          })
+        : broker.subscribe({ ...request, target }),
+  };
 }
 
 /**
@@ -301,76 +334,6 @@ function nackRequeue(frame: Frame): boolean {
   if (value === undefined || value === 'true') return true;
   if (value === 'false') return false;
   throw new ServiceError('bad_frame', `NACK requeue must be true or false, got '${printable(value)}'`);
-}
-
-function openTransaction(session: CommandSession, name: string): OpenTransaction {
-  const tx = session.transactions.get(name);
-  if (!tx)
-    throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}' (send BEGIN first)`);
-  const limit = session.ctx.settings.maxTransactionFrames;
-  if (tx.ops.length >= limit) {
-    session.ctx.metrics.limitsHit.inc({ limit: 'transaction_frames' });
-    throw new ServiceError(
-      'limit_exceeded',
-      `at most ${limit} frames per transaction (MAX_TRANSACTION_FRAMES): COMMIT or ABORT first`,
-    );
-  }
-  return tx;
-}
-
-/** Bytes of messages held in this session's open transactions (bounded, like every client buffer). */
-function checkTransactionBytes(session: CommandSession, adding: number): void {
-  const limit = session.ctx.settings.maxTransactionBytes;
-  let held = adding;
-  for (const { ops } of session.transactions.values()) {
-    for (const op of ops) if (op.op === 'publish') held += op.message.body.length;
-  }
-  if (held > limit) {
-    session.ctx.metrics.limitsHit.inc({ limit: 'transaction_bytes' });
-    throw new ServiceError(
-      'limit_exceeded',
-      `open transactions may hold at most ${limit} bytes of messages: COMMIT or ABORT first`,
-    );
-  }
-}
-
-/** §BEGIN. */
-function begin(session: CommandSession, frame: Frame): void {
-  const name = required(frame, 'transaction');
-  if (session.transactions.has(name))
-    throw new ServiceError('bad_frame', `transaction '${printable(name)}' is already open`);
-  if (session.transactions.size >= session.transactionLimit) {
-    throw new ServiceError(
-      'limit_exceeded',
-      `at most ${session.transactionLimit} open transactions per session`,
-    );
-  }
-  session.transactions.set(name, { ops: [], acks: [] });
-}
-
-/** §COMMIT: everything the transaction collected reaches the broker together. */
-async function commit(session: CommandSession, frame: Frame): Promise<void> {
-  const name = required(frame, 'transaction');
-  const tx = session.transactions.get(name);
-  if (!tx) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
-  session.transactions.delete(name);
-  // Acks of durable subscriptions are the inbox's, not the broker's: recorded after the rest.
-  const isDurable = (op: TransactionOp): boolean =>
-    op.op !== 'publish' && op.subscription instanceof DurableSubscription;
-  const brokerOps = tx.ops.filter((op) => !isDurable(op));
-  if (brokerOps.length > 0) await session.ctx.broker.commit(brokerOps);
-  for (const op of tx.ops) {
-    if (op.op === 'publish' || !isDurable(op)) continue;
-    await (op.op === 'ack' ? op.subscription.ack(op.ackId) : op.subscription.nack(op.ackId));
-  }
-  for (const token of tx.acks) session.subscriptions.settleToken(token);
-}
-
-/** §ABORT. */
-function abort(session: CommandSession, frame: Frame): void {
-  const name = required(frame, 'transaction');
-  if (!session.transactions.delete(name))
-    throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
 }
 
 /** §DISCONNECT: the receipt, if asked for, is the last frame; then the connection closes. */

@@ -44,6 +44,8 @@ export class StompSession implements RegisteredSession, CommandSession {
   readonly id = randomBytes(12).toString('base64url');
   state: SessionState = 'connecting';
   user = '';
+  /** The CONNECT token's scopes: rules of the authorization file may be for a scope. */
+  scopes: readonly string[] = [];
   /** CONNECT's `device-id` (SPEC "The inbox"): whose progress this session's ACKs advance. */
   device = 'default';
   version: StompVersion = '1.2';

@@ -5,12 +5,13 @@
  */
 import type { AckMode, BrokerSubscription } from '../broker/broker';
 import type { MessageTarget } from '../destinations/destination';
+import type { RawTarget } from '../destinations/raw-destination';
 
 export interface ClientSubscription {
   id: string;
   /** The destination exactly as the client wrote it: MESSAGE frames carry it back unchanged. */
   destination: string;
-  target: MessageTarget;
+  target: MessageTarget | RawTarget;
   ackMode: AckMode;
   /** Set once the broker confirmed the subscription. */
   broker?: BrokerSubscription;

@@ -32,6 +32,11 @@ export interface ConsumerSpec {
   prepare?(): Promise<void>;
   /** The broker refused this subscription when restoring it after a reconnect. */
   onRefused?(reason: ServiceError): void;
+  /**
+   * The queue is not ours to declare again (a raw `/amq/queue/`): once the broker cancels the
+   * subscription (the queue was deleted) it ends with this reason instead of subscribing again.
+   */
+  whenQueueGone?(): ServiceError;
 }
 
 let consumerSeq = 0;
@@ -84,7 +89,10 @@ export class BrokerConsumer implements SlotSubscription {
   /** The queue was deleted under us: what it delivered is gone with it; subscribe again if open. */
   onCancelled(): boolean {
     this.onConnectionLost();
-    return this.state === 'open';
+    if (this.state !== 'open') return false;
+    if (!this.spec.whenQueueGone) return true;
+    this.onRefused(this.spec.whenQueueGone());
+    return false;
   }
 
   onRefused(reason: ServiceError): void {

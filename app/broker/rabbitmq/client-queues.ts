@@ -14,15 +14,12 @@
  * not re-declare a queue it believes exists, and its basic.consume on a missing queue fails with
  * NOT_FOUND, which closes the shared pool connection under every other session.
  */
-import { AMQPChannelError } from 'rabbitmq-client';
-import type { Connection, Envelope, Publisher, ReturnedMessage } from 'rabbitmq-client';
+import type { Connection, Envelope } from 'rabbitmq-client';
 
 import { ServiceError } from '../../errors';
 import type { OutgoingMessage } from '../broker';
+import { ConfirmedPublisher, refused, withTimeout } from './confirmed-publisher';
 import { CLIENT_QUEUE_PREFIX, MESSAGE_ID_HEADER, type ClientQueueType } from './wire';
-
-/** How long a publish or declaration may wait for the AMQP connection before it is refused. */
-const AMQP_WAIT_MS = 5_000;
 
 /**
  * The one declaration of a client queue over AMQP. It must agree with what the plugin declares for
@@ -50,18 +47,18 @@ export interface QueueMessageProperties {
 }
 
 export class ClientQueues {
-  private publisher: Publisher | undefined;
-  /** Message ids whose last publish came back unrouted (filled by basic.return, read after the ack). */
-  private readonly returned = new Set<string>();
+  private readonly publisher: ConfirmedPublisher;
 
   constructor(
     private readonly connection: Connection,
     private readonly type: ClientQueueType,
-  ) {}
+  ) {
+    this.publisher = new ConfirmedPublisher(connection);
+  }
 
   /** Declares the client queue (idempotent), so that a SUBSCRIBE or a publish finds it. */
   async ensure(queueName: string): Promise<void> {
-    this.assertReady();
+    this.publisher.assertReady();
     try {
       await withTimeout(
         this.connection.queueDeclare(clientQueueDeclaration(queueName, this.type)),
@@ -82,7 +79,7 @@ export class ClientQueues {
     applicationHeaders: Record<string, string>,
     properties: QueueMessageProperties = {},
   ): Promise<void> {
-    this.assertReady();
+    this.publisher.assertReady();
     const { 'content-type': contentType, ...headers } = applicationHeaders;
     const envelope: Envelope = {
       exchange: '',
@@ -98,16 +95,7 @@ export class ClientQueues {
       headers: { ...headers, [MESSAGE_ID_HEADER]: message.id },
     };
     for (let attempt = 1; ; attempt++) {
-      this.returned.delete(message.id);
-      try {
-        await withTimeout(this.channel().send(envelope, message.body), 'publish');
-      } catch (err: unknown) {
-        throw refused('the message', err);
-      }
-      // rabbitmq-client emits basic.return from a setImmediate queued before the ack resolved
-      // this publish: one more turn and it has been heard.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (!this.returned.delete(message.id)) return;
+      if ((await this.publisher.send(envelope, message.body, message.id)) === 'routed') return;
       // Routed nowhere: the queue is gone (deleted, expired). Declare it again, publish once more.
       if (attempt === 2) {
         throw new ServiceError(
@@ -120,61 +108,6 @@ export class ClientQueues {
   }
 
   async close(): Promise<void> {
-    const publisher = this.publisher;
-    this.publisher = undefined;
-    await publisher?.close().catch(() => undefined);
+    await this.publisher.close();
   }
-
-  private channel(): Publisher {
-    if (this.publisher) return this.publisher;
-    const publisher = this.connection.createPublisher({ confirm: true, maxAttempts: 1 });
-    // The publisher re-emits its channel's basic.return (its onReturn option is not wired up).
-    publisher.on('basic.return', (returned: ReturnedMessage) => {
-      const id: unknown = returned.headers?.[MESSAGE_ID_HEADER];
-      if (typeof id === 'string') this.returned.add(id);
-    });
-    this.publisher = publisher;
-    return publisher;
-  }
-
-  private assertReady(): void {
-    if (!this.connection.ready) {
-      throw new ServiceError('broker_unavailable', 'the AMQP connection to the broker is not up');
-    }
-  }
-}
-
-/** AMQP channel errors that are RabbitMQ refusing the request, not the connection failing. */
-const REFUSALS = new Set(['PRECONDITION_FAILED', 'NOT_FOUND', 'ACCESS_REFUSED', 'RESOURCE_LOCKED']);
-
-/**
- * What a client is told when RabbitMQ refuses: a channel error (the queue exists with other
- * arguments, access refused ...) is that request's fault and reaches only its client, by its AMQP
- * code alone: RabbitMQ's text names internal queues. Anything else means the broker is away.
- */
-function refused(what: string, err: unknown): ServiceError {
-  if (err instanceof ServiceError) return err;
-  if (err instanceof AMQPChannelError && REFUSALS.has(err.code)) {
-    const hint =
-      err.code === 'PRECONDITION_FAILED' ? ': the queue exists on the broker with other settings' : '';
-    return new ServiceError('bad_destination', `the broker refused ${what} (${err.code})${hint}`, {
-      cause: err,
-    });
-  }
-  const why = err instanceof AMQPChannelError ? err.code : 'no answer';
-  return new ServiceError('broker_unavailable', `the broker did not take ${what} (${why})`, { cause: err });
-}
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new ServiceError('broker_unavailable', `no AMQP ${what} confirmation within ${AMQP_WAIT_MS} ms`),
-        ),
-      AMQP_WAIT_MS,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -240,7 +240,12 @@ export class PoolSlot {
   /** The broker cancelled a subscription (queue deleted): subscribe again once it is declared. */
   private cancelled(id: string, connection: StompConnection): void {
     const subscription = this.subscriptions.get(id);
-    if (!subscription || subscription.onCancelled?.() !== true) return;
+    if (!subscription) return;
+    if (subscription.onCancelled?.() !== true) {
+      // Not to be subscribed again: the broker has dropped it already, so no reconnect restores it.
+      this.subscriptions.delete(id);
+      return;
+    }
     const generation = this.generation;
     void (async () => {
       try {

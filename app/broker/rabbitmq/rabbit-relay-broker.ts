@@ -51,6 +51,7 @@ import { ReadinessNotifier } from './readiness-notifier';
 import { checkRelayOptions, type RabbitRelayBrokerOptions } from './relay-options';
 import { relayParts, type RelayParts } from './relay-parts';
 import { DirectSubscription } from './relay-subscriptions';
+import { RawDestinations } from './raw-destinations';
 import { RelayTransactions } from './relay-transactions';
 import { declareTopology } from './topology';
 import { brokerDestination, clientQueueHeaders, type ClientQueueType } from './wire';
@@ -68,6 +69,8 @@ export class RabbitRelayBroker implements Broker {
   readonly kind = 'rabbitmq';
   readonly sessions: AmqpSessionDirectory;
   readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
+  /** `/amq/queue/` and `/exchange/`, where the authorization file allows them (raw-destinations.ts). */
+  readonly raw: NonNullable<Broker['raw']>;
 
   private readonly options: RabbitRelayBrokerOptions;
   private readonly queueType: ClientQueueType;
@@ -78,6 +81,7 @@ export class RabbitRelayBroker implements Broker {
   private readonly inFlight = new InFlight();
   private state: State = 'idle';
   private queues: ClientQueues | undefined;
+  private readonly rawDestinations: RawDestinations;
 
   constructor(options: RabbitRelayBrokerOptions) {
     checkRelayOptions(options);
@@ -94,6 +98,23 @@ export class RabbitRelayBroker implements Broker {
       queueType: this.queueType,
       track: (promise) => this.inFlight.track(promise),
     });
+    this.rawDestinations = new RawDestinations({
+      connection: this.parts.link.connection,
+      pool: this.parts.pool,
+      prefetch: options.prefetch,
+      parking: this.parts.parking,
+      logger: this.logger,
+    });
+    this.raw = {
+      subscribe: (request) => {
+        this.assertRunning();
+        return this.rawDestinations.subscribe(request);
+      },
+      publish: (target, message) => {
+        this.assertRunning();
+        return this.inFlight.track(this.rawDestinations.publish(target, message));
+      },
+    };
     const bridge = this.parts.bridge;
     if (bridge) {
       this.forwardToBackend = (message) => {
@@ -157,7 +178,13 @@ export class RabbitRelayBroker implements Broker {
     this.state = 'stopping';
     await this.inFlight.settled(STOP_GRACE_MS);
     const { link, amqp, pool, sessions, bridge, fanOut } = this.parts;
-    await Promise.allSettled([pool.stop(), sessions.stop(), bridge?.stop(), this.stopClientQueues()]);
+    await Promise.allSettled([
+      pool.stop(),
+      sessions.stop(),
+      bridge?.stop(),
+      this.stopClientQueues(),
+      this.rawDestinations.close(),
+    ]);
     fanOut.clear();
     await amqp.stop();
     await link.stop();

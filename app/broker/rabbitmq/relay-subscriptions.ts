@@ -1,7 +1,8 @@
 /**
  * The BrokerSubscription of a `/queue` subscription: its own broker subscription over the STOMP
  * pool, so competing consumers, ack/nack and prefetch are exactly RabbitMQ's. Ack ids are the
- * plugin's `ack` values. (Topic and user subscriptions are local: delivery/fan-out.ts.)
+ * plugin's `ack` values. Raw `/amq/queue/` and `/exchange/` subscriptions are the same
+ * (raw-destinations.ts). (Topic and user subscriptions are local: delivery/fan-out.ts.)
  */
 import { printable } from '../../destinations/destination';
 import { ServiceError } from '../../errors';
@@ -24,8 +25,9 @@ export class DirectSubscription implements BrokerSubscription {
   private closed = false;
 
   constructor(
-    private readonly request: SubscribeRequest,
+    private readonly request: Omit<SubscribeRequest, 'target'>,
     private readonly logger: RelayLogger,
+    /** QUEUE_DELIVERY_LIMIT, for `/queue/` subscriptions (not for queues the service does not own). */
     private readonly deliveryLimit?: DeliveryLimit,
   ) {}
 
@@ -36,7 +38,7 @@ export class DirectSubscription implements BrokerSubscription {
   onMessage(message: InboundMessage): void {
     const tag = message.brokerAckId;
     if (this.closed) return;
-    const limit = this.request.target.kind === 'queue' ? this.deliveryLimit : undefined;
+    const limit = this.deliveryLimit;
     if (
       tag !== undefined &&
       limit?.exceeded(message.messageId, message.redelivered, message.headers['x-delivery-count'])
