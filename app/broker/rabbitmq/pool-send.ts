@@ -1,14 +1,15 @@
 /**
  * What a publish sent over the STOMP pool is on the wire: its destination and SEND headers. Topic
- * publishes go this way, and so does every publish inside a transaction (a plugin transaction lives
- * on one connection, so even user and /queue/ publishes of a COMMIT are sent over it).
+ * publishes go this way, and so do the topic and user publishes inside a transaction (a plugin
+ * transaction lives on one connection). `/queue/` publishes never do: they go over AMQP, in a
+ * transaction too (client-queues.ts, relay-transactions.ts).
  */
 import { ServiceError } from '../../errors';
 import type { MessageTarget } from '../../destinations/destination';
 import type { OutgoingMessage } from '../broker';
 import { CONTENT_TYPE_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
 import { EXCHANGES, userRoutingKey } from './topology';
-import { brokerDestination, clientQueueHeaders, sendHeaders, type ClientQueueType } from './wire';
+import { brokerDestination, sendHeaders } from './wire';
 
 export interface PoolSend {
   destination: string;
@@ -16,18 +17,8 @@ export interface PoolSend {
 }
 
 /** The STOMP destination and SEND headers of a publish over the pool. */
-export function poolSend(
-  target: MessageTarget,
-  message: OutgoingMessage,
-  queueType: ClientQueueType,
-): PoolSend {
-  if (target.kind === 'queue') {
-    // Durable queue: persistent messages survive a broker restart.
-    return {
-      destination: brokerDestination(target),
-      headers: sendHeaders(message, { persistent: 'true', ...clientQueueHeaders(queueType) }),
-    };
-  }
+export function poolSend(target: MessageTarget, message: OutgoingMessage): PoolSend {
+  if (target.kind === 'queue') throw new Error('a /queue/ message is published over AMQP, never the pool');
   // Topic and user messages are read over AMQP (amqp-delivery.ts): the content type travels as a
   // header of ours, so that no AMQP client on the way decodes the body by its content_type.
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -17,13 +17,13 @@
  *   the instance queue is shared by all of them, so the broker cannot keep their acks apart.
  *
  * One AMQP connection (amqp-link.ts) carries the instance queues, user pushes and the session
- * directory; a fixed pool of STOMP connections carries /queue and topic publishes.
+ * directory; a fixed pool of STOMP connections carries /queue subscriptions and topic publishes.
  *
  * publish() to a topic resolves on the plugin's RECEIPT (sent once the publish is confirmed); a user
  * push on its AMQP confirm. A `/queue/` publish goes over AMQP, mandatory and confirmed, and every
  * `/queue/` SUBSCRIBE declares its queue over AMQP first (client-queues.ts says why: a queue deleted
- * under the relay must neither swallow confirmed messages nor close a shared connection).
- * commit() is relay-transactions.ts; how the parts are built and wired, relay-parts.ts.
+ * under the relay must neither swallow confirmed messages nor close a shared connection), and so
+ * do the `/queue/` SENDs of a transaction at COMMIT. commit() is relay-transactions.ts; how the parts are built and wired, relay-parts.ts.
  */
 import { ServiceError } from '../../errors';
 import { InFlight } from '../../in-flight';
@@ -95,8 +95,8 @@ export class RabbitRelayBroker implements Broker {
       pool: this.parts.pool,
       fanOut: this.parts.fanOut,
       instanceId: options.instanceId,
-      queueType: this.queueType,
       track: (promise) => this.inFlight.track(promise),
+      publishToQueue: (target, message) => this.publishToQueue(target, message),
     });
     this.rawDestinations = new RawDestinations({
       connection: this.parts.link.connection,
@@ -243,20 +243,11 @@ export class RabbitRelayBroker implements Broker {
     this.assertRunning();
     if (target.kind === 'user') return this.inFlight.track(this.parts.users.push(target, message));
     if (target.kind === 'queue') {
-      const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
-      const p = message.properties ?? {};
-      await this.inFlight.track(
-        this.clientQueues().publish(clientQueueName(target.name), message, headers, {
-          priority: p.priority,
-          expiration: p.ttlMs === undefined ? undefined : String(p.ttlMs),
-          persistent: p.persistent,
-          replyTo: p.replyTo,
-        }),
-      );
+      await this.inFlight.track(this.publishToQueue(target, message));
       return {};
     }
     const slot = this.parts.pool.anyUp();
-    const { destination, headers } = poolSend(target, message, this.queueType);
+    const { destination, headers } = poolSend(target, message);
     const send = frame('SEND', { ...headers, destination }, message.body);
     await this.inFlight.track(
       slot.send(send, { receipt: true }).catch((err: unknown) => {
@@ -269,6 +260,21 @@ export class RabbitRelayBroker implements Broker {
   async commit(ops: TransactionOp[]): Promise<void> {
     this.assertRunning();
     await this.transactions.commit(ops);
+  }
+
+  /** Over AMQP, mandatory and confirmed: resolves once the message is in the queue (client-queues.ts). */
+  private publishToQueue(
+    target: Extract<MessageTarget, { kind: 'queue' }>,
+    message: OutgoingMessage,
+  ): Promise<void> {
+    const headers = allowedHeaderRecord(Object.entries(message.headers), 'relay');
+    const p = message.properties ?? {};
+    return this.clientQueues().publish(clientQueueName(target.name), message, headers, {
+      priority: p.priority,
+      expiration: p.ttlMs === undefined ? undefined : String(p.ttlMs),
+      persistent: p.persistent,
+      replyTo: p.replyTo,
+    });
   }
 
   /** Local subscription first, then the binding: nothing routed after this resolves is missed. */

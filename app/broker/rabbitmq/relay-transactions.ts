@@ -3,24 +3,32 @@
  * name (usually there is one): acks are only valid on the connection that delivered them, and a
  * transaction is never shared between clients. Acks of local subscriptions (topic and user ones,
  * delivery/fan-out.ts) are applied once the broker's part has committed.
+ *
+ * `/queue/` SENDs are not part of the plugin transaction: they go over AMQP as outside one
+ * (client-queues.ts), first. Through the plugin, a queue deleted under the pool connection would
+ * swallow them and COMMIT would still get its RECEIPT. In order, each confirmed before the next,
+ * and before the acks: a COMMIT that fails part-way has then settled none of the messages it
+ * consumed (they come again), and each of its publishes is in its queue or the COMMIT is an
+ * ERROR. (The plugin's transactions were never atomic either: it applies frames one by one.)
  */
 import { ServiceError } from '../../errors';
 import { frame } from '../../stomp/frame';
 import type { LocalFanOut } from '../../delivery/fan-out';
-import type { TransactionOp } from '../broker';
+import type { MessageTarget } from '../../destinations/destination';
+import type { OutgoingMessage, TransactionOp } from '../broker';
 import type { EmbeddedSubscription } from '../embedded/subscription';
 import type { ConnectionPool, PoolSlot } from './connection-pool';
 import { notTaken, poolSend } from './pool-send';
 import { DirectSubscription } from './relay-subscriptions';
-import { propertyHeaders, type ClientQueueType } from './wire';
 
 export interface RelayTransactionOptions {
   pool: ConnectionPool;
   fanOut: LocalFanOut;
   instanceId: string;
-  queueType: ClientQueueType;
   /** Keeps the commit among the work stop() waits for. */
   track: <T>(promise: Promise<T>) => Promise<T>;
+  /** A `/queue/` publish over AMQP, resolved once it is in its queue (the relay's publish path). */
+  publishToQueue(target: Extract<MessageTarget, { kind: 'queue' }>, message: OutgoingMessage): Promise<void>;
 }
 
 interface LocalSettle {
@@ -38,9 +46,14 @@ export class RelayTransactions {
     if (ops.length === 0) return;
     const { bySlot, local } = this.check(ops);
     const publishes = ops.filter((op) => op.op === 'publish');
-    if (publishes.length > 0) {
+    for (const op of publishes) {
+      if (op.target.kind === 'queue')
+        await this.options.track(this.options.publishToQueue(op.target, op.message));
+    }
+    const poolPublishes = publishes.filter((op) => op.target.kind !== 'queue');
+    if (poolPublishes.length > 0) {
       const slot = bySlot.keys().next().value ?? this.options.pool.anyUp();
-      bySlot.set(slot, [...publishes, ...(bySlot.get(slot) ?? [])]);
+      bySlot.set(slot, [...poolPublishes, ...(bySlot.get(slot) ?? [])]);
     }
     for (const [slot, slotOps] of bySlot) await this.options.track(this.commitOn(slot, slotOps));
     // Lenient: an earlier cumulative op of this transaction may have covered a later id.
@@ -77,10 +90,8 @@ export class RelayTransactions {
     const sent: Promise<void>[] = [slot.send(frame('BEGIN', { transaction }), { generation })];
     for (const op of ops) {
       if (op.op === 'publish') {
-        const { destination, headers } = poolSend(op.target, op.message, this.options.queueType);
-        // Checked values only (header-policy.ts), so the plugin cannot refuse them.
-        const properties = op.target.kind === 'queue' ? propertyHeaders(op.message.properties) : {};
-        const send = frame('SEND', { ...headers, ...properties, destination, transaction }, op.message.body);
+        const { destination, headers } = poolSend(op.target, op.message);
+        const send = frame('SEND', { ...headers, destination, transaction }, op.message.body);
         // The plugin answers a transactional SEND's receipt after COMMIT, once confirmed.
         sent.push(slot.send(send, { receipt: true, generation }));
       } else if (op.subscription instanceof DirectSubscription) {

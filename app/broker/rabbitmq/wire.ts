@@ -17,12 +17,7 @@
  */
 import type { MessageTarget } from '../../destinations/destination';
 import { header, type Frame } from '../../stomp/frame';
-import {
-  allowedHeaderRecord,
-  INTERNAL_HEADER_PREFIX,
-  isRelayedHeader,
-  type MessageProperties,
-} from '../../messaging/header-policy';
+import { allowedHeaderRecord, INTERNAL_HEADER_PREFIX, isRelayedHeader } from '../../messaging/header-policy';
 import type { OutgoingMessage } from '../broker';
 
 export const CLIENT_QUEUE_PREFIX = 'stomp-relay.queue.';
@@ -52,18 +47,6 @@ export function sendHeaders(message: OutgoingMessage, extra: Record<string, stri
     [MESSAGE_ID_HEADER]: message.id,
     ...extra,
   };
-}
-
-/**
- * STOMP headers for checked message properties on a plugin SEND (transactional /queue publishes).
- * reply-to is left out: the plugin would create a queue for a `/temp-queue/` value.
- */
-export function propertyHeaders(properties: MessageProperties | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (properties?.priority !== undefined) out.priority = String(properties.priority);
-  if (properties?.ttlMs !== undefined) out.expiration = String(properties.ttlMs);
-  if (properties?.persistent !== undefined) out.persistent = String(properties.persistent);
-  return out;
 }
 
 /**

@@ -107,6 +107,29 @@ for (const node of [LOCAL_RABBIT, RABBIT4] as RabbitNode[]) {
       expect(await metricValue(service.url, 'stomp_broker_reconnects_total')).to.equal(reconnects);
     });
 
+    it('transactional SENDs committed after the queue was deleted are in the queue (16, item 1 for COMMIT)', async () => {
+      // The first transaction makes the plugin declare (and remember) the queue on the pool
+      // connection, as every transactional SEND through it did; the delete then made the plugin
+      // route the next transaction's SENDs nowhere and still answer the COMMIT's receipt.
+      const sender = await connect();
+      await sender.sendWithReceipt('BEGIN', { transaction: 't1' });
+      sender.send('SEND', { destination: `/queue/${name}`, transaction: 't1' }, 'first');
+      await sender.sendWithReceipt('COMMIT', { transaction: 't1' });
+      await deleteQueue(queueName(), node);
+      const reconnects = await metricValue(service.url, 'stomp_broker_reconnects_total');
+      await sender.sendWithReceipt('BEGIN', { transaction: 't2' });
+      for (const body of ['tx-1', 'tx-2', 'tx-3'])
+        sender.send('SEND', { destination: `/queue/${name}`, transaction: 't2' }, body);
+      // Each is in the queue once COMMIT has its RECEIPT, or COMMIT is an ERROR (it is not here).
+      await sender.sendWithReceipt('COMMIT', { transaction: 't2' });
+      const consumer = await connect('bob');
+      await consumer.sendWithReceipt('SUBSCRIBE', { id: 'q', destination: `/queue/${name}` });
+      await waitFor(() => bodies(consumer, 'q').length >= 3, 5000, 'the three committed messages');
+      expect(bodies(consumer, 'q')).to.deep.equal(['tx-1', 'tx-2', 'tx-3']);
+      expect(sender.all('ERROR')).to.have.length(0);
+      expect(await metricValue(service.url, 'stomp_broker_reconnects_total')).to.equal(reconnects);
+    });
+
     it('a SUBSCRIBE after the delete is subscribed; the pool connection and readiness stay', async () => {
       // Another queue's subscriber on the same pool connection (topics are not the point here).
       const bystander = await connect('carol');
