@@ -106,6 +106,23 @@ export interface RawSubscribeRequest extends Omit<SubscribeRequest, 'target' | '
   brokerHeaders: Record<string, string>;
 }
 
+/** One session's temp queue: replies to `token` reach it until close(). */
+export interface TempQueue {
+  readonly token: string;
+  close(): void;
+}
+
+/** The broker seam's part of request/reply (Broker.replies; delivery/reply-queues.ts says how). */
+export interface ReplyQueues {
+  /** A new temp queue delivering to `deliver`; resolves once a reply sent now would reach it. */
+  open(deliver: (delivery: Delivery) => void): Promise<TempQueue>;
+  /**
+   * Sends a reply to `token`. Resolves once the broker took it: `delivered` false when no session
+   * held the token (the reply was dropped, and counted). Rejects only when the broker is away.
+   */
+  reply(token: string, message: OutgoingMessage): Promise<{ delivered: boolean }>;
+}
+
 /** Work a STOMP transaction collected; applied all together at COMMIT, or not at all. */
 export type TransactionOp =
   | { op: 'publish'; target: MessageTarget; message: OutgoingMessage }
@@ -121,6 +138,8 @@ export interface BackendMessage {
   messageId: string;
   headers: Record<string, string>;
   body: Buffer;
+  /** The SEND's reply-to as it goes on (a temp queue's `/reply-queue/<token>`, temp-queues.ts). */
+  replyTo?: string;
 }
 
 export interface Broker {
@@ -151,6 +170,8 @@ export interface Broker {
    * Raw broker destinations (`/amq/queue/`, `/exchange/`), where this broker has them (the relay);
    * absent on the embedded broker. Same promises as subscribe() and publish().
    */
+  /** Temp queues for request/reply (delivery/reply-queues.ts): `reply-to: /temp-queue/<name>`. */
+  readonly replies: ReplyQueues;
   readonly raw?: {
     subscribe(request: RawSubscribeRequest): Promise<BrokerSubscription>;
     publish(target: RawTarget, message: OutgoingMessage): Promise<void>;

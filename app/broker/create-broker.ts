@@ -18,6 +18,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
       onDeliveryError: (err, session) =>
         logger.error({ err, session }, 'subscriber failed to take a message'),
       deliveryLimit: settings.queueDeliveryLimit,
+      onReplyDropped: () => metrics.repliesDropped.inc(),
     });
   }
   // A static import: a dynamic import() is left to Node's ESM loader by tsx's CommonJS hook (tests
@@ -37,6 +38,7 @@ export function createBroker(settings: Settings, logger: Logger, metrics: Metric
     logger: logger.child({ component: 'broker' }),
     onReconnect: () => metrics.brokerReconnects.inc(),
     onOverflow: () => metrics.limitsHit.inc({ limit: 'subscriber_backlog' }),
+    onReplyDropped: () => metrics.repliesDropped.inc(),
     trace: messageTracer(logger),
     // Read before anything starts: a bad file stops the start with nothing open yet.
     backends: BackendServices.fromFile(settings.backendsFile || projectPath('config', 'backends.json')),

@@ -12,7 +12,18 @@
  */
 import { readJsonSettingFile } from '../config';
 import { ServiceError } from '../errors';
-import { isRawSpelling } from './raw-destination';
+import { RAW_PREFIXES } from './raw-destination';
+
+/**
+ * Prefixes only a rule spelled with them decides: raw broker destinations, and the temp queues of
+ * request/reply (`reply-to: /temp-queue/<name>` is checked as a SUBSCRIBE of it, a reply as a SEND
+ * to `/reply-queue/<token>`; session/temp-queues.ts).
+ */
+const GATED_PREFIXES = [...RAW_PREFIXES, '/temp-queue/', '/reply-queue/'];
+
+function gatedPrefix(destination: string): string | undefined {
+  return GATED_PREFIXES.find((prefix) => destination.startsWith(prefix));
+}
 
 export interface AuthorizationRule {
   destination: string;
@@ -34,8 +45,8 @@ interface CompiledRule {
   users: '*' | Set<string>;
   scopes?: Set<string>;
   allow: boolean;
-  /** Spelled with a raw prefix: decides raw destinations, and only those. */
-  raw: boolean;
+  /** The gated prefix it is spelled with: it decides destinations of that prefix, and only those. */
+  gated: string | undefined;
 }
 
 /** Who asks: the session's user and its token's scopes. */
@@ -110,7 +121,7 @@ function compile(rules: unknown, section: string, file: string): CompiledRule[] 
       users: users === '*' ? '*' : new Set(users),
       scopes: r.scopes === undefined ? undefined : new Set(r.scopes),
       allow: r.allow !== false,
-      raw: isRawSpelling(r.destination),
+      gated: gatedPrefix(r.destination),
     };
   });
 }
@@ -139,9 +150,9 @@ export class Authorizer {
   }
 
   private static decide(rules: CompiledRule[], who: Requester, destination: string): boolean {
-    const raw = isRawSpelling(destination);
+    const gated = gatedPrefix(destination);
     for (const rule of rules) {
-      if (rule.raw !== raw) continue;
+      if (rule.gated !== gated) continue;
       if (!rule.pattern.test(destination, who.user)) continue;
       if (rule.users !== '*' && !rule.users.has(who.user)) continue;
       if (rule.scopes && !who.scopes.some((scope) => rule.scopes?.has(scope))) continue;

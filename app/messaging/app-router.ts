@@ -17,6 +17,8 @@ export interface AppMessage {
   messageId: string;
   headers: Record<string, string>;
   body: Buffer;
+  /** Where the sender wants replies (a `/reply-queue/<token>` for its temp queue), if it said. */
+  replyTo?: string;
 }
 
 export interface AppContext {

@@ -24,6 +24,7 @@ import type { BackendMessage } from '../broker/broker';
 import { EXCHANGES, EXCHANGE_DECLARATIONS, percentEncode, userRoutingKey } from '../broker/rabbitmq/topology';
 import { ServiceError } from '../errors';
 import { withTimeout } from '../timeout';
+import { REPLY_QUEUE_PREFIX, replyRoutingKey, TOKEN } from '../delivery/reply-queues';
 import type { BackendServices } from './backend-services';
 import { allowedHeaders } from './header-policy';
 
@@ -38,6 +39,11 @@ export const BACKEND_HEADERS = {
   messageId: 'x-relay-message-id',
   /** The destination as the client wrote it: `/app/orders/create`. */
   destination: 'x-relay-destination',
+  /**
+   * When the sender asked for replies on a temp queue (`reply-to: /temp-queue/<name>`): the routing
+   * key on `stomp-relay.user` that reaches that session's temp queue alone (delivery/reply-queues.ts).
+   */
+  replyKey: 'x-relay-reply-key',
   /** First route segment, unescaped: `orders`. */
   service: 'x-relay-service',
   /** The rest of the route, unescaped: `create` (empty for `/app/orders`). */
@@ -88,6 +94,13 @@ function clientHeaders(headers: Record<string, string>): Record<string, string> 
     if (name.toLowerCase() !== 'content-type') out[name] = value;
   }
   return out;
+}
+
+/** `x-relay-reply-key` for a reply-to that is one of our temp queues. */
+function replyKeyHeader(replyTo: string | undefined): Record<string, string> {
+  if (replyTo === undefined || !replyTo.startsWith(REPLY_QUEUE_PREFIX)) return {};
+  const token = replyTo.slice(REPLY_QUEUE_PREFIX.length);
+  return TOKEN.test(token) ? { [BACKEND_HEADERS.replyKey]: replyRoutingKey(token) } : {};
 }
 
 export class BackendBridge {
@@ -149,6 +162,8 @@ export class BackendBridge {
             timestamp: Math.floor(Date.now() / 1000),
             appId: 'stomp-relay',
             ...(contentType ? { contentType } : {}),
+            // The AMQP reply_to is what a STOMP client would reply to; x-relay-reply-key the key.
+            ...(message.replyTo ? { replyTo: message.replyTo } : {}),
             headers: {
               ...clientHeaders(message.headers),
               [BACKEND_HEADERS.user]: message.user,
@@ -159,6 +174,7 @@ export class BackendBridge {
               [BACKEND_HEADERS.destination]: `/app/${message.route}`,
               [BACKEND_HEADERS.service]: service,
               [BACKEND_HEADERS.path]: path.join('/'),
+              ...replyKeyHeader(message.replyTo),
             },
           },
           message.body,

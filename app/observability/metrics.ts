@@ -42,6 +42,11 @@ export class Metrics {
     help: 'User pushes the broker took while no instance held a live session of the user (202 with "online": false)',
     registers: [this.registry],
   });
+  readonly repliesDropped = new Counter({
+    name: 'stomp_replies_dropped_total',
+    help: 'Replies to a temp queue (/reply-queue/<token>) whose session had gone: dropped',
+    registers: [this.registry],
+  });
   readonly brokerReconnects = new Counter({
     name: 'stomp_broker_reconnects_total',
     help: 'Broker connections re-established after a loss',

@@ -7,6 +7,7 @@ import type { HeartbeatAgreement } from '../stomp/negotiate';
 import type { ConnectionInfo } from '../transport/transport';
 import type { CloseReason, SessionContext } from './session-context';
 import type { ClientSubscription, SubscriptionTable } from './subscriptions';
+import type { TempQueues } from './temp-queues';
 
 /** A STOMP transaction until COMMIT or ABORT: the work for the broker, and the ack tokens to settle. */
 export interface OpenTransaction {
@@ -31,6 +32,8 @@ export interface CommandSession {
   readonly subscriptions: SubscriptionTable;
   readonly transactions: Map<string, OpenTransaction>;
   readonly transactionLimit: number;
+  /** Temp queues made by `reply-to: /temp-queue/<name>` (temp-queues.ts). */
+  readonly tempQueues: TempQueues;
   supportedVersions(): StompVersion[];
   /** CONNECT succeeded: heart-beats, token expiry and slow-consumer checks start. */
   startConnected(heartbeat: HeartbeatAgreement, expiresAt?: number): void;

@@ -24,6 +24,9 @@ import { frame as makeFrame, header, type Frame } from '../stomp/frame';
 import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
 import type { CommandSession } from './command-session';
 import { rawSubscription, sendRaw } from './raw-commands';
+import { replyTo, replyToken, sendReply } from './reply-commands';
+import { TEMP_QUEUE_PREFIX } from './temp-queues';
+import { REPLY_QUEUE_PREFIX } from '../delivery/reply-queues';
 import { abort, begin, checkTransactionBytes, commit, openTransaction } from './transaction-commands';
 import type { ClientSubscription } from './subscriptions';
 
@@ -117,6 +120,14 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
   const { authorizer, broker, appRouter, metrics } = session.ctx;
   const destination = required(frame, 'destination');
   if (isRawSpelling(destination)) return sendRaw(session, frame, destination);
+  const token = replyToken(destination);
+  if (token !== undefined) return sendReply(session, frame, destination, token);
+  if (destination.startsWith(TEMP_QUEUE_PREFIX)) {
+    throw new ServiceError(
+      'forbidden',
+      `cannot send to '${printable(destination)}': a temp queue is named in reply-to, and replies go to the reply-to a message carries`,
+    );
+  }
   const target = parseDestination(destination, session.user);
   if (target.kind === 'user') {
     throw new ServiceError(
@@ -127,14 +138,22 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
   if (!authorizer.canSend(session, destination)) {
     throw new ServiceError('forbidden', `not allowed to send to '${printable(destination)}'`);
   }
+  // After the checks above: a refused SEND makes no temp queue.
+  const reply = await replyTo(session, frame);
   // Reserved names are stripped, not refused (header-policy.ts says why); the message goes on.
   const message: OutgoingMessage = {
     id: randomUUID(),
     headers: allowedHeaderRecord(frame.headers, 'send'),
     body: frame.body,
     // priority, expiration/expires, persistent: checked and passed to the broker for a queue (a bad
-    // value is an ERROR, never dropped silently); elsewhere they are stripped like other reserved names.
-    properties: target.kind === 'queue' ? messageProperties(frame.headers) : undefined,
+    // value is an ERROR, never dropped silently); elsewhere they are stripped like other reserved
+    // names. reply-to goes on everywhere (a temp queue's becomes its /reply-queue/<token>).
+    properties:
+      target.kind === 'queue'
+        ? { ...messageProperties(frame.headers), replyTo: reply }
+        : reply === undefined
+          ? undefined
+          : { replyTo: reply },
   };
   const transaction = header(frame, 'transaction');
   if (target.kind === 'app') {
@@ -147,6 +166,7 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
       messageId: message.id,
       headers: message.headers,
       body: message.body,
+      replyTo: reply,
     });
     if (!handled) throw new ServiceError('no_route', `no handler for '${printable(destination)}'`);
     return;
@@ -224,6 +244,12 @@ function serviceSubscription(
   destination: string,
 ): { target: MessageTarget; open(request: Omit<SubscribeRequest, 'target'>): Promise<BrokerSubscription> } {
   const { authorizer, broker, inbox } = session.ctx;
+  if (destination.startsWith(TEMP_QUEUE_PREFIX) || destination.startsWith(REPLY_QUEUE_PREFIX)) {
+    throw new ServiceError(
+      'forbidden',
+      `cannot subscribe to '${printable(destination)}': a temp queue is read through reply-to (a SEND with reply-to: /temp-queue/<name> subscribes its session to it)`,
+    );
+  }
   const target = parseDestination(destination, session.user);
   if (target.kind === 'app')
     throw new ServiceError(

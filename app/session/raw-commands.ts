@@ -13,6 +13,7 @@ import { ServiceError } from '../errors';
 import { allowedHeaderRecord, messageProperties } from '../messaging/header-policy';
 import { header, type Frame } from '../stomp/frame';
 import type { CommandSession } from './command-session';
+import { replyTo } from './reply-commands';
 
 /** RabbitMQ's stream consumer offsets (x-stream-offset on SUBSCRIBE of a stream queue). */
 const STREAM_OFFSET = /^(first|last|next|offset=\d{1,19}|timestamp=\d{1,13})$/;
@@ -55,7 +56,8 @@ export async function sendRaw(session: CommandSession, frame: Frame, destination
     id: randomUUID(),
     headers: allowedHeaderRecord(frame.headers, 'send'),
     body: frame.body,
-    properties: messageProperties(frame.headers),
+    // A temp queue's reply-to becomes its /reply-queue/<token>, which an AMQP replier reads too.
+    properties: { ...messageProperties(frame.headers), replyTo: await replyTo(session, frame) },
   };
   const stop = session.ctx.metrics.publishLatency.startTimer({ source: 'stomp' });
   await raw.publish(target, message);

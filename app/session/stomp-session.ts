@@ -10,6 +10,7 @@
  * MAX_BYTES_IN_FLIGHT bytes the session stops reading from the client until they have drained.
  * What each command does is in commands.ts.
  */
+import { TempQueues } from './temp-queues';
 import { randomBytes } from 'node:crypto';
 import type { Delivery } from '../broker/broker';
 import type { SessionInfo } from '../presence/directory';
@@ -51,6 +52,7 @@ export class StompSession implements RegisteredSession, CommandSession {
   version: StompVersion = '1.2';
   readonly subscriptions = new SubscriptionTable();
   readonly transactions = new Map<string, OpenTransaction>();
+  readonly tempQueues: TempQueues;
   connectedAt = new Date();
 
   private readonly parser: StompParser;
@@ -72,6 +74,7 @@ export class StompSession implements RegisteredSession, CommandSession {
   ) {
     const s = ctx.settings;
     this.trace = messageTracer(ctx.logger);
+    this.tempQueues = new TempQueues(ctx.broker.replies, (sub, delivery) => this.deliver(sub, delivery));
     this.rate = new FrameRate(s.maxFramesPerSecond);
     this.sendBacklog = new SendBacklog(
       socket,
@@ -331,6 +334,7 @@ export class StompSession implements RegisteredSession, CommandSession {
     this.sendBacklog.stop();
     this.flow.stop();
     this.transactions.clear();
+    this.tempQueues.closeAll();
     for (const sub of this.subscriptions.all()) {
       this.subscriptions.remove(sub.id);
       this.ctx.metrics.subscriptions.dec();

@@ -11,7 +11,8 @@ export interface ClientSubscription {
   id: string;
   /** The destination exactly as the client wrote it: MESSAGE frames carry it back unchanged. */
   destination: string;
-  target: MessageTarget | RawTarget;
+  /** A temp queue's (temp-queues.ts) is never in the table: it lives as long as its session. */
+  target: MessageTarget | RawTarget | { kind: 'temp-queue'; name: string };
   ackMode: AckMode;
   /** Set once the broker confirmed the subscription. */
   broker?: BrokerSubscription;

@@ -28,11 +28,13 @@ export function openAuthorizationFile(): string {
       { destination: '/topic/**', users: '*' },
       { destination: '/queue/**', users: '*' },
       { destination: '/user/**', users: '*' },
+      { destination: '/temp-queue/**', users: '*' },
     ],
     send: [
       { destination: '/topic/**', users: '*' },
       { destination: '/queue/**', users: '*' },
       { destination: '/app/**', users: '*' },
+      { destination: '/reply-queue/**', users: '*' },
     ],
   });
 }

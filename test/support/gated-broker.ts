@@ -26,6 +26,10 @@ export class GatedBroker implements Broker {
     return this.inner.sessions;
   }
 
+  get replies(): Broker['replies'] {
+    return this.inner.replies;
+  }
+
   /** From now on publishes wait until `release`. */
   shut(): void {
     this.gate = new Promise((resolve) => (this.open = resolve));

@@ -11,6 +11,7 @@
  * capacity (or queued the message) by the time it resolves, which is the "broker has taken it"
  * point of the seam.
  */
+import { LocalReplies } from '../../delivery/reply-queues';
 import { ServiceError } from '../../errors';
 import { formatTarget, type MessageTarget } from '../../destinations/destination';
 import type {
@@ -43,6 +44,8 @@ export interface EmbeddedBrokerOptions {
    * NACKed or returned again is dropped instead of coming back forever. 0: no limit. Default 20.
    */
   deliveryLimit?: number;
+  /** A reply reached a temp queue that had gone (stomp_replies_dropped_total). */
+  onReplyDropped?: () => void;
 }
 
 export const EMBEDDED_BROKER_DEFAULTS = {
@@ -111,11 +114,16 @@ function routeKey(target: MessageTarget): string {
 }
 
 function snapshot(message: OutgoingMessage): StoredMessage {
-  return { id: message.id, headers: { ...message.headers }, body: Buffer.from(message.body) };
+  const headers = { ...message.headers };
+  // The one property kept here: a receiver replies to it (delivery/reply-queues.ts).
+  const replyTo = message.properties?.replyTo;
+  if (replyTo !== undefined) headers['reply-to'] = replyTo;
+  return { id: message.id, headers, body: Buffer.from(message.body) };
 }
 
 export class EmbeddedBroker implements Broker {
   readonly kind = 'embedded';
+  readonly replies: LocalReplies;
   readonly instanceId: string;
   readonly sessions: LocalSessionDirectory;
 
@@ -132,6 +140,7 @@ export class EmbeddedBroker implements Broker {
 
   constructor(options: EmbeddedBrokerOptions) {
     this.instanceId = options.instanceId;
+    this.replies = new LocalReplies(() => options.onReplyDropped?.());
     this.sessions = new LocalSessionDirectory(options.instanceId);
     this.maxQueueLength = options.maxQueueLength ?? EMBEDDED_BROKER_DEFAULTS.maxQueueLength;
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {

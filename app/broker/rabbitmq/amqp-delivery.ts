@@ -33,6 +33,7 @@ import type { UserBackbone, UserTarget } from '../../delivery/user-delivery';
 import type { RelayLogger } from './connection-pool';
 import { InstanceQueue } from './instance-queue';
 import { MESSAGE_ID_HEADER } from './wire';
+import { replyRoutingKey } from '../../delivery/reply-queues';
 import {
   EXCHANGES,
   EXCHANGE_DECLARATIONS,
@@ -43,6 +44,11 @@ import {
 } from './topology';
 
 export const USER_DESTINATION_HEADER = 'x-relay-user-destination';
+/**
+ * A topic message's reply-to, carried as a header of ours: the plugin would act on a `reply-to`
+ * SEND header (create queues for `/temp-queue/`), and subscribers see it as `reply-to`.
+ */
+export const REPLY_TO_HEADER = 'x-relay-reply-to';
 /** The application content-type of a message the relay sent over STOMP to a topic or user. */
 export const CONTENT_TYPE_HEADER = 'x-relay-content-type';
 
@@ -53,6 +59,8 @@ export interface AmqpDeliveryOptions {
   logger: RelayLogger;
   onTopicMessage(name: string, message: StoredMessage): void;
   onUserMessage(target: UserTarget, message: StoredMessage): void;
+  /** A reply to a temp queue's token (routing key `r.<token>`, delivery/reply-queues.ts). */
+  onReplyMessage(token: string, message: StoredMessage): void;
   /** `ready` changed. */
   onReadyChange(): void;
 }
@@ -86,6 +94,8 @@ export function readAmqpMessage(message: AsyncMessage): {
     if (lower.startsWith(INTERNAL_HEADER_PREFIX)) internal[lower] = text;
     else if (isRelayedHeader(name)) headers[name] = text;
   }
+  const replyTo = internal[REPLY_TO_HEADER];
+  if (replyTo !== undefined) headers['reply-to'] = replyTo;
   const contentType = internal[CONTENT_TYPE_HEADER] ?? message.contentType;
   if (contentType !== undefined && !Object.hasOwn(headers, 'content-type'))
     headers['content-type'] = contentType;
@@ -170,6 +180,20 @@ export class AmqpDelivery implements UserBackbone {
     this.users.bindings.release(key);
   }
 
+  /** Replies to `token` come to this instance from now on (its temp queue's binding). */
+  holdReply(token: string): Promise<void> {
+    return this.users.bindings.acquire(replyRoutingKey(token));
+  }
+
+  releaseReply(token: string): void {
+    this.users.bindings.release(replyRoutingKey(token));
+  }
+
+  /** A reply to a temp queue, to whichever instance holds its token; `routed` false when none does. */
+  publishReply(token: string, message: OutgoingMessage): Promise<{ routed: boolean }> {
+    return this.send(replyRoutingKey(token), message, {});
+  }
+
   holdTopic(name: string): Promise<void> {
     return this.topics.bindings.acquire(name);
   }
@@ -178,7 +202,18 @@ export class AmqpDelivery implements UserBackbone {
     this.topics.bindings.release(name);
   }
 
-  async publish(target: UserTarget, message: OutgoingMessage): Promise<{ routed: boolean }> {
+  publish(target: UserTarget, message: OutgoingMessage): Promise<{ routed: boolean }> {
+    return this.send(userRoutingKey(target.user), message, {
+      [USER_DESTINATION_HEADER]: `${target.type}/${target.name}`,
+    });
+  }
+
+  /** Mandatory and confirmed on the user exchange; `routed` false when no queue was bound for the key. */
+  private async send(
+    routingKey: string,
+    message: OutgoingMessage,
+    internal: Record<string, string>,
+  ): Promise<{ routed: boolean }> {
     // rabbitmq-client would hold the publish until it reconnects; the caller is better told now.
     // And until this instance's own bindings are back, its users would wrongly read offline.
     if (!this.connection.ready) {
@@ -198,13 +233,13 @@ export class AmqpDelivery implements UserBackbone {
         this.publisher.send(
           {
             exchange: EXCHANGES.user,
-            routingKey: userRoutingKey(target.user),
+            routingKey,
             mandatory: true,
             messageId: publishId,
             headers: {
               ...allowedHeaderRecord(Object.entries(message.headers), 'relay'),
               [MESSAGE_ID_HEADER]: message.id,
-              [USER_DESTINATION_HEADER]: `${target.type}/${target.name}`,
+              ...internal,
             },
           },
           message.body,
@@ -233,6 +268,10 @@ export class AmqpDelivery implements UserBackbone {
 
   private receiveUser(message: AsyncMessage): void {
     const { stored, internal } = readAmqpMessage(message);
+    if (message.routingKey.startsWith('r.')) {
+      this.options.onReplyMessage(message.routingKey.slice(2), stored);
+      return;
+    }
     const user = this.usersByKey.get(message.routingKey)?.user;
     const target = userTargetOf(user, internal[USER_DESTINATION_HEADER]);
     if (!target) {

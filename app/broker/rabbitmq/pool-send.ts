@@ -7,7 +7,7 @@
 import { ServiceError } from '../../errors';
 import type { MessageTarget } from '../../destinations/destination';
 import type { OutgoingMessage } from '../broker';
-import { CONTENT_TYPE_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
+import { CONTENT_TYPE_HEADER, REPLY_TO_HEADER, USER_DESTINATION_HEADER } from './amqp-delivery';
 import { EXCHANGES, userRoutingKey } from './topology';
 import { brokerDestination, sendHeaders } from './wire';
 
@@ -26,6 +26,8 @@ export function poolSend(target: MessageTarget, message: OutgoingMessage): PoolS
     if (name.toLowerCase() === 'content-type') headers[CONTENT_TYPE_HEADER] ??= value;
     else headers[name] = value;
   }
+  const replyTo = message.properties?.replyTo;
+  if (replyTo !== undefined) headers[REPLY_TO_HEADER] = replyTo;
   if (target.kind === 'topic') return { destination: brokerDestination(target), headers };
   return {
     destination: `/exchange/${EXCHANGES.user}/${userRoutingKey(target.user)}`,

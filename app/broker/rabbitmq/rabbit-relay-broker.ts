@@ -36,6 +36,7 @@ import type {
   OutgoingMessage,
   PublishReceipt,
   Readiness,
+  ReplyQueues,
   SubscribeRequest,
   TransactionOp,
 } from '../broker';
@@ -71,6 +72,8 @@ export class RabbitRelayBroker implements Broker {
   readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
   /** `/amq/queue/` and `/exchange/`, where the authorization file allows them (raw-destinations.ts). */
   readonly raw: NonNullable<Broker['raw']>;
+  /** Temp queues of request/reply (delivery/reply-queues.ts), on the instance's users queue. */
+  readonly replies: ReplyQueues;
 
   private readonly options: RabbitRelayBrokerOptions;
   private readonly queueType: ClientQueueType;
@@ -113,6 +116,17 @@ export class RabbitRelayBroker implements Broker {
       publish: (target, message) => {
         this.assertRunning();
         return this.inFlight.track(this.rawDestinations.publish(target, message));
+      },
+    };
+    const replies = this.parts.replies;
+    this.replies = {
+      open: (deliver) => {
+        this.assertRunning();
+        return replies.open(deliver);
+      },
+      reply: (token, message) => {
+        this.assertRunning();
+        return this.inFlight.track(replies.reply(token, message));
       },
     };
     const bridge = this.parts.bridge;

@@ -36,6 +36,8 @@ export interface RabbitRelayBrokerOptions {
   onReconnect?: () => void;
   /** A subscriber whose local backlog was full is being cut off. */
   onOverflow?: () => void;
+  /** A reply reached a temp queue that had gone (stomp_replies_dropped_total). */
+  onReplyDropped?: () => void;
   /** The backend services `/app` messages may go to (BACKENDS_FILE), over the instance's AMQP connection. */
   backends?: BackendServices;
   /** Per-message trace (LOG_LEVEL=trace): what arrived on the instance queues, and for how many. */

@@ -6,6 +6,7 @@
  */
 import { LocalFanOut } from '../../delivery/fan-out';
 import { UserDelivery } from '../../delivery/user-delivery';
+import { LocalReplies } from '../../delivery/reply-queues';
 import { BackendBridge } from '../../messaging/backend-bridge';
 import { noTrace } from '../../observability/trace';
 import { AmqpSessionDirectory } from '../../presence/amqp-directory';
@@ -33,6 +34,8 @@ export interface RelayParts {
   sessions: AmqpSessionDirectory;
   bridge: BackendBridge | undefined;
   deliveryLimit: DeliveryLimit;
+  /** Temp queues of request/reply: routing keys `r.<token>` on the users queue (delivery/reply-queues.ts). */
+  replies: LocalReplies;
   /** Where a /queue/ consumer parks a message it cannot hand on (broker-consumer.ts). */
   parking: ConsumerSpec['parking'];
 }
@@ -89,9 +92,18 @@ export function relayParts(
       const local = users.receive(target, message);
       trace('routed', message.id, { user: target.user, destination: `${target.type}/${target.name}`, local });
     },
+    onReplyMessage: (token, message) => {
+      const delivered = replies.receive(token, message);
+      trace('routed', message.id, { reply: true, local: delivered ? 1 : 0 });
+    },
     onReadyChange: readinessChanged,
   });
   const users = new UserDelivery(amqp, fanOut, logger);
+  const replies = new LocalReplies(() => options.onReplyDropped?.(), {
+    hold: (token) => amqp.holdReply(token),
+    release: (token) => amqp.releaseReply(token),
+    publish: (token, message) => amqp.publishReply(token, message),
+  });
   // Registered after AmqpDelivery's instance queues: on a new connection they first mark their
   // bindings gone, so readiness is not reported back before the re-binding.
   link.connection.on('connection', readinessChanged);
@@ -123,6 +135,7 @@ export function relayParts(
     sessions,
     bridge,
     deliveryLimit: new DeliveryLimit(options.deliveryLimit ?? 20),
+    replies,
     parking: {
       destination: `/exchange/amq.direct/${NAME_PREFIX}.parking.${options.instanceId}`,
       queueName: `${NAME_PREFIX}.${options.instanceId}.parking`,
