@@ -96,6 +96,17 @@ export function readAmqpMessage(message: AsyncMessage): {
   }
   const replyTo = internal[REPLY_TO_HEADER];
   if (replyTo !== undefined) headers['reply-to'] = replyTo;
+  // SEND headers RabbitMQ's plugin turns into AMQP properties (a topic SEND through the pool):
+  // back to the headers they were, or a subscriber would not see them at all.
+  for (const [name, value] of [
+    ['correlation-id', message.correlationId],
+    ['content-encoding', message.contentEncoding],
+    ['type', message.type],
+    ['app-id', message.appId],
+  ] as const) {
+    if (value !== undefined && value !== '' && isRelayedHeader(name) && !Object.hasOwn(headers, name))
+      headers[name] = value;
+  }
   const contentType = internal[CONTENT_TYPE_HEADER] ?? message.contentType;
   if (contentType !== undefined && !Object.hasOwn(headers, 'content-type'))
     headers['content-type'] = contentType;
