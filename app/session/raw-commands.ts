@@ -120,6 +120,11 @@ export function rawSubscription(
   if (!session.ctx.authorizer.canSubscribe(requester(session), destination))
     throw notAllowed('subscribe to', destination);
   const raw = rawBroker(session, destination);
+  if (header(frame, 'inbox-since') !== undefined)
+    throw new ServiceError(
+      'bad_frame',
+      `inbox-since is for durable (inbox) destinations, not '${printable(destination)}'`,
+    );
   const headers = brokerHeaders(session, frame, target);
   return {
     target,
