@@ -6,10 +6,10 @@
  *
  * The embedded store: with INBOX_DATA_DIR, PGlite in that directory (PostgreSQL's SQL, kept across
  * restarts), opened on first use. Without it, the in-memory store: nothing is kept across restarts
- * either way, and PGlite in memory must run initdb on every start, which measured here as seconds
- * before its first answer (stalling the event loop for up to half a second at a time) and about
- * 700 MB, where `npm start` idles at about 65 MB; the in-memory store answers at once, for a few
- * MB, and is held to the same store suite.
+ * either way, and PGlite in memory must run initdb on every start, which takes seconds before its
+ * first answer (stalling the event loop in long steps) and hundreds of MB, many times what the
+ * service idles at; the in-memory store answers at once, for a few MB, and is held to the same
+ * store suite.
  */
 import type { Settings } from '../../config/settings';
 import { ConfigError } from '../config';

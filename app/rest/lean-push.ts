@@ -1,8 +1,8 @@
 /**
  * The lean way in for the common push: a backend reusing a token it has pushed with before, a
- * JSON body with a Content-Length. Measured (issue 5), express's router, body-parser and res.json
- * were a large share of what a push cost the service: this path matches the two push URLs by
- * string, reads the body as one Buffer and writes the answer with one writeHead/end, ahead of
+ * JSON body with a Content-Length. express's router, body-parser and res.json are a large share
+ * of what a push costs the service when nothing else is done per call: this path matches the two
+ * push URLs by string, reads the body as one Buffer and writes the answer with one writeHead/end, ahead of
  * express, then runs the very push logic the express routes run (push.ts).
  *
  * It takes a request only when everything it needs can be decided from the request line and

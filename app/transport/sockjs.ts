@@ -44,7 +44,7 @@ type Route =
 const SESSION_PATH = /^\/([^/.]+)\/([^/.]+)\/([a-z_]+)\/?$/;
 const RECEIVING = new Set(['xhr', 'xhr_streaming', 'eventsource', 'htmlfile', 'jsonp']);
 
-function route(prefix: string, url: string): Route {
+function routeOf(prefix: string, url: string): Route {
   const path = url.split('?', 1)[0] ?? '';
   if (!path.startsWith(prefix)) return { kind: 'other' };
   const rest = path.slice(prefix.length);
@@ -102,7 +102,7 @@ export class SockJsEndpoint {
 
   /** A session opened on one of sockjs's HTTP transports (sockjs emits null for one closed first). */
   private accept(conn: Connection): void {
-    const r = route(this.options.prefix, conn.pathname);
+    const r = routeOf(this.options.prefix, conn.pathname);
     const session = r.kind === 'session' ? r.session : '';
     const info: ConnectionInfo = {
       transport: 'sockjs',
@@ -135,7 +135,7 @@ export class SockJsEndpoint {
       res.end(JSON.stringify({ error: 'forbidden', detail: 'origin not allowed' }));
       return;
     }
-    const r = route(this.options.prefix, req.url ?? '');
+    const r = routeOf(this.options.prefix, req.url ?? '');
     if (
       req.method === 'POST' &&
       r.kind === 'session' &&
@@ -173,7 +173,7 @@ export class SockJsEndpoint {
       refuseUpgrade(socket);
       return;
     }
-    const r = route(this.options.prefix, req.url ?? '');
+    const r = routeOf(this.options.prefix, req.url ?? '');
     if (r.kind === 'raw-websocket' || (r.kind === 'session' && r.transport === 'websocket')) {
       this.webSockets.handleUpgrade(req, socket, head, r.kind === 'raw-websocket');
     } else {

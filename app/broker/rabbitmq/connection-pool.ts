@@ -184,7 +184,7 @@ export class PoolSlot {
     }
     this.generation++;
     this.connection = connection;
-    connection.onMessage = (message) => this.route(message);
+    connection.onMessage = (message) => this.toSubscription(message);
     connection.onCancel = (id) => this.cancelled(id, connection);
     connection.onClose((reason) => this.lost(connection, reason));
     // Re-establish everything that lived here before anyone may use the slot again. If this fails
@@ -298,7 +298,8 @@ export class PoolSlot {
     }, delay);
   }
 
-  private route(message: Frame): void {
+  /** A MESSAGE to the slot subscription its `subscription` header names. */
+  private toSubscription(message: Frame): void {
     const id = header(message, 'subscription');
     const subscription = id === undefined ? undefined : this.subscriptions.get(id);
     subscription?.onMessage(message);

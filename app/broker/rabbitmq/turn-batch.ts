@@ -4,10 +4,10 @@
  * rabbitmq-client calls a consumer's handler for each delivery in a setImmediate of its own, with
  * the microtask queue drained between them, and the WebSocket transport writes what one turn queued
  * for a client once the microtasks are done (transport/websocket.ts). Handed over as they come, a
- * burst of N topic messages would cost each of 1,000 subscribers N WebSocket messages and N writes,
- * and their clients N reads: measured, that halved fan-out throughput against the STOMP pool that
- * came before, whose parser handed over all the frames of one read in one turn. Gathered here, the
- * deliveries of one read go out in one turn: one write per subscriber, in the order they came.
+ * burst of N topic messages would cost every subscriber N WebSocket messages and N socket writes,
+ * and its client N reads, and the socket write is what a fan-out spends most of its time on.
+ * Gathered here, the deliveries of one read go out in one turn: one write per subscriber, in the
+ * order they came.
  */
 export class TurnBatch<T> {
   private items: T[] = [];
