@@ -94,6 +94,11 @@ export class LocalFanOut {
     return taken;
   }
 
+  /** The subscriptions of `target` now. */
+  subscribers(target: FanOutTarget): EmbeddedSubscription[] {
+    return [...(this.routes.get(fanOutKey(target)) ?? [])];
+  }
+
   /** Whether `subscription` is one of this fan-out's (transactions settle those here). */
   owns(subscription: BrokerSubscription): subscription is EmbeddedSubscription {
     if (!(subscription instanceof EmbeddedSubscription) || !subscription.ownsQueue) return false;

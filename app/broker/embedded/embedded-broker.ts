@@ -4,8 +4,9 @@
  *
  * Routing mirrors RabbitMQ so the two behave alike: `/queue/<name>` is one shared MessageQueue with
  * competing consumers; each topic or user subscription consumes from a private queue that a publish
- * fans out into. User targets are keyed by the (user, type, name) tuple itself, never by a joined
- * string, so no user name (dots, wildcards, slashes, unicode) can reach another user's key.
+ * fans out into: the local fan-out the relay uses too (delivery/fan-out.ts), which keys user
+ * targets by the (user, type, name) tuple itself, never by a joined string, so no user name (dots,
+ * wildcards, slashes, unicode) can reach another user's key.
  *
  * Everything is synchronous under the promises: publish() has delivered to every consumer with
  * capacity (or queued the message) by the time it resolves, which is the "broker has taken it"
@@ -24,6 +25,7 @@ import type {
   TransactionOp,
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
+import { LocalFanOut } from '../../delivery/fan-out';
 import { MessageQueue, type StoredMessage } from './queue';
 import { LocalSessionDirectory } from '../../presence/local-directory';
 import { EmbeddedSubscription, type DeliveryErrorHandler } from './subscription';
@@ -53,32 +55,6 @@ export const EMBEDDED_BROKER_DEFAULTS = {
   deliveryLimit: 20,
 } as const;
 
-/** Subscriptions by routing key, for the targets that fan out (topics and users). */
-class FanOut {
-  private readonly routes = new Map<string, Set<EmbeddedSubscription>>();
-
-  add(key: string, subscription: EmbeddedSubscription): void {
-    const set = this.routes.get(key) ?? new Set();
-    set.add(subscription);
-    this.routes.set(key, set);
-  }
-
-  remove(key: string, subscription: EmbeddedSubscription): void {
-    const set = this.routes.get(key);
-    if (!set) return;
-    set.delete(subscription);
-    if (set.size === 0) this.routes.delete(key);
-  }
-
-  get(key: string): EmbeddedSubscription[] {
-    return [...(this.routes.get(key) ?? [])];
-  }
-
-  clear(): void {
-    this.routes.clear();
-  }
-}
-
 /** A multiset of strings. */
 class Counts {
   private readonly counts = new Map<string, number>();
@@ -102,17 +78,6 @@ class Counts {
   }
 }
 
-/** Map key of a fan-out target. JSON of the tuple: unambiguous whatever characters the parts hold. */
-function routeKey(target: MessageTarget): string {
-  switch (target.kind) {
-    case 'topic':
-    case 'queue':
-      return JSON.stringify([target.kind, target.name]);
-    case 'user':
-      return JSON.stringify([target.kind, target.user, target.type, target.name]);
-  }
-}
-
 function snapshot(message: OutgoingMessage): StoredMessage {
   const headers = { ...message.headers };
   // The one property kept here: a receiver replies to it (delivery/reply-queues.ts).
@@ -131,7 +96,7 @@ export class EmbeddedBroker implements Broker {
   private readonly deliveryLimit: number;
   private readonly onDeliveryError: DeliveryErrorHandler;
   private readonly queues = new Map<string, MessageQueue>();
-  private readonly fanOut = new FanOut();
+  private readonly fanOut: LocalFanOut;
   /** Open user subscriptions per user (for PublishReceipt.online). */
   private readonly userSubscriptions = new Counts();
   private readonly subscriptions = new Set<EmbeddedSubscription>();
@@ -151,6 +116,13 @@ export class EmbeddedBroker implements Broker {
     }
     this.onDeliveryError = options.onDeliveryError ?? (() => undefined);
     this.deliveryLimit = options.deliveryLimit ?? EMBEDDED_BROKER_DEFAULTS.deliveryLimit;
+    // Backlogs past maxQueueLength are cut off before a publish (checkCapacity), so the fan-out's
+    // own bound is never the one that acts here.
+    this.fanOut = new LocalFanOut({
+      maxBacklog: this.maxQueueLength,
+      onDeliveryError: this.onDeliveryError,
+      onOverflow: () => undefined,
+    });
   }
 
   async start(): Promise<void> {
@@ -187,31 +159,35 @@ export class EmbeddedBroker implements Broker {
     if (request.ackMode !== 'auto' && (!Number.isInteger(request.prefetch) || request.prefetch < 0)) {
       throw new ServiceError('bad_request', `prefetch must be a whole number >= 0, got ${request.prefetch}`);
     }
-    const shared = target.kind === 'queue';
-    const queue = shared
-      ? this.namedQueue(target.name)
-      : new MessageQueue(`a subscription to ${formatTarget(target)}`);
+    if (target.kind !== 'queue') {
+      const fanned: EmbeddedSubscription = this.fanOut.subscribe({ ...request, target }, () => {
+        this.subscriptions.delete(fanned);
+        if (target.kind === 'user') this.userSubscriptions.remove(target.user);
+      });
+      this.subscriptions.add(fanned);
+      if (target.kind === 'user') this.userSubscriptions.add(target.user);
+      return fanned;
+    }
+    const queue = this.namedQueue(target.name);
     const subscription = new EmbeddedSubscription(
       request,
       queue,
-      !shared,
+      false,
       (closed) => this.forget(closed),
       this.onDeliveryError,
-      shared ? this.deliveryLimit : 0,
+      this.deliveryLimit,
     );
     queue.addConsumer(subscription);
     this.subscriptions.add(subscription);
-    if (!shared) this.fanOut.add(routeKey(target), subscription);
-    if (target.kind === 'user') this.userSubscriptions.add(target.user);
     // Waiting messages go out after the caller has its handle, so a deliver callback may ack.
-    else setImmediate(() => queue.drain());
+    setImmediate(() => queue.drain());
     return subscription;
   }
 
   async publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
     this.assertRunning();
     this.checkCapacity([target]);
-    this.route(target, snapshot(message));
+    this.distribute(target, snapshot(message));
     return target.kind === 'user' ? { online: this.isOnline(target.user) } : {};
   }
 
@@ -239,7 +215,7 @@ export class EmbeddedBroker implements Broker {
     }
     this.checkCapacity(publishes);
     for (const op of ops) {
-      if (op.op === 'publish') this.route(op.target, snapshot(op.message));
+      if (op.op === 'publish') this.distribute(op.target, snapshot(op.message));
       else {
         const outcome = op.op === 'ack' ? 'ack' : op.requeue === false ? 'drop' : 'nack';
         this.own(op.subscription).settle(op.ackId, outcome, true);
@@ -247,13 +223,10 @@ export class EmbeddedBroker implements Broker {
     }
   }
 
-  private route(target: MessageTarget, message: StoredMessage): void {
-    const entry = { message, redelivered: false };
-    if (target.kind === 'queue') {
-      this.namedQueue(target.name).enqueue(entry);
-      return;
-    }
-    for (const subscription of this.fanOut.get(routeKey(target))) subscription.queue.enqueue(entry);
+  /** A published message to its queue, or into the queue of each subscription of its target. */
+  private distribute(target: MessageTarget, message: StoredMessage): void {
+    if (target.kind === 'queue') this.namedQueue(target.name).enqueue({ message, redelivered: false });
+    else this.fanOut.deliver(target, message);
   }
 
   /** Refuses a publish (or a transaction's publishes) that would push any queue past its limit. */
@@ -262,11 +235,10 @@ export class EmbeddedBroker implements Broker {
     const behind = new Map<EmbeddedSubscription, number>();
     for (const target of targets) {
       if (target.kind === 'queue') {
-        const key = routeKey(target);
-        needed.set(key, (needed.get(key) ?? 0) + 1);
+        needed.set(target.name, (needed.get(target.name) ?? 0) + 1);
         continue;
       }
-      for (const subscription of this.fanOut.get(routeKey(target))) {
+      for (const subscription of this.fanOut.subscribers(target)) {
         behind.set(subscription, (behind.get(subscription) ?? 0) + 1);
       }
     }
@@ -298,26 +270,20 @@ export class EmbeddedBroker implements Broker {
   }
 
   private namedQueue(name: string): MessageQueue {
-    const key = routeKey({ kind: 'queue', name });
-    let queue = this.queues.get(key);
+    let queue = this.queues.get(name);
     if (!queue) {
       queue = new MessageQueue(`queue '/queue/${name}'`);
-      this.queues.set(key, queue);
+      this.queues.set(name, queue);
     }
     return queue;
   }
 
+  /** A /queue/ subscription closed. */
   private forget(subscription: EmbeddedSubscription): void {
     this.subscriptions.delete(subscription);
     const { target } = subscription;
-    if (subscription.ownsQueue) {
-      this.fanOut.remove(routeKey(target), subscription);
-      if (target.kind === 'user') this.userSubscriptions.remove(target.user);
-      subscription.queue.clear();
-    } else if (subscription.queue.isIdle()) {
-      // An empty queue nobody consumes is indistinguishable from a missing one: free it.
-      this.queues.delete(routeKey(target));
-    }
+    // An empty queue nobody consumes is indistinguishable from a missing one: free it.
+    if (target.kind === 'queue' && subscription.queue.isIdle()) this.queues.delete(target.name);
   }
 
   private own(subscription: BrokerSubscription): EmbeddedSubscription {
