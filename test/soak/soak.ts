@@ -10,17 +10,25 @@
  *   slow      one instance (embedded broker), --slow-sessions healthy subscribers taking a topic at full rate while
  *             two clients stop reading: those two are cut off, the others get everything, and the
  *             instance's RSS stays bounded.
+ *   inbox     three instances sharing one PostgreSQL database take 10,000 durable pushes to 200
+ *             users whose 1-3 devices come and go at random, through a kill -9 of one instance, a
+ *             RabbitMQ restart and a PostgreSQL restart: every push answered 202 must reach every
+ *             device of its user (test/soak/inbox-soak.ts).
  *   fuzz      the protocol fuzzer of test/integration/faults for --fuzz-frames frames.
  *
- * Options (or SOAK_<NAME> in the environment): --mode all|delivery|slow|fuzz (default all =
- * delivery + slow), --minutes 2, --outage 30, --sessions 90, --users 30, --rate 60 (pushes/s),
- * --grace 2000, --slow-sessions 1000, --fuzz-frames 1000000.
+ * Options (or SOAK_<NAME> in the environment): --mode all, or phases comma-separated from
+ * delivery,slow,inbox,fuzz (default all = delivery,slow,inbox), --minutes 2, --outage 30,
+ * --sessions 90, --users 30, --rate 60 (pushes/s), --grace 2000, --slow-sessions 1000,
+ * --fuzz-frames 1000000; for the inbox phase
+ * --inbox-pushes 10000, --inbox-users 200, --inbox-rate 150, --inbox-outage 8 (seconds each
+ * restart keeps RabbitMQ and PostgreSQL down), --inbox-pg-cluster '15 main'.
+ * It restarts the machine's RabbitMQ and PostgreSQL: run it under `testlock -x`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, freePort, type Cluster } from '../support/cluster';
+import { freePort } from '../support/cluster';
 import { listQueues, rabbitmqctl, tcpOpen, waitForRabbit } from '../support/rabbitmq';
 import { startTestService } from '../support/service';
 import { sleep, waitFor } from '../support/wait';
@@ -29,12 +37,8 @@ import { ReconnectingStomp } from '../support/stomp-clients';
 import { account, pushWithAnswer, type PushRecord } from '../integration/faults/push-accounting';
 import { Counter, stalledTcp, stalledWebSocket, type Stalled } from '../integration/faults/consumers';
 import { emptyTally, fuzzWorker } from '../integration/faults/fuzz-support';
-
-function option(name: string, fallback: string): string {
-  const flag = process.argv.indexOf(`--${name}`);
-  if (flag >= 0 && process.argv[flag + 1] !== undefined) return process.argv[flag + 1]!;
-  return process.env[`SOAK_${name.toUpperCase().replace(/-/g, '_')}`] ?? fallback;
-}
+import { check, liveClusters, log, option, problems, rssMb, startInstances, traces } from './common';
+import { inboxSoak, restartPostgresIfDown } from './inbox-soak';
 
 const MODE = option('mode', 'all');
 const MINUTES = Number(option('minutes', '2'));
@@ -46,22 +50,6 @@ const GRACE_MS = Number(option('grace', '2000'));
 const SLOW_SESSIONS = Number(option('slow-sessions', '1000'));
 const FUZZ_FRAMES = Number(option('fuzz-frames', '1000000'));
 
-const problems: string[] = [];
-const log = (line: string): void => console.log(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}`);
-const check = (ok: boolean, what: string): void => {
-  if (!ok) problems.push(what);
-  log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-};
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** Samples the RSS of `pids` every second; `peak()` is the highest seen per pid. */
 function rssSampler(pids: number[]): { peak(): number[]; stop(): void } {
   const peaks = pids.map(rssMb);
@@ -70,67 +58,6 @@ function rssSampler(pids: number[]): { peak(): number[]; stop(): void } {
     1000,
   );
   return { peak: () => [...peaks], stop: () => clearInterval(timer) };
-}
-
-/** Clusters still running: stopped (SIGTERM, nginx included) if the soak fails half-way. */
-const liveClusters = new Set<Cluster>();
-
-/**
- * Per-message trace lines of the instances (LOG_LEVEL=trace, app/observability/trace.ts), by
- * message id: where a lost push got to, step by step, printed with the loss.
- */
-const traces = new Map<string, string[]>();
-
-function keepTrace(source: string, line: string): boolean {
-  if (!line.includes('"msg":"message trace"')) return false;
-  try {
-    const entry = JSON.parse(line) as { time?: number; trace?: string; step?: string } & Record<
-      string,
-      unknown
-    >;
-    if (typeof entry.trace !== 'string') return true;
-    const fields: Record<string, unknown> = { ...entry };
-    for (const name of ['level', 'time', 'trace', 'step', 'msg', 'pid', 'hostname'])
-      Reflect.deleteProperty(fields, name);
-    const { time, trace, step } = entry;
-    const at = typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : '?';
-    const lines = traces.get(trace) ?? [];
-    lines.push(`${at} ${source} ${String(step)} ${JSON.stringify(fields)}`);
-    traces.set(trace, lines);
-  } catch {
-    // not JSON after all: ignore
-  }
-  return true;
-}
-
-async function startInstances(
-  count: number,
-  prefix: string,
-  env: Record<string, string>,
-  logLevel = 'warn',
-): Promise<Cluster> {
-  const exits: string[] = [];
-  const cluster = await startCluster({
-    instances: count,
-    basePort: 0,
-    lbPort: 0,
-    instancePrefix: prefix,
-    logLevel,
-    env,
-    onLog: (source, line) => {
-      if (keepTrace(source, line)) return;
-      if (/"level":(50|60)/.test(line)) log(`${source}: ${line.slice(0, 300)}`);
-    },
-    onExit: (source, code, signal) => exits.push(`${source} exited (${code ?? signal})`),
-  });
-  const stop = cluster.stop.bind(cluster);
-  liveClusters.add(cluster);
-  cluster.stop = async () => {
-    liveClusters.delete(cluster);
-    check(exits.length === 0, `no instance died during the run ${exits.length ? JSON.stringify(exits) : ''}`);
-    await stop();
-  };
-  return cluster;
 }
 
 /**
@@ -548,11 +475,14 @@ async function fuzzSoak(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (!['all', 'delivery', 'slow', 'fuzz'].includes(MODE))
-    throw new Error(`--mode must be all, delivery, slow or fuzz (got ${MODE})`);
-  if (MODE === 'all' || MODE === 'delivery') await deliverySoak();
-  if (MODE === 'all' || MODE === 'slow') await slowSoak();
-  if (MODE === 'fuzz') await fuzzSoak();
+  const modes = new Set(MODE === 'all' ? ['delivery', 'slow', 'inbox'] : MODE.split(','));
+  const unknown = [...modes].filter((m) => !['delivery', 'slow', 'inbox', 'fuzz'].includes(m));
+  if (unknown.length > 0)
+    throw new Error(`--mode must be all, or some of delivery,slow,inbox,fuzz (got ${MODE})`);
+  if (modes.has('delivery')) await deliverySoak();
+  if (modes.has('slow')) await slowSoak();
+  if (modes.has('inbox')) await inboxSoak();
+  if (modes.has('fuzz')) await fuzzSoak();
   if (problems.length > 0) {
     log(`${problems.length} check(s) failed: ${problems.join('; ')}`);
     process.exit(1);
@@ -563,8 +493,9 @@ async function main(): Promise<void> {
 
 main().catch(async (err: unknown) => {
   log(`soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  // Never leave the broker stopped, or instances and nginx running, for whoever comes next.
+  // Never leave the broker or PostgreSQL stopped, or instances and nginx running, for whoever comes next.
   await rabbitmqctl(['start_app']).catch(() => undefined);
+  await restartPostgresIfDown();
   await Promise.all([...liveClusters].map((c) => c.stop().catch(() => undefined)));
   process.exit(1);
 });
