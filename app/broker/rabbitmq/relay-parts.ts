@@ -59,6 +59,24 @@ function stompPool(
   });
 }
 
+/** The session directory; each local session of a user holds that user's key while it lasts. */
+function sessionDirectory(
+  options: RabbitRelayBrokerOptions,
+  link: AmqpLink,
+  users: UserDelivery,
+): AmqpSessionDirectory {
+  return new AmqpSessionDirectory({
+    connection: link.connection,
+    instanceId: options.instanceId,
+    announceMs: options.announceMs,
+    logger: options.logger,
+    onLocalSession: {
+      opened: (user) => users.sessionOpened(user),
+      closed: (user) => users.sessionClosed(user),
+    },
+  });
+}
+
 /** Builds the parts; nothing connects until they are started. */
 export function relayParts(
   options: RabbitRelayBrokerOptions,
@@ -116,16 +134,7 @@ export function relayParts(
         logger,
       })
     : undefined;
-  const sessions = new AmqpSessionDirectory({
-    connection: link.connection,
-    instanceId: options.instanceId,
-    announceMs: options.announceMs,
-    logger: options.logger,
-    onLocalSession: {
-      opened: (user) => users.sessionOpened(user),
-      closed: (user) => users.sessionClosed(user),
-    },
-  });
+  const sessions = sessionDirectory(options, link, users);
   return {
     link,
     pool,
