@@ -77,6 +77,11 @@ function emptyCounts(): SessionCounts {
   return {};
 }
 
+interface Counters {
+  pushes: number;
+  deliveries: number;
+}
+
 function round(n: number): number {
   return Math.round(n * 100) / 100;
 }
@@ -84,6 +89,7 @@ function round(n: number): number {
 export class ClusterView implements Part {
   readonly name = 'cluster view';
   private readonly points: RatePoint[] = [];
+  private previous: { atMs: number; counts: Map<string, Counters> } | undefined;
   private readonly maxPoints: number;
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<void> | undefined;
@@ -183,9 +189,39 @@ export class ClusterView implements Part {
       });
   }
 
-  private record(): void {
-    const { totals, generatedAt } = this.snapshot();
-    this.points.push({ at: generatedAt, pushRate: totals.pushRate, deliveryRate: totals.deliveryRate });
+  /**
+   * A point's rates are the growth of each instance's announced counters since the previous point,
+   * not the rates the instances announced: an announced rate covers one sample period of that
+   * instance and is replaced at its next announcement, so a burst shorter than a period could fall
+   * between two of this instance's points and never be drawn. Counters only grow, so every push
+   * lands in some point. Instances not in both readings (joined, left) count from their next one.
+   */
+  private record(now = Date.now()): void {
+    const { instances, generatedAt, totals } = this.snapshot(now);
+    const counts = new Map<string, Counters>();
+    for (const row of instances) {
+      if (row.stats) counts.set(row.id, { pushes: row.stats.pushes, deliveries: row.stats.deliveries });
+    }
+    const previous = this.previous;
+    this.previous = { atMs: now, counts };
+    const seconds = previous ? (now - previous.atMs) / 1000 : 0;
+    if (!previous || seconds <= 0) {
+      this.points.push({ at: generatedAt, pushRate: totals.pushRate, deliveryRate: totals.deliveryRate });
+    } else {
+      let pushes = 0;
+      let deliveries = 0;
+      for (const [id, current] of counts) {
+        const before = previous.counts.get(id);
+        if (!before) continue;
+        pushes += Math.max(0, current.pushes - before.pushes);
+        deliveries += Math.max(0, current.deliveries - before.deliveries);
+      }
+      this.points.push({
+        at: generatedAt,
+        pushRate: round(pushes / seconds),
+        deliveryRate: round(deliveries / seconds),
+      });
+    }
     if (this.points.length > this.maxPoints) this.points.splice(0, this.points.length - this.maxPoints);
   }
 }

@@ -192,6 +192,37 @@ describe('admin: the cluster view', () => {
     }
   });
 
+  it('draws a burst that two of its points straddle: rates from counter growth, per instance', () => {
+    const other = {
+      instance: 'b',
+      heardAgoMs: 0,
+      sessions: [],
+      announced: stats({ pushes: 10, deliveries: 20 }),
+    };
+    const directory = new FixedDirectory([
+      { instance: 'a', heardAgoMs: 0, sessions: [], announced: undefined },
+      other,
+    ]);
+    const view = viewOver(directory);
+    const record = (view as unknown as { record(now: number): void }).record.bind(view);
+    record(10_000);
+    // b pushed 8 and delivered 12 between this instance's points, and announced twice meanwhile:
+    // its latest announced rate is 0 again, but its counters hold the burst.
+    other.announced = stats({ pushes: 18, deliveries: 32, pushRate: 0, deliveryRate: 0 });
+    record(12_000);
+    // b leaves and c joins with counters of its own past: neither is growth seen by this instance.
+    directory.presences = [
+      directory.presences[0]!,
+      { ...other, instance: 'c', announced: stats({ pushes: 500 }) },
+    ];
+    record(14_000);
+    const rates = view.snapshot().history.points.map((p) => [p.pushRate, p.deliveryRate]);
+    expect(rates.slice(1)).to.deep.equal([
+      [4, 6],
+      [0, 0],
+    ]);
+  });
+
   it('keeps at most ADMIN_HISTORY_S of points, and never more than the cap', async () => {
     const directory = new FixedDirectory([
       { instance: 'a', heardAgoMs: 0, sessions: [], announced: undefined },
