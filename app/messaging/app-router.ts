@@ -6,19 +6,12 @@
  * to RabbitMQ); without one, dispatch() returns false and the caller answers `no_route`.
  */
 import { randomUUID } from 'node:crypto';
-import type { Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
+import type { BackendMessage, Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
 import { parseUserPushDestination, type MessageTarget } from '../destinations/destination';
 
-export interface AppMessage {
-  route: string;
+/** An /app message as an in-process handler gets it: what a backend would get, and the route's params. */
+export interface AppMessage extends BackendMessage {
   params: Record<string, string>;
-  user: string;
-  sessionId: string;
-  messageId: string;
-  headers: Record<string, string>;
-  body: Buffer;
-  /** Where the sender wants replies (a `/reply-queue/<token>` for its temp queue), if it said. */
-  replyTo?: string;
 }
 
 export interface AppContext {
