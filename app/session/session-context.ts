@@ -8,6 +8,7 @@ import type { Inbox } from '../inbox/inbox';
 import type { AppRouter } from '../messaging/app-router';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import type { ExpiryClock } from './expiry-clock';
 import type { SessionRegistry } from './session-registry';
 
 export interface SessionContext {
@@ -21,6 +22,8 @@ export interface SessionContext {
   metrics: Metrics;
   logger: Logger;
   registry: SessionRegistry;
+  /** Ends sessions when their token expires, one timer for all of them. */
+  expiry: ExpiryClock;
   /** `server` header of CONNECTED. */
   serverName: string;
   isDraining(): boolean;

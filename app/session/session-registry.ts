@@ -12,7 +12,14 @@ export interface RegisteredSession {
 }
 
 export class SessionRegistry {
-  private readonly sessions = new Map<string, { session: RegisteredSession; info: SessionInfo }>();
+  /**
+   * What remove() needs of each session, not its SessionInfo: the directory keeps the one copy of
+   * that (a second one here cost every idle session its info object, list and date string again).
+   */
+  private readonly sessions = new Map<
+    string,
+    { session: RegisteredSession; user: string; transport: string }
+  >();
   private readonly perUser = new Map<string, number>();
 
   constructor(
@@ -25,7 +32,7 @@ export class SessionRegistry {
   }
 
   add(session: RegisteredSession, info: SessionInfo): void {
-    this.sessions.set(session.id, { session, info });
+    this.sessions.set(session.id, { session, user: info.user, transport: info.transport });
     this.perUser.set(info.user, this.countForUser(info.user) + 1);
     this.metrics.sessions.inc({ transport: info.transport });
     this.directory.upsert(info);
@@ -33,9 +40,7 @@ export class SessionRegistry {
 
   /** The session's subscriptions changed: the directory shows the current list. */
   update(info: SessionInfo): void {
-    const entry = this.sessions.get(info.sessionId);
-    if (!entry) return;
-    entry.info = info;
+    if (!this.sessions.has(info.sessionId)) return;
     this.directory.upsert(info);
   }
 
@@ -43,10 +48,10 @@ export class SessionRegistry {
     const entry = this.sessions.get(sessionId);
     if (!entry) return;
     this.sessions.delete(sessionId);
-    const left = this.countForUser(entry.info.user) - 1;
-    if (left > 0) this.perUser.set(entry.info.user, left);
-    else this.perUser.delete(entry.info.user);
-    this.metrics.sessions.dec({ transport: entry.info.transport });
+    const left = this.countForUser(entry.user) - 1;
+    if (left > 0) this.perUser.set(entry.user, left);
+    else this.perUser.delete(entry.user);
+    this.metrics.sessions.dec({ transport: entry.transport });
     this.directory.remove(sessionId);
   }
 

@@ -6,12 +6,13 @@
 import { AppRouter } from '../messaging/app-router';
 import { registerBuiltInHandlers } from '../messaging/handlers';
 import type { ClientSocket } from '../transport/transport';
+import { ExpiryClock } from './expiry-clock';
 import type { SessionContext } from './session-context';
 import { SessionRegistry } from './session-registry';
 import { StompSession } from './stomp-session';
 
-/** The shared parts a caller already has; the /app router and the registry are made here. */
-export type SessionDeps = Omit<SessionContext, 'appRouter' | 'registry'>;
+/** The shared parts a caller already has; the /app router, the registry and the expiry clock are made here. */
+export type SessionDeps = Omit<SessionContext, 'appRouter' | 'registry' | 'expiry'>;
 
 export interface SessionWiring {
   readonly ctx: SessionContext;
@@ -29,6 +30,7 @@ export function sessionWiring(deps: SessionDeps): SessionWiring {
     ...deps,
     appRouter,
     registry: new SessionRegistry(deps.broker.sessions, deps.metrics),
+    expiry: new ExpiryClock(),
   };
   return {
     ctx,

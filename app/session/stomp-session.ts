@@ -19,7 +19,7 @@ import { frame as makeFrame, header, type Frame, type StompVersion } from '../st
 import { negotiateVersion } from '../stomp/negotiate';
 import { StompParser } from '../stomp/parser';
 import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
-import { callAt } from '../timeout';
+import type { Expiring } from './expiry-clock';
 import type { ClientSocket } from '../transport/transport';
 import type { CommandSession, OpenTransaction } from './command-session';
 import { COMMANDS } from './commands';
@@ -40,7 +40,7 @@ const HEARTBEAT_GRACE = 2;
 const ALL_VERSIONS: readonly StompVersion[] = ['1.0', '1.1', '1.2'];
 const MAX_OPEN_TRANSACTIONS = 16;
 
-export class StompSession implements RegisteredSession, CommandSession {
+export class StompSession implements RegisteredSession, CommandSession, Expiring {
   /** Unguessable: it ends up in broker queue names and in the session list. */
   readonly id = randomBytes(12).toString('base64url');
   state: SessionState = 'connecting';
@@ -51,7 +51,8 @@ export class StompSession implements RegisteredSession, CommandSession {
   device = 'default';
   version: StompVersion = '1.2';
   readonly subscriptions = new SubscriptionTable();
-  readonly transactions = new Map<string, OpenTransaction>();
+  /** Made on first use: most sessions never open one, and an empty Map costs ~200 bytes each. */
+  private openTransactions?: Map<string, OpenTransaction>;
   readonly tempQueues: TempQueues;
   connectedAt = new Date();
 
@@ -65,7 +66,10 @@ export class StompSession implements RegisteredSession, CommandSession {
   private readonly rate: FrameRate;
   private readonly sendBacklog: SendBacklog;
   private readonly timers: NodeJS.Timeout[] = [];
-  private cancelExpiry?: () => void;
+  /** Cleared at CONNECT: kept until it fired, it held its closure for the whole session. */
+  private connectTimer?: NodeJS.Timeout;
+  /** The second ctx.expiry ends this session in, once connected with a token that expires. */
+  private expirySecond?: number;
   private readonly frameDeadline: FrameDeadline;
 
   constructor(
@@ -106,13 +110,20 @@ export class StompSession implements RegisteredSession, CommandSession {
     socket.onData((chunk) => this.onData(chunk));
     socket.onRefused?.((reason) => this.fail(new ServiceError('bad_frame', reason)));
     socket.onClose(() => this.finish('transport_closed'));
-    this.timers.push(
-      setTimeout(() => {
-        if (this.state === 'connecting') {
-          this.fail(new ServiceError('connect_timeout', `no CONNECT frame within ${s.connectTimeoutMs} ms`));
-        }
-      }, s.connectTimeoutMs),
-    );
+    this.connectTimer = setTimeout(() => {
+      if (this.state === 'connecting') {
+        this.fail(new ServiceError('connect_timeout', `no CONNECT frame within ${s.connectTimeoutMs} ms`));
+      }
+    }, s.connectTimeoutMs);
+  }
+
+  get transactions(): Map<string, OpenTransaction> {
+    return (this.openTransactions ??= new Map());
+  }
+
+  /** Its token's `exp` has come (ctx.expiry). */
+  expire(): void {
+    this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token'));
   }
 
   get transactionLimit(): number {
@@ -196,6 +207,8 @@ export class StompSession implements RegisteredSession, CommandSession {
   /** CONNECT succeeded: from here on heart-beats, token expiry and slow-consumer checks run. */
   startConnected(heartbeat: { sendEveryMs: number; expectEveryMs: number }, expiresAt?: number): void {
     this.state = 'connected';
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
     this.parser.version = this.version;
     this.connectedAt = new Date();
     if (heartbeat.sendEveryMs > 0) {
@@ -216,12 +229,8 @@ export class StompSession implements RegisteredSession, CommandSession {
         }, heartbeat.expectEveryMs),
       );
     }
-    if (expiresAt !== undefined) {
-      // callAt, not setTimeout: a token valid for more than ~24.8 days must still end at its exp.
-      this.cancelExpiry = callAt(expiresAt, () =>
-        this.fail(new ServiceError('token_expired', 'token expired: reconnect with a new token')),
-      );
-    }
+    // One clock for all sessions (expiry-clock.ts), however far ahead: no timer of its own.
+    if (expiresAt !== undefined) this.expirySecond = this.ctx.expiry.add(expiresAt, this);
     this.ctx.registry.add(this, this.info());
     this.ctx.logger.info(
       {
@@ -329,11 +338,12 @@ export class StompSession implements RegisteredSession, CommandSession {
     this.state = 'closed';
     for (const t of this.timers) clearTimeout(t);
     this.timers.length = 0;
-    this.cancelExpiry?.();
+    clearTimeout(this.connectTimer);
+    if (this.expirySecond !== undefined) this.ctx.expiry.remove(this.expirySecond, this);
     this.frameDeadline.stop();
     this.sendBacklog.stop();
     this.flow.stop();
-    this.transactions.clear();
+    this.openTransactions?.clear();
     this.tempQueues.closeAll();
     for (const sub of this.subscriptions.all()) {
       this.subscriptions.remove(sub.id);

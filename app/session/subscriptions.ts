@@ -34,9 +34,17 @@ export interface AckTarget {
 
 export class SubscriptionTable {
   private readonly subs = new Map<string, ClientSubscription>();
-  /** Insertion-ordered: `client` mode acks everything up to a token, per subscription. */
-  private readonly pending = new Map<string, PendingAck>();
+  /**
+   * Insertion-ordered: `client` mode acks everything up to a token, per subscription. Made on the
+   * first delivery that needs an ACK: an `auto` session never has one, and an empty Map costs ~200
+   * bytes per session.
+   */
+  private pendingAcks?: Map<string, PendingAck>;
   private counter = 0;
+
+  private get pending(): Map<string, PendingAck> {
+    return (this.pendingAcks ??= new Map());
+  }
 
   get size(): number {
     return this.subs.size;
@@ -55,7 +63,8 @@ export class SubscriptionTable {
     if (!sub) return undefined;
     this.subs.delete(id);
     sub.closed = true;
-    for (const [token, p] of this.pending) if (p.subscriptionId === id) this.pending.delete(token);
+    const pending = this.pendingAcks;
+    if (pending) for (const [token, p] of pending) if (p.subscriptionId === id) pending.delete(token);
     return sub;
   }
 

@@ -19,13 +19,20 @@ export type Settlement = 'ack' | 'nack' | 'drop';
 /** Called with what went wrong in a subscriber's deliver callback; the broker keeps going either way. */
 export type DeliveryErrorHandler = (error: unknown, sessionId: string) => void;
 
+/** The `outstanding` of every `auto` subscription: take() never adds to it in that mode. */
+const NONE_OUTSTANDING: Map<string, QueuedMessage> = new Map();
+
 function newAckId(): string {
   return randomBytes(18).toString('base64url');
 }
 
 export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
-  /** Unacknowledged deliveries by ack id; Map keeps delivery order, which `client` acks rely on. */
-  private readonly outstanding = new Map<string, QueuedMessage>();
+  /**
+   * Unacknowledged deliveries by ack id; Map keeps delivery order, which `client` acks rely on.
+   * Shared and empty (never written) in ack mode `auto`: an idle topic or user subscriber of the
+   * relay's fan-out would otherwise hold an empty Map of ~200 bytes.
+   */
+  private readonly outstanding: Map<string, QueuedMessage>;
   private closed = false;
 
   constructor(
@@ -37,7 +44,9 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     private readonly onDeliveryError: DeliveryErrorHandler,
     /** Most deliveries of one message (0: no limit): past it, a message is dropped, not delivered. */
     private readonly deliveryLimit = 0,
-  ) {}
+  ) {
+    this.outstanding = request.ackMode === 'auto' ? NONE_OUTSTANDING : new Map();
+  }
 
   get target(): MessageTarget {
     return this.request.target;
