@@ -16,13 +16,18 @@ export const TEMP_QUEUE_PREFIX = '/temp-queue/';
 export const MAX_TEMP_QUEUES = 32;
 
 export class TempQueues {
-  private readonly byName = new Map<string, Promise<TempQueue>>();
+  /** Made on the first reply-to: an empty Map is ~200 bytes, and most sessions never ask for one. */
+  private byNameMap?: Map<string, Promise<TempQueue>>;
   private closed = false;
 
   constructor(
     private readonly replies: ReplyQueues,
     private readonly deliver: (sub: ClientSubscription, delivery: Delivery) => void,
   ) {}
+
+  private get byName(): Map<string, Promise<TempQueue>> {
+    return (this.byNameMap ??= new Map());
+  }
 
   /** `/reply-queue/<token>` of this session's temp queue `name`, made on first use. */
   async replyDestination(name: string): Promise<string> {
@@ -54,11 +59,13 @@ export class TempQueues {
   /** The session ended: its temp queues go with it; later replies to them are dropped and counted. */
   closeAll(): void {
     this.closed = true;
-    for (const queue of this.byName.values())
+    const byName = this.byNameMap;
+    if (!byName) return;
+    for (const queue of byName.values())
       queue.then(
         (q) => q.close(),
         () => undefined,
       );
-    this.byName.clear();
+    byName.clear();
   }
 }
