@@ -7,8 +7,9 @@
  * `client-individual` subscriptions are kept here. Each subscription gets a private in-memory
  * queue (the embedded broker's MessageQueue and subscription, the same code the embedded broker
  * runs): prefetch bounds what is outstanding, ACK settles, NACK hands the message back to that
- * subscriber alone marked redelivered, close drops what it held. RabbitMQ had the message
- * acknowledged once it was handed over here: best-effort delivery, as for a topic.
+ * subscriber alone marked redelivered, close drops what it held. RabbitMQ counts the message
+ * delivered once it sent it to the instance (no-ack consumer, instance-queue.ts): best-effort
+ * delivery, as for a topic.
  *
  * The backlog a subscriber leaves unacknowledged is bounded (maxBacklog): past it that subscriber
  * is cut off (slow_consumer, counted), never the others.

@@ -54,7 +54,6 @@ export const CONTENT_TYPE_HEADER = 'x-relay-content-type';
 
 export interface AmqpDeliveryOptions {
   instanceId: string;
-  prefetch: number;
   publishTimeoutMs: number;
   logger: RelayLogger;
   onTopicMessage(name: string, message: StoredMessage): void;
@@ -140,11 +139,10 @@ export class AmqpDelivery implements UserBackbone {
     private readonly connection: Connection,
     private readonly options: AmqpDeliveryOptions,
   ) {
-    const { instanceId, prefetch, logger } = options;
+    const { instanceId, logger } = options;
     this.users = new InstanceQueue(connection, {
       name: instanceQueueName(instanceId, QUEUE_ROLES.users),
       exchange: EXCHANGES.user,
-      prefetch,
       logger,
       onMessage: (message) => this.receiveUser(message),
       onReadyChange: () => options.onReadyChange(),
@@ -152,7 +150,6 @@ export class AmqpDelivery implements UserBackbone {
     this.topics = new InstanceQueue(connection, {
       name: instanceQueueName(instanceId, QUEUE_ROLES.topics),
       exchange: TOPIC_EXCHANGE,
-      prefetch,
       logger,
       onMessage: (message) => this.receiveTopic(message),
       onReadyChange: () => options.onReadyChange(),

@@ -99,7 +99,6 @@ export function relayParts(
   });
   const amqp = new AmqpDelivery(link.connection, {
     instanceId: options.instanceId,
-    prefetch: options.prefetch,
     publishTimeoutMs: PUBLISH_TIMEOUT_MS,
     logger,
     onTopicMessage: (name, message) => {
