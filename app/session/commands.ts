@@ -182,6 +182,19 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
   stop();
 }
 
+/** The broker's callbacks of a subscription: made in subscribe(), they held its whole scope (the
+ *  SUBSCRIBE frame and its headers too) while the subscription lived. */
+function deliveryCallbacks(
+  session: CommandSession,
+  sub: ClientSubscription,
+): { deliver(delivery: Delivery): void; ended(reason: ServiceError): void } {
+  return {
+    deliver: (delivery) => session.deliver(sub, delivery),
+    // A subscription the broker ends on its own ends this session alone, with the reason.
+    ended: (reason) => session.fail(reason),
+  };
+}
+
 /** §SUBSCRIBE. Every destination is checked against the user before the broker hears of it. */
 async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
   const { settings, metrics, registry } = session.ctx;
@@ -220,9 +233,7 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
       user: session.user,
       ackMode: sub.ackMode,
       prefetch: subscriptionPrefetch(frame, settings.brokerPrefetch),
-      deliver: (delivery: Delivery) => session.deliver(sub, delivery),
-      // A subscription the broker ends on its own ends this session alone, with the reason.
-      ended: (reason: ServiceError) => session.fail(reason),
+      ...deliveryCallbacks(session, sub),
     });
     if (sub.closed) {
       // The session ended (or the client unsubscribed) while the broker was still subscribing.

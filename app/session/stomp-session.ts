@@ -17,7 +17,7 @@ import type { SessionInfo } from '../presence/directory';
 import { ServiceError, toServiceError } from '../errors';
 import { frame as makeFrame, header, type Frame, type StompVersion } from '../stomp/frame';
 import { negotiateVersion } from '../stomp/negotiate';
-import { StompParser } from '../stomp/parser';
+import { StompParser, type ParserLimits } from '../stomp/parser';
 import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
 import type { Expiring } from './expiry-clock';
 import type { ClientSocket } from '../transport/transport';
@@ -40,6 +40,18 @@ const HEARTBEAT_GRACE = 2;
 const ALL_VERSIONS: readonly StompVersion[] = ['1.0', '1.1', '1.2'];
 const MAX_OPEN_TRANSACTIONS = 16;
 
+/** One ParserLimits per settings object, shared by its sessions rather than one object each. */
+const limitsBySettings = new WeakMap<SessionContext['settings'], ParserLimits>();
+
+function parserLimits(s: SessionContext['settings']): ParserLimits {
+  let limits = limitsBySettings.get(s);
+  if (!limits) {
+    limits = { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes };
+    limitsBySettings.set(s, limits);
+  }
+  return limits;
+}
+
 export class StompSession implements RegisteredSession, CommandSession, Expiring {
   /** Unguessable: it ends up in broker queue names and in the session list. */
   readonly id = randomBytes(12).toString('base64url');
@@ -54,7 +66,8 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
   /** Made on first use: most sessions never open one, and an empty Map costs ~200 bytes each. */
   private openTransactions?: Map<string, OpenTransaction>;
   readonly tempQueues: TempQueues;
-  connectedAt = new Date();
+  /** Epoch ms; a number, not a Date: a Date object was ~90 bytes of every idle session. */
+  connectedAt = Date.now();
 
   private readonly parser: StompParser;
   private readonly trace: MessageTracer;
@@ -89,10 +102,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
         this.fail(err);
       },
     );
-    this.parser = new StompParser(
-      { maxFrameBytes: s.maxFrameBytes, maxHeaders: s.maxHeaders, maxHeaderBytes: s.maxHeaderBytes },
-      (f) => this.enqueue(f),
-    );
+    this.parser = new StompParser(parserLimits(s), (f) => this.enqueue(f));
     this.frameDeadline = sessionFrameDeadline(
       ctx,
       (err) => this.fail(err),
@@ -139,7 +149,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
         this.socket.info.transport === 'sockjs'
           ? `sockjs/${this.socket.info.protocol}`
           : this.socket.info.transport,
-      connectedAt: this.connectedAt.toISOString(),
+      connectedAt: new Date(this.connectedAt).toISOString(),
       subscriptions: this.subscriptions.all().map((s) => ({ id: s.id, destination: s.destination })),
     };
   }
@@ -210,7 +220,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.parser.version = this.version;
-    this.connectedAt = new Date();
+    this.connectedAt = Date.now();
     if (heartbeat.sendEveryMs > 0) {
       this.timers.push(
         setInterval(() => {
@@ -360,7 +370,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
           user: this.user,
           transport: this.socket.info.transport,
           reason,
-          durationMs: Date.now() - this.connectedAt.getTime(),
+          durationMs: Date.now() - this.connectedAt,
         },
         'session closed',
       );
