@@ -44,6 +44,14 @@ export interface DeviceDelivery {
   session: number;
   seq: number;
   redelivered: boolean;
+  at: number;
+}
+
+/** A push a device got again without `redelivered: true` (or twice on one session). */
+export interface Duplicate {
+  line: string;
+  /** When the device first got it. */
+  firstAt: number;
 }
 
 /** Skipped ACKs: the message is redelivered at this device's next session. */
@@ -53,7 +61,7 @@ export class Device {
   readonly got = new Map<number, DeviceDelivery[]>();
   readonly sessions: SessionRecord[] = [];
   /** A delivery of a push this device already had, not flagged redelivered (or twice in one session). */
-  readonly duplicates: string[] = [];
+  readonly duplicates: Duplicate[] = [];
   messages = 0;
   redelivered = 0;
   acked = 0;
@@ -126,12 +134,14 @@ export class Device {
     record.lastSeq = Math.max(record.lastSeq, seq);
     const before = this.got.get(index) ?? [];
     if (record.seen.has(index) || (before.length > 0 && !redelivered)) {
-      this.duplicates.push(
-        `${this.name} push ${index} (seq ${seq}) again on session ${session}, redelivered ${redelivered}, had it on session(s) ${before.map((d) => d.session).join(',')}`,
-      );
+      const first = before[0]?.at ?? Date.now();
+      this.duplicates.push({
+        line: `${this.name} push ${index} (seq ${seq}) again on session ${session}, redelivered ${redelivered}, had it on session(s) ${before.map((d) => d.session).join(',')}, first at ${new Date(first).toISOString().slice(11, 23)}`,
+        firstAt: first,
+      });
     }
     record.seen.add(index);
-    before.push({ session, seq, redelivered });
+    before.push({ session, seq, redelivered, at: Date.now() });
     this.got.set(index, before);
     const id = header(f, 'ack');
     if (ack && id !== undefined && Math.random() >= SKIP_ACK && this.client && !this.client.closed) {
@@ -151,7 +161,7 @@ export interface InboxAccount {
   ambiguousDelivered: number;
   /** Deliveries of pushes that were answered, but never 202 or unanswered: must be none. */
   neverPushed: string[];
-  duplicates: string[];
+  duplicates: Duplicate[];
   outOfOrder: number;
 }
 
