@@ -18,7 +18,7 @@ import type { Connection, Envelope } from 'rabbitmq-client';
 
 import { ServiceError } from '../../errors';
 import type { OutgoingMessage } from '../broker';
-import { ConfirmedPublisher, refused, withTimeout } from './confirmed-publisher';
+import { ConfirmedPublisher, refused, withAmqpTimeout } from './confirmed-publisher';
 import { CLIENT_QUEUE_PREFIX, MESSAGE_ID_HEADER, type ClientQueueType } from './wire';
 
 /**
@@ -60,7 +60,7 @@ export class ClientQueues {
   async ensure(queueName: string): Promise<void> {
     this.publisher.assertReady();
     try {
-      await withTimeout(
+      await withAmqpTimeout(
         this.connection.queueDeclare(clientQueueDeclaration(queueName, this.type)),
         'declare',
       );

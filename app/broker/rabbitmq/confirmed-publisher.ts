@@ -9,6 +9,7 @@ import { AMQPChannelError } from 'rabbitmq-client';
 import type { Connection, Envelope, Publisher, ReturnedMessage } from 'rabbitmq-client';
 
 import { ServiceError } from '../../errors';
+import { withTimeout } from '../../timeout';
 import { MESSAGE_ID_HEADER } from './wire';
 
 /** How long a publish or declaration may wait for the AMQP connection before it is refused. */
@@ -29,7 +30,7 @@ export class ConfirmedPublisher {
     this.assertReady();
     this.returned.delete(id);
     try {
-      await withTimeout(this.channel().send(envelope, body), 'publish');
+      await withAmqpTimeout(this.channel().send(envelope, body), 'publish');
     } catch (err: unknown) {
       throw refused('the message', err);
     }
@@ -85,16 +86,12 @@ export function refused(what: string, err: unknown): ServiceError {
   return new ServiceError('broker_unavailable', `the broker did not take ${what} (${why})`, { cause: err });
 }
 
-export function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new ServiceError('broker_unavailable', `no AMQP ${what} confirmation within ${AMQP_WAIT_MS} ms`),
-        ),
-      AMQP_WAIT_MS,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** An AMQP request that gets no answer within AMQP_WAIT_MS: the broker is taken to be away. */
+export function withAmqpTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  return withTimeout(
+    promise,
+    AMQP_WAIT_MS,
+    what,
+    () => new ServiceError('broker_unavailable', `no AMQP ${what} confirmation within ${AMQP_WAIT_MS} ms`),
+  );
 }

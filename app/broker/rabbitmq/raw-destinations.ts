@@ -24,7 +24,7 @@ import { ServiceError } from '../../errors';
 import { allowedHeaderRecord } from '../../messaging/header-policy';
 import type { BrokerSubscription, OutgoingMessage, RawSubscribeRequest } from '../broker';
 import { BrokerConsumer, type ConsumerSpec } from './broker-consumer';
-import { ConfirmedPublisher, refused, withTimeout } from './confirmed-publisher';
+import { ConfirmedPublisher, refused, withAmqpTimeout } from './confirmed-publisher';
 import type { ConnectionPool, RelayLogger } from './connection-pool';
 import { DirectSubscription } from './relay-subscriptions';
 import { MESSAGE_ID_HEADER } from './wire';
@@ -149,13 +149,13 @@ export class RawDestinations {
    * (RabbitMQ 4 says so for a queue exclusive to another connection); anything else is an error.
    */
   private async exists(what: Check): Promise<'yes' | 'no' | 'exclusive'> {
-    const channel = await withTimeout(this.options.connection.acquire(), 'channel');
+    const channel = await withAmqpTimeout(this.options.connection.acquire(), 'channel');
     try {
       if ('exchange' in what) {
-        await withTimeout(channel.exchangeDeclare({ exchange: what.exchange, passive: true }), 'declare');
+        await withAmqpTimeout(channel.exchangeDeclare({ exchange: what.exchange, passive: true }), 'declare');
       } else {
         const queue = 'queue' in what ? what.queue : what.absentQueue;
-        await withTimeout(channel.queueDeclare({ queue, passive: true }), 'declare');
+        await withAmqpTimeout(channel.queueDeclare({ queue, passive: true }), 'declare');
       }
       return 'yes';
     } catch (err: unknown) {
