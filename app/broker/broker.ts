@@ -50,11 +50,20 @@ export interface PublishReceipt {
    */
   online?: boolean;
   /**
-   * Where the message was put, for a delivery policy that keeps history (the inbox's sequence
-   * number, as a string). A subscription can resume after it (SubscribeRequest.resumeFrom).
+   * Where the message was put, for a delivery policy that keeps history (the durable inbox: the
+   * committed `inbox-seq`, as a string). A subscription can start after it (ResumeFrom `after`).
    */
   position?: string;
 }
+
+/**
+ * Where a subscription to a destination that keeps history starts (SubscribeRequest.resumeFrom):
+ * - `cursor`: after what the subscribing device has acknowledged (its cursor in that history);
+ *   what it was sent and did not acknowledge comes again.
+ * - `after`: after this position (a PublishReceipt/Delivery position), whatever the device has
+ *   acknowledged: re-reading history (`inbox-since`).
+ */
+export type ResumeFrom = { kind: 'cursor' } | { kind: 'after'; position: string };
 
 export interface Delivery {
   messageId: string;
@@ -75,11 +84,16 @@ export interface SubscribeRequest {
   /** Most unacknowledged deliveries outstanding (client modes); also bounds buffering. */
   prefetch: number;
   /**
-   * Deliver what came after this position (a PublishReceipt/Delivery position) before live
-   * messages. Only a policy that keeps history honours it; best-effort delivery has none, and
-   * starts with the next live message whatever this says.
+   * The subscribing device (CONNECT `device-id`): a policy that keeps history keeps each device's
+   * progress apart. Absent: `default`.
    */
-  resumeFrom?: string;
+  device?: string;
+  /**
+   * Where to start before live messages, for a destination whose policy keeps history (absent
+   * there: `cursor`). Best-effort delivery has no history: it starts with the next live message,
+   * and refuses an `after` position (app/delivery/policies.ts).
+   */
+  resumeFrom?: ResumeFrom;
   deliver(delivery: Delivery): void;
   /**
    * The broker ended this subscription on its own (refused it when restoring it after a
@@ -100,7 +114,7 @@ export interface BrokerSubscription {
 }
 
 /** A subscription to a raw broker destination (destinations/raw-destination.ts), the operator allowed. */
-export interface RawSubscribeRequest extends Omit<SubscribeRequest, 'target' | 'resumeFrom'> {
+export interface RawSubscribeRequest extends Omit<SubscribeRequest, 'target' | 'device' | 'resumeFrom'> {
   target: RawTarget;
   /** RabbitMQ's SUBSCRIBE headers that reach the broker as they are (x-queue-name, x-stream-offset). */
   brokerHeaders: Record<string, string>;

@@ -1,8 +1,9 @@
 /**
  * The durable inbox as the rest of the service sees it (SPEC "The inbox: pushes that wait for the
  * user"): which destinations are durable, pushes (commit, then the live publish), the status call,
- * durable subscriptions (durable-subscription.ts), readiness, and the periodic work (outbox
- * catch-up, expiry sweep). As a part (start.ts) it starts after the broker and stops before it.
+ * the store that durable subscriptions read (delivery/durable-subscription.ts, through the durable
+ * delivery policy), readiness, and the periodic work (outbox catch-up, expiry sweep). As a part
+ * (start.ts) it starts after the broker and stops before it.
  *
  * The path of a push: `store.append` commits it (the seq is assigned: the caller may answer 202
  * now), then one live publish to the user's key with `inbox-seq` and `inbox-prev-seq`, then

@@ -6,7 +6,7 @@
  * to RabbitMQ); without one, dispatch() returns false and the caller answers `no_route`.
  */
 import { randomUUID } from 'node:crypto';
-import type { BackendMessage, Broker, OutgoingMessage, PublishReceipt } from '../broker/broker';
+import type { BackendMessage, OutgoingMessage, PublishReceipt } from '../broker/broker';
 import { parseUserPushDestination, type MessageTarget } from '../destinations/destination';
 
 /** An /app message as an in-process handler gets it: what a backend would get, and the route's params. */
@@ -26,6 +26,11 @@ export interface AppContext {
 
 export type AppHandler = (message: AppMessage, context: AppContext) => Promise<void>;
 
+/** Where handlers publish: the delivery seam (delivery/policies.ts), so a reply to a durable destination is kept. */
+export interface AppPublisher {
+  publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt>;
+}
+
 interface Route {
   pattern: RegExp;
   names: string[];
@@ -40,7 +45,7 @@ export class AppRouter {
   private readonly routes: Route[] = [];
   private fallbackHandler: AppHandler | undefined;
 
-  constructor(private readonly broker: Broker) {}
+  constructor(private readonly publisher: AppPublisher) {}
 
   /** `pattern` like `echo` or `chat/{room}`; a parameter matches one route segment. */
   add(pattern: string, handler: AppHandler): this {
@@ -81,8 +86,8 @@ export class AppRouter {
   private context(user: string): AppContext {
     return {
       replyToUser: (path, body, headers = {}) =>
-        this.broker.publish(parseUserPushDestination(path, user), message(body, headers)),
-      publish: (target, body, headers = {}) => this.broker.publish(target, message(body, headers)),
+        this.publisher.publish(parseUserPushDestination(path, user), message(body, headers)),
+      publish: (target, body, headers = {}) => this.publisher.publish(target, message(body, headers)),
     };
   }
 }

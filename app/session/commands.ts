@@ -11,12 +11,12 @@ import type {
   BrokerSubscription,
   Delivery,
   OutgoingMessage,
+  ResumeFrom,
   SubscribeRequest,
 } from '../broker/broker';
 import { bearerToken } from '../auth/bearer';
-import { formatTarget, parseDestination, printable, type MessageTarget } from '../destinations/destination';
+import { parseDestination, printable, type MessageTarget } from '../destinations/destination';
 import { isRawSpelling } from '../destinations/raw-destination';
-import { DurableSubscription, parseSince } from '../inbox/durable-subscription';
 import { parseDeviceId } from '../inbox/validate';
 import { ServiceError } from '../errors';
 import { allowedHeaderRecord, messageProperties } from '../messaging/header-policy';
@@ -117,7 +117,7 @@ function connect(session: CommandSession, frame: Frame): void {
 
 /** §SEND. `/app` goes to handlers, `/topic` and `/queue` to the broker; `/user` only via /app or REST. */
 async function send(session: CommandSession, frame: Frame): Promise<void> {
-  const { authorizer, broker, appRouter, metrics } = session.ctx;
+  const { authorizer, deliveries, appRouter, metrics } = session.ctx;
   const destination = required(frame, 'destination');
   if (isRawSpelling(destination)) return sendRaw(session, frame, destination);
   const token = replyToken(destination);
@@ -178,7 +178,7 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
     return;
   }
   const stop = metrics.publishLatency.startTimer({ source: 'stomp' });
-  await broker.publish(target, message);
+  await deliveries.publish(target, message);
   stop();
 }
 
@@ -248,13 +248,17 @@ async function subscribe(session: CommandSession, frame: Frame): Promise<void> {
   registry.update(session.info());
 }
 
-/** A SUBSCRIBE to one of the service's own destinations: checked, then opened on the broker or inbox. */
+/**
+ * A SUBSCRIBE to one of the service's own destinations: checked, then opened through the delivery
+ * seam, which knows which policy serves the destination. `inbox-since` says where to start in a
+ * destination's history; without it a destination that keeps one starts at this device's cursor.
+ */
 function serviceSubscription(
   session: CommandSession,
   frame: Frame,
   destination: string,
 ): { target: MessageTarget; open(request: Omit<SubscribeRequest, 'target'>): Promise<BrokerSubscription> } {
-  const { authorizer, broker, inbox } = session.ctx;
+  const { authorizer, deliveries } = session.ctx;
   if (destination.startsWith(TEMP_QUEUE_PREFIX) || destination.startsWith(REPLY_QUEUE_PREFIX)) {
     throw new ServiceError(
       'forbidden',
@@ -270,25 +274,12 @@ function serviceSubscription(
   if (!authorizer.canSubscribe(session, destination)) {
     throw new ServiceError('forbidden', `not allowed to subscribe to '${printable(destination)}'`);
   }
-  const durable = target.kind === 'user' && inbox.isDurable(formatTarget(target));
-  const since = parseSince(header(frame, 'inbox-since'));
-  if (since !== undefined && !durable) {
-    throw new ServiceError(
-      'bad_frame',
-      `inbox-since is for durable (inbox) destinations, not '${printable(destination)}'`,
-    );
-  }
+  const since = header(frame, 'inbox-since');
+  const resumeFrom: ResumeFrom =
+    since === undefined ? { kind: 'cursor' } : { kind: 'after', position: since };
   return {
     target,
-    open: (request) =>
-      durable
-        ? DurableSubscription.open(inbox, broker, {
-            ...request,
-            device: session.device,
-            destination: formatTarget(target),
-            since,
-          })
-        : broker.subscribe({ ...request, target }),
+    open: (request) => deliveries.subscribe({ ...request, target, device: session.device, resumeFrom }),
   };
 }
 

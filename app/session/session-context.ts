@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker';
 import type { Settings } from '../../config/settings';
 import type { ErrorCode } from '../errors';
 import type { TokenVerifier } from '../auth/token-verifier';
+import type { DeliveryPolicies } from '../delivery/policies';
 import type { Authorizer } from '../destinations/authorization';
 import type { Inbox } from '../inbox/inbox';
 import type { AppRouter } from '../messaging/app-router';
@@ -17,8 +18,13 @@ export interface SessionContext {
   verifier: TokenVerifier;
   authorizer: Authorizer;
   appRouter: AppRouter;
-  /** The durable inbox (off or on): durable SUBSCRIBEs go through it. */
+  /** The durable inbox (off or on): the delivery seam's durable policy is built over it. */
   inbox: Inbox;
+  /**
+   * The delivery seam (delivery/policies.ts): SUBSCRIBE, SEND and COMMIT of the service's own
+   * destinations go through it, whichever policy (durable or best effort) serves them.
+   */
+  deliveries: DeliveryPolicies;
   metrics: Metrics;
   logger: Logger;
   registry: SessionRegistry;

@@ -3,6 +3,8 @@
  * table's unit tests the same way), and what a new connection gets: a StompSession, or a close
  * while the instance drains.
  */
+import { durableDelivery } from '../delivery/durable-delivery';
+import { bestEffortDelivery, DeliveryPolicies } from '../delivery/policies';
 import { AppRouter } from '../messaging/app-router';
 import { registerBuiltInHandlers } from '../messaging/handlers';
 import type { ClientSocket } from '../transport/transport';
@@ -11,8 +13,11 @@ import type { SessionContext } from './session-context';
 import { SessionRegistry } from './session-registry';
 import { StompSession } from './stomp-session';
 
-/** The shared parts a caller already has; the /app router, the registry and the expiry clock are made here. */
-export type SessionDeps = Omit<SessionContext, 'appRouter' | 'registry' | 'expiry'>;
+/**
+ * The shared parts a caller already has; the delivery seam, the /app router, the registry and the
+ * expiry clock are made here.
+ */
+export type SessionDeps = Omit<SessionContext, 'deliveries' | 'appRouter' | 'registry' | 'expiry'>;
 
 export interface SessionWiring {
   readonly ctx: SessionContext;
@@ -21,13 +26,18 @@ export interface SessionWiring {
 }
 
 export function sessionWiring(deps: SessionDeps): SessionWiring {
-  const appRouter = new AppRouter(deps.broker);
+  const deliveries = new DeliveryPolicies(
+    [durableDelivery(deps.inbox, deps.broker)],
+    bestEffortDelivery(deps.broker),
+  );
+  const appRouter = new AppRouter(deliveries);
   registerBuiltInHandlers(appRouter);
   // /app routes no handler claims go to backend services, where the broker reaches some.
   const { forwardToBackend } = deps.broker;
   if (forwardToBackend) appRouter.fallback((message) => forwardToBackend(message));
   const ctx: SessionContext = {
     ...deps,
+    deliveries,
     appRouter,
     registry: new SessionRegistry(deps.broker.sessions, deps.metrics),
     expiry: new ExpiryClock(),

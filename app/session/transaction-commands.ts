@@ -2,9 +2,7 @@
  * STOMP transactions (spec 1.2 §BEGIN, §COMMIT, §ABORT): what SEND, ACK and NACK collect in one, and
  * the COMMIT that hands it to the broker. Split from commands.ts, which dispatches to these.
  */
-import type { TransactionOp } from '../broker/broker';
 import { printable } from '../destinations/destination';
-import { DurableSubscription } from '../inbox/durable-subscription';
 import { ServiceError } from '../errors';
 import { header, type Frame } from '../stomp/frame';
 import type { CommandSession, OpenTransaction } from './command-session';
@@ -62,21 +60,13 @@ export function begin(session: CommandSession, frame: Frame): void {
   session.transactions.set(name, { ops: [], acks: [] });
 }
 
-/** §COMMIT: everything the transaction collected reaches the broker together. */
+/** §COMMIT: everything the transaction collected goes through the delivery seam together. */
 export async function commit(session: CommandSession, frame: Frame): Promise<void> {
   const name = required(frame, 'transaction');
   const tx = session.transactions.get(name);
   if (!tx) throw new ServiceError('unknown_transaction', `no transaction '${printable(name)}'`);
   session.transactions.delete(name);
-  // Acks of durable subscriptions are the inbox's, not the broker's: recorded after the rest.
-  const isDurable = (op: TransactionOp): boolean =>
-    op.op !== 'publish' && op.subscription instanceof DurableSubscription;
-  const brokerOps = tx.ops.filter((op) => !isDurable(op));
-  if (brokerOps.length > 0) await session.ctx.broker.commit(brokerOps);
-  for (const op of tx.ops) {
-    if (op.op === 'publish' || !isDurable(op)) continue;
-    await (op.op === 'ack' ? op.subscription.ack(op.ackId) : op.subscription.nack(op.ackId));
-  }
+  await session.ctx.deliveries.commit(tx.ops);
   for (const token of tx.acks) session.subscriptions.settleToken(token);
 }
 

@@ -32,8 +32,8 @@
  */
 import type { AckMode, Broker, BrokerSubscription, Delivery } from '../broker/broker';
 import { ServiceError, toServiceError } from '../errors';
-import { durableTarget, PREV_SEQ_HEADER, REPUBLISHED_HEADER, SEQ_HEADER, type Inbox } from './inbox';
-import type { DeviceSeq, InboxMessage, ReadRequest } from './store';
+import { durableTarget, PREV_SEQ_HEADER, REPUBLISHED_HEADER, SEQ_HEADER, type Inbox } from '../inbox/inbox';
+import type { DeviceSeq, InboxMessage, ReadRequest } from '../inbox/store';
 
 export interface DurableSubscribeRequest {
   sessionId: string;
@@ -300,6 +300,7 @@ export class DurableSubscription implements BrokerSubscription {
       if (this.closed || message.seq <= this.lastSent) continue;
       this.request.deliver({
         messageId: message.id,
+        position: String(message.seq),
         headers: { ...message.headers, [SEQ_HEADER]: String(message.seq) },
         body: message.body,
         ackId: ackMode === 'auto' ? undefined : String(message.seq),
