@@ -1,6 +1,6 @@
 /**
  * When the sessions' tokens expire, on one timer for the whole instance. A timer per session (and
- * callAt's closures around it) cost every idle session about 450 bytes, for an event a JWT states
+ * the closures around it) would cost every idle session hundreds of bytes, for an event a JWT states
  * in whole seconds (`exp`): so sessions are kept here by the second their token expires in, and one
  * tick a second, running only while some session waits, ends those whose second has come. A session
  * ends within a second after its `exp`, never before: its token is refused from `exp` on anyway.
