@@ -29,6 +29,13 @@
  * errs on `redelivered: true`), and acknowledged on ACK (client modes: `client` covers every earlier
  * one of this subscription) or once written (`auto`). A NACK records nothing: the message comes back
  * at the device's next SUBSCRIBE, not within this one.
+ *
+ * A store that cannot answer (PostgreSQL out): what it could not record as delivered is not written,
+ * since written unrecorded it would come again at the device's next session without `redelivered`.
+ * The subscription holds still instead (live messages are dropped: the store has them all) and
+ * reads the store again from `lastSent` after a backoff, until it answers. The same for a read that
+ * fails. Nothing is lost, and nothing is sent twice in one subscription: `lastSent` only moves for
+ * what was written.
  */
 import type { AckMode, Broker, BrokerSubscription, Delivery } from '../broker/broker';
 import { ServiceError, toServiceError } from '../errors';
@@ -53,6 +60,9 @@ export interface DurableSubscribeRequest {
 /** Live messages held while the store is being read; beyond it the store is read again instead. */
 const MAX_LIVE_BUFFER = 2_000;
 const PAGE = 500;
+/** Backoff of the store retries while it does not answer: from the first to the last, doubling. */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5_000;
 
 interface Pending {
   seq: number;
@@ -87,6 +97,10 @@ export class DurableSubscription implements BrokerSubscription {
   private overflowed = false;
   /** At `prefetch` unacknowledged: nothing is sent until an ACK or NACK makes room. */
   private full = false;
+  /** The store did not answer: nothing is sent until the retry timer has read it again. */
+  private stalled = false;
+  private retry?: NodeJS.Timeout;
+  private retryMs = RETRY_FIRST_MS;
   private pumping?: Promise<void>;
   /** Sent and not yet acknowledged or nacked, in seq order (client modes). */
   private readonly unacked: number[] = [];
@@ -151,7 +165,34 @@ export class DurableSubscription implements BrokerSubscription {
   async close(): Promise<void> {
     this.closed = true;
     this.buffer = [];
+    clearTimeout(this.retry);
     await this.live?.close();
+  }
+
+  /**
+   * The store did not answer (a read, or recording deliveries): nothing more is sent, what waits
+   * live is dropped (the store has it), and the store is read again from lastSent after a backoff.
+   */
+  private holdBack(err: unknown, what: string): void {
+    const { logger } = this.inbox;
+    const first = !this.stalled;
+    this.stalled = true;
+    this.buffer = [];
+    if (this.closed || this.retry) return;
+    // Said once per outage and subscription, not at every retry.
+    if (first)
+      logger.warn(
+        { err: toServiceError(err), user: this.request.user },
+        `inbox: ${what}; holding deliveries back until the store answers`,
+      );
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.stalled = false;
+      this.overflowed = true;
+      if (!this.replaying) this.kick();
+    }, this.retryMs);
+    this.retry.unref();
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
   /** The unacked seqs this ACK/NACK covers, taken off the list. */
@@ -185,7 +226,7 @@ export class DurableSubscription implements BrokerSubscription {
         ([name]) => name !== PREV_SEQ_HEADER && name !== REPUBLISHED_HEADER,
       ),
     );
-    if (this.overflowed || this.full) return;
+    if (this.overflowed || this.full || this.stalled) return;
     if (this.buffer.length >= MAX_LIVE_BUFFER) {
       this.buffer = [];
       this.overflowed = true;
@@ -203,21 +244,17 @@ export class DurableSubscription implements BrokerSubscription {
   private kick(): void {
     if (this.pumping || this.closed) return;
     this.pumping = this.pump()
-      .catch((err: unknown) => {
-        // What was not sent stays unacknowledged in the store: the next SUBSCRIBE has it.
-        this.inbox.logger.warn(
-          { err: toServiceError(err), user: this.request.user },
-          'inbox: live delivery could not read the store',
-        );
-      })
+      // What was not sent stays in the store: read again once it answers.
+      .catch((err: unknown) => this.holdBack(err, 'live delivery could not read the store'))
       .finally(() => {
         this.pumping = undefined;
-        if (!this.closed && !this.full && (this.buffer.length > 0 || this.overflowed)) this.kick();
+        if (!this.closed && !this.full && !this.stalled && (this.buffer.length > 0 || this.overflowed))
+          this.kick();
       });
   }
 
   private async pump(): Promise<void> {
-    while (!this.closed && !this.full && (this.buffer.length > 0 || this.overflowed)) {
+    while (!this.closed && !this.full && !this.stalled && (this.buffer.length > 0 || this.overflowed)) {
       if (this.overflowed) {
         this.overflowed = false;
         await this.readStore();
@@ -228,7 +265,7 @@ export class DurableSubscription implements BrokerSubscription {
       let direct: Pending[] = [];
       let position = this.lastSent;
       for (const item of batch) {
-        if (this.full) break;
+        if (this.full || this.stalled) break;
         if (item.seq <= position) continue;
         if (item.prevSeq > position || item.republished) {
           await this.send(
@@ -236,9 +273,11 @@ export class DurableSubscription implements BrokerSubscription {
             'live',
           );
           direct = [];
+          if (this.stalled) break;
           await this.readStore(item.seq + 1);
-          // Held back at the mark: makeRoom() reads on from what was really sent.
-          if (this.full) break;
+          // Held back at the mark (makeRoom() reads on) or by the store (the retry reads on), from
+          // what was really sent.
+          if (this.full || this.stalled) break;
           this.lastSent = Math.max(this.lastSent, item.seq);
           position = this.lastSent;
           continue;
@@ -270,7 +309,8 @@ export class DurableSubscription implements BrokerSubscription {
         limit: PAGE,
       });
       await this.send(page.messages, 'replay');
-      if (!page.more || page.messages.length === 0) return;
+      // At the mark or held back: what follows is read again from lastSent, later.
+      if (!page.more || page.messages.length === 0 || this.full || this.stalled) return;
       after = page.messages[page.messages.length - 1].seq;
     }
   }
@@ -287,13 +327,19 @@ export class DurableSubscription implements BrokerSubscription {
       if (room < fresh.length) this.full = true;
       fresh = fresh.slice(0, room);
     }
-    if (fresh.length === 0 || this.closed) return;
+    if (fresh.length === 0 || this.closed || this.stalled) return;
     const { store, metrics, logger } = this.inbox;
     const entries = fresh.map((m) => ({ user, device, seq: m.seq }));
-    await store.markDelivered(entries).catch((err: unknown) => {
-      // Delivered anyway: a store that cannot record it now costs a missing `redelivered` later.
-      logger.debug({ err, user }, 'inbox: recording a delivery failed');
-    });
+    try {
+      await store.markDelivered(entries);
+    } catch (err: unknown) {
+      // Not written: unrecorded, it would come again at the next session without `redelivered`.
+      // Nothing of it went out, so what was cut for room is read again with the rest.
+      this.full = false;
+      this.holdBack(err, 'recording deliveries failed');
+      return;
+    }
+    this.retryMs = RETRY_FIRST_MS;
     const written: DeviceSeq[] = [];
     let redelivered = 0;
     for (const message of fresh) {

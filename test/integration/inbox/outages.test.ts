@@ -5,6 +5,9 @@
  * - PostgreSQL out (a proxy in front of it refuses): durable pushes 503, non-durable ones 202,
  *   /readyz stays ready and names the store; once it answers again, pushes are stored and delivered.
  * - /metrics counts what was stored, delivered and acknowledged, and the backlog by state.
+ * - PostgreSQL out for the instance of a subscribed device only (another instance still stores
+ *   and publishes): what that instance cannot record as delivered is held back, not written, and
+ *   comes once the store answers; the device's next session gets it with `redelivered: true`.
  */
 import { expect } from 'chai';
 
@@ -12,6 +15,7 @@ import { header } from '../../../app/stomp/frame';
 import { LogCapture, startLoggedService } from '../../support/logs';
 import { metricSum, metricValue } from '../../support/metrics';
 import {
+  bodies,
   connectDevice,
   messages,
   pushDurable,
@@ -24,8 +28,21 @@ import { STOMP_URL } from '../../support/rabbitmq';
 import { RawClients } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
 import { TcpProxy } from '../../support/tcp-proxy';
-import { waitFor } from '../../support/wait';
+import { sleep, waitFor } from '../../support/wait';
 import { call, errorOf } from '../rest/harness';
+
+/** A service on RabbitMQ whose inbox reaches `database` through `proxy` (brought up here), with short store bounds. */
+async function serviceBehind(proxy: TcpProxy, database: string): Promise<RunningService> {
+  await proxy.up();
+  const url = new URL(testDatabaseUrl(database));
+  url.port = String(proxy.port);
+  return startTestService({
+    brokerUrl: STOMP_URL,
+    inboxDatabaseUrl: url.toString(),
+    inboxConnectTimeoutMs: 500,
+    inboxStatementTimeoutMs: 1000,
+  });
+}
 
 const user = (): string => `inbox-out-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -74,15 +91,7 @@ describe('inbox with PostgreSQL out and back', function () {
 
   before(async () => {
     database = await createTestDatabase();
-    await proxy.up();
-    const url = new URL(testDatabaseUrl(database));
-    url.port = String(proxy.port);
-    service = await startTestService({
-      brokerUrl: STOMP_URL,
-      inboxDatabaseUrl: url.toString(),
-      inboxConnectTimeoutMs: 500,
-      inboxStatementTimeoutMs: 1000,
-    });
+    service = await serviceBehind(proxy, database);
   });
   after(async () => {
     clients.closeAll();
@@ -148,5 +157,65 @@ describe('inbox with PostgreSQL out and back', function () {
     } finally {
       await proxy.up();
     }
+  });
+});
+
+describe('inbox with PostgreSQL out for the instance of a subscribed device', function () {
+  this.timeout(40_000);
+  let database = '';
+  let behindProxy: RunningService | undefined;
+  let direct: RunningService | undefined;
+  const proxy = new TcpProxy('127.0.0.1', 5432);
+  const clients = new RawClients();
+
+  before(async () => {
+    database = await createTestDatabase();
+    behindProxy = await serviceBehind(proxy, database);
+    direct = await startTestService({ brokerUrl: STOMP_URL, inboxDatabaseUrl: testDatabaseUrl(database) });
+  });
+  after(async () => {
+    clients.closeAll();
+    await behindProxy?.stop();
+    await direct?.stop();
+    await proxy.down();
+    if (database) await dropTestDatabase(database);
+  });
+
+  it('holds back what it cannot record as delivered, sends it once the store answers, and flags it at the next session', async () => {
+    const [a, b] = [behindProxy!, direct!];
+    const alice = user();
+    const phone = clients.add(await connectDevice(a, alice, 'phone'));
+    await subscribeInbox(phone);
+    await pushStored(b, alice, 'before');
+    const [first] = await waitForMessages(phone, 1);
+    await phone.sendWithReceipt('ACK', { id: header(first, 'ack') ?? '' });
+
+    await proxy.down();
+    // Stored through the other instance, and live to the phone's, which cannot record them.
+    await pushStored(b, alice, 'during 1');
+    await pushStored(b, alice, 'during 2');
+    await sleep(1500);
+    await proxy.up();
+    await waitForMessages(phone, 3, 15_000);
+    await sleep(500);
+    expect(bodies(messages(phone)), 'each once in the session, in order').to.deep.equal([
+      'before',
+      'during 1',
+      'during 2',
+    ]);
+    expect(messages(phone).map((f) => header(f, 'redelivered'))).to.deep.equal([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+
+    // Not acknowledged: the device's next session (on the other instance) gets both, flagged.
+    phone.close();
+    const again = clients.add(await connectDevice(b, alice, 'phone'));
+    await subscribeInbox(again);
+    const redelivered = await waitForMessages(again, 2);
+    await sleep(200);
+    expect(bodies(messages(again))).to.deep.equal(['during 1', 'during 2']);
+    expect(redelivered.map((f) => header(f, 'redelivered'))).to.deep.equal(['true', 'true']);
   });
 });
