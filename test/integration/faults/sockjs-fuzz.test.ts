@@ -3,9 +3,14 @@
  * non-strings, objects, nested and deeply nested arrays, huge `length` fields, `__proto__` tricks,
  * invalid JSON, huge strings, many small messages, messages over the limit) thrown at /ws over the
  * websocket transport, xhr_send and jsonp_send, each answer checked (sockjs-fuzz-support.ts). The
- * instance runs in its own process, so that its liveness is its own: /healthz, probed from another
- * thread every 10 ms, must answer within 100 ms throughout (a liveness bound, not a speed target),
- * and bystander sessions on SockJS must get every push, in order. FUZZ_SEED replays a run.
+ * instance runs in its own process, so that its liveness is its own: its event loop must never be
+ * held for half a second (its own event-loop delay histogram), /healthz, probed from another thread
+ * every 10 ms, must answer throughout and within a second, and bystander sessions on SockJS must get
+ * every push, in order. Liveness bounds, not speed targets: both readings also count the time the
+ * machine did not run the process (with other work on these 2 cores a healthy instance showed 219 ms
+ * of event-loop delay and a 167 ms /healthz answer), while an input that holds the loop (a
+ * quadratic parse, a synchronous walk of a huge message) holds it for seconds. FUZZ_SEED replays a
+ * run.
  */
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
@@ -99,7 +104,7 @@ describe('faults: SockJS message fuzzing (an instance in its own process)', func
     await instance.stop();
   });
 
-  it(`random SockJS shapes over websocket, xhr_send and jsonp_send: every answer right, /healthz within 100 ms, bystanders unaffected`, async () => {
+  it(`random SockJS shapes over websocket, xhr_send and jsonp_send: every answer right, the event loop never held 500 ms, /healthz always answering, bystanders unaffected`, async () => {
     const bystanders = [
       await SockJsBystander.start(instance, 'websocket'),
       await SockJsBystander.start(instance, 'xhr-streaming'),
@@ -136,7 +141,8 @@ describe('faults: SockJS message fuzzing (an instance in its own process)', func
     expect(tally.failures, `seed ${SEED}`).to.deep.equal([]);
     expect(instance.exited, 'instance exited').to.equal(false);
     expect(live.failures, '/healthz failures').to.equal(0);
-    expect(live.worstMs, 'worst /healthz answer, ms').to.be.below(100);
+    expect(lagMs, 'longest event-loop delay of the instance, ms').to.be.below(500);
+    expect(live.worstMs, 'worst /healthz answer, ms').to.be.below(1000);
     expect(tally.messages).to.be.greaterThan(500);
     expect(refused, 'refusals counted').to.be.greaterThan(200);
   });
