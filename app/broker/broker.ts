@@ -69,11 +69,17 @@ export interface Delivery {
   messageId: string;
   /** The PublishReceipt position this message got, where the delivery policy assigns one. */
   position?: string;
-  headers: Record<string, string>;
+  headers: Readonly<Record<string, string>>;
   body: Buffer;
   /** Set when the subscription's ack mode needs acknowledgement; the client quotes it back. */
   ackId?: string;
   redelivered: boolean;
+  /**
+   * The broker's message this delivery passes on unchanged (id, headers and body as they are), the
+   * same object for every subscriber it was handed to: equal frames are then made once
+   * (session/shared-frames.ts). Unset where a delivery's headers are its own.
+   */
+  origin?: object;
 }
 
 export interface SubscribeRequest {

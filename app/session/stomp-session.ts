@@ -24,7 +24,7 @@ import type { ClientSocket } from '../transport/transport';
 import type { CommandSession, OpenTransaction } from './command-session';
 import { COMMANDS } from './commands';
 import { sessionFrameDeadline, type FrameDeadline } from './frame-deadline';
-import { messageFrame } from './message-frame';
+import { encodeMessage } from './message-frame';
 import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
 import { FrameRate } from './frame-rate';
 import { SendBacklog } from './send-backlog';
@@ -259,34 +259,32 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
       this.trace('not written', delivery.messageId, { session: this.id, state: this.state });
       return;
     }
-    const headers: Record<string, string> = {
-      subscription: sub.id,
-      'message-id': delivery.messageId,
-      destination: sub.destination,
-    };
-    if (delivery.ackId !== undefined) {
-      const token = this.subscriptions.mintAck(sub, delivery.ackId, delivery.messageId);
-      if (this.version === '1.2') headers.ack = token;
-    }
-    if (delivery.redelivered) headers.redelivered = 'true';
-    const { frame: f, dropped } = messageFrame(headers, delivery, this.version);
-    if (dropped > 0) {
-      this.ctx.metrics.headersDropped.inc({ version: this.version }, dropped);
+    const encoded = encodeMessage(sub, delivery, this);
+    if (!encoded) return;
+    if (encoded.dropped > 0) {
+      this.ctx.metrics.headersDropped.inc({ version: this.version }, encoded.dropped);
       this.ctx.logger.debug(
-        { session: this.id, version: this.version, dropped },
+        { session: this.id, version: this.version, dropped: encoded.dropped },
         'MESSAGE headers left off: this STOMP version cannot carry their values',
       );
     }
-    this.sendFrame(f);
+    this.ctx.metrics.frames.inc({ direction: 'out', command: 'MESSAGE' });
+    this.write(encoded.bytes);
     this.trace('written', delivery.messageId, { session: this.id, subscription: sub.id });
     this.sendBacklog.check();
   }
 
   sendFrame(f: Frame, version: StompVersion = this.version): void {
     if (this.state === 'closed') return;
-    let bytes: Buffer;
+    const bytes = this.serialize(f, version);
+    if (!bytes) return;
+    this.ctx.metrics.frames.inc({ direction: 'out', command: f.command });
+    this.write(bytes);
+  }
+
+  serialize(f: Frame, version: StompVersion): Buffer | undefined {
     try {
-      bytes = serializeFrame(f, version);
+      return serializeFrame(f, version);
     } catch (err: unknown) {
       // A header this client's STOMP version cannot carry (a line break for a 1.0 client, say):
       // this one frame is skipped, the session and everyone else's deliveries carry on.
@@ -295,10 +293,8 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
         { session: this.id, command: f.command, err },
         'frame cannot be written in this STOMP version',
       );
-      return;
+      return undefined;
     }
-    this.ctx.metrics.frames.inc({ direction: 'out', command: f.command });
-    this.write(bytes);
   }
 
   private write(bytes: Buffer): void {

@@ -10,6 +10,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { ClientSocket, ConnectionInfo } from './transport';
 import { originAllowed, refuseUpgrade } from './origin';
 import { queryToken } from './url-token';
+import { SharedWebSocketFrame, frameSender } from './ws-frame';
 
 const SUBPROTOCOL_VERSIONS: Record<string, string[]> = {
   'v12.stomp': ['1.2'],
@@ -33,6 +34,9 @@ export interface WebSocketEndpointOptions {
   maxPayloadBytes: number;
   onConnection(socket: ClientSocket): void;
 }
+
+/** One for the process: it holds only the last frame built (ws-frame.ts). */
+const sharedFrame = new SharedWebSocketFrame();
 
 /**
  * Frames written to one client during one turn of the event loop (a fan-out burst: several broker
@@ -70,6 +74,11 @@ export class WebSocketClient implements ClientSocket {
     this.pending = [];
     this.pendingBytes = 0;
     if (this.ws.readyState !== this.ws.OPEN) return;
+    const sender = frameSender(this.ws);
+    if (sender) {
+      sender.sendFrame([sharedFrame.frameFor(frames)]);
+      return;
+    }
     const data = frames.length === 1 ? frames[0] : Buffer.concat(frames);
     // STOMP is text-framed unless a body is binary; stompjs accepts both, text is cheaper for it.
     this.ws.send(data, { binary: !isUtf8(data) });

@@ -69,12 +69,13 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     if (this.deliveryLimit > 0 && deliveries > this.deliveryLimit) return;
     const entry: QueuedMessage = { ...queued, deliveries };
     const { message } = entry;
-    // Each subscriber gets its own headers object; the body is the broker's immutable snapshot.
+    // Headers and body are the broker's snapshot, read-only for every subscriber it goes to.
     const delivery: Delivery = {
       messageId: message.id,
-      headers: { ...message.headers },
+      headers: message.headers,
       body: message.body,
       redelivered: entry.redelivered,
+      origin: message,
     };
     if (this.request.ackMode !== 'auto') {
       delivery.ackId = newAckId();

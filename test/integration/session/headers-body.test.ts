@@ -1,12 +1,13 @@
 /**
  * What a SEND carries reaches subscribers intact: content-type and custom headers (escaped per the
  * receiver's version), control headers not forgeable, and binary bodies with NUL bytes byte-exact
- * with the right content-length over /stomp (binary WebSocket messages) and raw TCP.
+ * with the right content-length over /stomp (binary WebSocket messages) and raw TCP; subscribers
+ * of one message whose frames are shared still get each their own.
  */
 import { expect } from 'chai';
-import { header } from '../../../app/stomp/frame';
+import { header, type Frame } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
-import { startTestService, type RunningService } from '../../support/service';
+import { publishDirect, startTestService, type RunningService } from '../../support/service';
 import { openAuthorizationFile } from '../../support/authorization';
 import { metricValue } from '../../support/metrics';
 
@@ -166,5 +167,89 @@ describe('session: headers and bodies', () => {
     const m = await listener.waitForFrame('MESSAGE');
     expect(m.body.toString('utf8')).to.equal(text);
     expect(header(m, 'content-length')).to.equal(String(Buffer.byteLength(text)));
+  });
+
+  // One topic message is encoded once for every subscriber whose MESSAGE is the same bytes
+  // (session/shared-frames.ts), its WebSocket message built once (transport/ws-frame.ts): each
+  // subscriber still gets exactly its own frame.
+  const subscriber = async (
+    subscription: Record<string, string>,
+    options: { transport?: RawTransport; version?: string } = {},
+  ): Promise<RawStompClient> => {
+    const headers = options.version ? { 'accept-version': options.version } : {};
+    const c = clients.add(await connectRaw(service, 'bob', { transport: options.transport, headers }));
+    await c.sendWithReceipt('SUBSCRIBE', { destination: '/topic/shared', ...subscription });
+    return c;
+  };
+  const headersOf = (f: Frame): string[] => f.headers.map(([name, value]) => `${name}:${value}`);
+
+  it('equal subscribers get equal bytes; an id, an ack mode or a version of its own gets its own frame', async () => {
+    const [a, b] = [await subscriber({ id: 'sub-0' }), await subscriber({ id: 'sub-0' })];
+    const other = await subscriber({ id: 'sub-1' });
+    const acking = await subscriber({ id: 'sub-0', ack: 'client-individual' });
+    const old = await subscriber({ id: 'sub-0' }, { transport: 'tcp', version: '1.0' });
+    const dropsBefore = await metricValue(service.url, 'stomp_message_headers_dropped_total', {
+      version: '1.0',
+    });
+
+    for (const body of ['one', 'two'])
+      await publishDirect(service, { kind: 'topic', name: 'shared' }, body, {
+        'x-note': 'a:b',
+        'x-lines': 'l1\nl2',
+      });
+
+    const received = async (c: RawStompClient): Promise<Frame[]> => [
+      await c.waitForFrame('MESSAGE'),
+      await c.waitForFrame('MESSAGE'),
+    ];
+    const [fa, fb, fo, fk, f0] = [
+      await received(a),
+      await received(b),
+      await received(other),
+      await received(acking),
+      await received(old),
+    ];
+    expect(fa.map(headersOf)).to.deep.equal(fb.map(headersOf));
+    expect(fa.map((f) => f.body.toString())).to.deep.equal(['one', 'two']);
+    for (const frames of [fa, fb, fo, fk, f0]) {
+      expect(frames.map((f) => f.body.toString())).to.deep.equal(['one', 'two']);
+      expect(frames.map((f) => header(f, 'destination'))).to.deep.equal(['/topic/shared', '/topic/shared']);
+      expect(header(frames[0], 'message-id')).to.equal(header(fa[0], 'message-id'));
+    }
+    expect(fa.map((f) => header(f, 'subscription'))).to.deep.equal(['sub-0', 'sub-0']);
+    expect(fo.map((f) => header(f, 'subscription'))).to.deep.equal(['sub-1', 'sub-1']);
+    expect(fa.map((f) => header(f, 'ack'))).to.deep.equal([undefined, undefined]);
+    expect(fo.map((f) => header(f, 'ack'))).to.deep.equal([undefined, undefined]);
+    expect(fa.map((f) => header(f, 'x-lines'))).to.deep.equal(['l1\nl2', 'l1\nl2']);
+
+    // The client-ack subscriber has an ack token per delivery, and each one works.
+    const tokens = fk.map((f) => header(f, 'ack'));
+    expect(tokens[0]).to.be.a('string');
+    expect(tokens[1]).to.be.a('string').and.not.equal(tokens[0]);
+    for (const id of tokens) await acking.sendWithReceipt('ACK', { id: id! });
+
+    // 1.0 cannot carry a header with a line break: left off its copy alone, counted per delivery.
+    expect(f0.map((f) => header(f, 'x-lines'))).to.deep.equal([undefined, undefined]);
+    expect(f0.map((f) => header(f, 'x-note'))).to.deep.equal(['a:b', 'a:b']);
+    expect(fa.map((f) => header(f, 'x-note'))).to.deep.equal(['a:b', 'a:b']);
+    expect(
+      await metricValue(service.url, 'stomp_message_headers_dropped_total', { version: '1.0' }),
+    ).to.equal(dropsBefore + 2);
+  });
+
+  it('a body that is not UTF-8 reaches every subscriber as the same bytes in a binary message', async () => {
+    const subs = [
+      await subscriber({ id: 'sub-0' }),
+      await subscriber({ id: 'sub-0' }),
+      await subscriber({ id: 's' }),
+    ];
+    const body = Buffer.from([0xff, 0x00, 0xfe, 0x41, 0x0a]);
+    const big = Buffer.alloc(70_000, 0x61);
+    await publishDirect(service, { kind: 'topic', name: 'shared' }, body);
+    await publishDirect(service, { kind: 'topic', name: 'shared' }, big);
+    for (const c of subs) {
+      expect((await c.waitForFrame('MESSAGE')).body.equals(body)).to.equal(true);
+      expect((await c.waitForFrame('MESSAGE')).body.equals(big)).to.equal(true);
+    }
   });
 });
