@@ -17,7 +17,7 @@
 import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
 import type { BrokerSubscription, SubscribeRequest } from '../broker/broker';
-import { MessageQueue, type StoredMessage } from '../broker/embedded/queue';
+import { MessageQueue, type QueuedMessage, type StoredMessage } from '../broker/embedded/queue';
 import { EmbeddedSubscription, type DeliveryErrorHandler } from '../broker/embedded/subscription';
 
 export type FanOutTarget = Extract<MessageTarget, { kind: 'topic' | 'user' }>;
@@ -71,6 +71,8 @@ export class LocalFanOut {
     const set = this.routes.get(fanOutKey(target));
     if (!set) return 0;
     let taken = 0;
+    // One entry for every subscriber: it is read-only, and a NACK requeues a copy marked redelivered.
+    const entry: QueuedMessage = { message, redelivered: false };
     for (const subscription of [...set]) {
       if (subscription.queue.waiting >= this.options.maxBacklog) {
         // Its backlog is its own (a client-ack subscriber that never acks): that subscriber is cut
@@ -85,7 +87,6 @@ export class LocalFanOut {
         );
         continue;
       }
-      const entry = { message, redelivered: false };
       // Nothing waiting and room to take it (always so in ack mode auto): straight to the
       // subscriber, without the queue's bookkeeping; the order is the same either way.
       if (subscription.queue.waiting === 0 && subscription.hasCapacity()) subscription.take(entry);

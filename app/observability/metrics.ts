@@ -19,17 +19,34 @@ export class Metrics {
     help: 'Active client subscriptions',
     registers: [this.registry],
   });
+  /**
+   * MESSAGE frames and bytes written to clients, as plain numbers: a fan-out counts both for every
+   * subscriber of every message, and a labelled inc() hashes and checks its labels each time. They
+   * are added to the counters below whenever those are read (/metrics).
+   */
+  private messagesOut = 0;
+  private bytesOut = 0;
   readonly frames = new Counter({
     name: 'stomp_frames_total',
     help: 'STOMP frames by direction (in = from clients) and command',
     labelNames: ['direction', 'command'] as const,
     registers: [this.registry],
+    collect: () => {
+      if (this.messagesOut === 0) return;
+      this.frames.inc({ direction: 'out', command: 'MESSAGE' }, this.messagesOut);
+      this.messagesOut = 0;
+    },
   });
   readonly bytes = new Counter({
     name: 'stomp_bytes_total',
     help: 'Bytes received from and sent to clients',
     labelNames: ['direction'] as const,
     registers: [this.registry],
+    collect: () => {
+      if (this.bytesOut === 0) return;
+      this.bytes.inc({ direction: 'out' }, this.bytesOut);
+      this.bytesOut = 0;
+    },
   });
   readonly pushes = new Counter({
     name: 'stomp_pushes_total',
@@ -105,6 +122,16 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  /** One MESSAGE frame written to a client (stomp_frames_total{direction="out",command="MESSAGE"}). */
+  countMessageOut(): void {
+    this.messagesOut += 1;
+  }
+
+  /** `bytes` written to a client (stomp_bytes_total{direction="out"}). */
+  countBytesOut(bytes: number): void {
+    this.bytesOut += bytes;
+  }
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

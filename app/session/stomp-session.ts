@@ -28,7 +28,7 @@ import { encodeMessage } from './message-frame';
 import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
 import { FrameRate } from './frame-rate';
 import { SendBacklog } from './send-backlog';
-import { messageTracer, type MessageTracer } from '../observability/trace';
+import { messageTracer, noTrace, type MessageTracer } from '../observability/trace';
 import { closeReasonFor, type CloseReason, type SessionContext } from './session-context';
 import type { RegisteredSession } from './session-registry';
 import { SubscriptionTable, type ClientSubscription } from './subscriptions';
@@ -268,9 +268,10 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
         'MESSAGE headers left off: this STOMP version cannot carry their values',
       );
     }
-    this.ctx.metrics.frames.inc({ direction: 'out', command: 'MESSAGE' });
+    this.ctx.metrics.countMessageOut();
     this.write(encoded.bytes);
-    this.trace('written', delivery.messageId, { session: this.id, subscription: sub.id });
+    if (this.trace !== noTrace)
+      this.trace('written', delivery.messageId, { session: this.id, subscription: sub.id });
     this.sendBacklog.check();
   }
 
@@ -299,7 +300,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
 
   private write(bytes: Buffer): void {
     this.lastSentAt = Date.now();
-    this.ctx.metrics.bytes.inc({ direction: 'out' }, bytes.length);
+    this.ctx.metrics.countBytesOut(bytes.length);
     this.socket.send(bytes);
   }
 

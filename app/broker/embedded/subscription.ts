@@ -67,19 +67,18 @@ export class EmbeddedSubscription implements BrokerSubscription, QueueConsumer {
     const deliveries = (queued.deliveries ?? 0) + 1;
     // A message that keeps coming back (NACKed, or its consumer gone each time) is given up.
     if (this.deliveryLimit > 0 && deliveries > this.deliveryLimit) return;
-    const entry: QueuedMessage = { ...queued, deliveries };
-    const { message } = entry;
+    const { message } = queued;
     // Headers and body are the broker's snapshot, read-only for every subscriber it goes to.
     const delivery: Delivery = {
       messageId: message.id,
       headers: message.headers,
       body: message.body,
-      redelivered: entry.redelivered,
+      redelivered: queued.redelivered,
       origin: message,
     };
     if (this.request.ackMode !== 'auto') {
       delivery.ackId = newAckId();
-      this.outstanding.set(delivery.ackId, entry);
+      this.outstanding.set(delivery.ackId, { ...queued, deliveries });
     }
     try {
       this.request.deliver(delivery);
