@@ -18,6 +18,7 @@ import type { ClientSocket, ConnectionInfo } from './transport';
 import { readSockJsMessage, type RefusalReason } from './sockjs-message';
 import { CLOSE_GRACE_MS, messageBytes, WebSocketClient } from './websocket';
 import { queryToken } from './url-token';
+import { SharedWebSocketFrame, frameSender, webSocketFrame } from './ws-frame';
 
 /** sockjs-node's default: proxies drop connections idle for much longer than this. */
 const HEARTBEAT_MS = 25_000;
@@ -30,13 +31,21 @@ export interface SockJsWebSocketOptions {
   onConnection(socket: ClientSocket): void;
 }
 
+/** `a["<frame>", ...]`: STOMP frames as SockJS sends them, each frame's bytes as UTF-8 text. */
+function sockJsArray(frames: readonly Buffer[]): string {
+  return `a${JSON.stringify(frames.map((f) => f.toString('utf8')))}`;
+}
+
+/** The last `a[...]` WebSocket frame built, shared by the clients a fan-out writes to (ws-frame.ts). */
+const sharedFrame = new SharedWebSocketFrame((frames) => webSocketFrame([Buffer.from(sockJsArray(frames))]));
+
 /**
  * One SockJS session over a WebSocket. Frames written during one turn of the event loop leave as
  * one `a[...]` message once that turn's work is done (as on /stomp), so what is queued is this
  * batch plus what `ws` and the socket hold: `ws.bufferedAmount` counts both.
  */
 class SockJsWebSocketClient implements ClientSocket {
-  private pending: string[] = [];
+  private pending: Buffer[] = [];
   private pendingBytes = 0;
   private lastSentAt = Date.now();
   private refused = false;
@@ -67,7 +76,7 @@ class SockJsWebSocketClient implements ClientSocket {
   send(data: Buffer): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     if (this.pending.length === 0) queueMicrotask(this.flush);
-    this.pending.push(data.toString('utf8'));
+    this.pending.push(data);
     this.pendingBytes += data.length;
   }
 
@@ -76,7 +85,14 @@ class SockJsWebSocketClient implements ClientSocket {
     const frames = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    this.frame(`a${JSON.stringify(frames)}`);
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    const sender = frameSender(this.ws);
+    if (sender) {
+      this.lastSentAt = Date.now();
+      sender.sendFrame([sharedFrame.frameFor(frames)]);
+    } else {
+      this.frame(sockJsArray(frames));
+    }
   };
 
   bufferedAmount(): number {

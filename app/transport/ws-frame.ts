@@ -60,15 +60,18 @@ export function frameSender(ws: WebSocket): FrameSender | undefined {
 /**
  * The last WebSocket frame built and the STOMP frames it holds. Clients of one fan-out flush one
  * after another in the same turn with the same buffers (the same objects, never changed after
- * they were written), so comparing identities finds the frame already built.
+ * they were written), so comparing identities finds the frame already built. `build` makes the
+ * frame from the STOMP frames: as they are (/stomp), or in a transport's own framing (SockJS).
  */
 export class SharedWebSocketFrame {
   private payload: readonly Buffer[] = [];
   private wire: Buffer | undefined;
 
+  constructor(private readonly build: (payload: readonly Buffer[]) => Buffer = webSocketFrame) {}
+
   frameFor(payload: readonly Buffer[]): Buffer {
     if (this.wire === undefined || !sameBuffers(payload, this.payload)) {
-      this.wire = webSocketFrame(payload);
+      this.wire = this.build(payload);
       this.payload = payload;
     }
     return this.wire;

@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { header, type Frame } from '../../../app/stomp/frame';
 import { connectRaw, RawClients, type RawStompClient, type RawTransport } from '../../support/raw-stomp';
-import { publishDirect, startTestService, type RunningService } from '../../support/service';
+import { publishDirect, startTestService, tokenFor, type RunningService } from '../../support/service';
+import { openSockJs } from '../../support/sockjs-raw';
 import { openAuthorizationFile } from '../../support/authorization';
 import { metricValue } from '../../support/metrics';
 
@@ -250,6 +251,24 @@ describe('session: headers and bodies', () => {
     for (const c of subs) {
       expect((await c.waitForFrame('MESSAGE')).body.equals(body)).to.equal(true);
       expect((await c.waitForFrame('MESSAGE')).body.equals(big)).to.equal(true);
+    }
+  });
+  it('over SockJS websocket sessions every subscriber gets the message whole, in its own frame', async () => {
+    const sockJs = async (id: string): Promise<RawStompClient> => {
+      const c = clients.add(await openSockJs(service.url, 'websocket'));
+      await c.connect(tokenFor(service, 'bob'));
+      await c.sendWithReceipt('SUBSCRIBE', { destination: '/topic/shared-sockjs', id });
+      return c;
+    };
+    const subs = [await sockJs('sub-0'), await sockJs('sub-0'), await sockJs('sub-1')];
+    const texts = ['quote " backslash \\ line\nend', 'grüße 世界 🌍 \u2028'];
+    for (const text of texts) await publishDirect(service, { kind: 'topic', name: 'shared-sockjs' }, text);
+    for (const [i, c] of subs.entries()) {
+      const frames = [await c.waitForFrame('MESSAGE'), await c.waitForFrame('MESSAGE')];
+      expect(frames.map((f) => f.body.toString('utf8'))).to.deep.equal(texts);
+      expect(frames.map((f) => header(f, 'subscription'))).to.deep.equal(
+        i < 2 ? ['sub-0', 'sub-0'] : ['sub-1', 'sub-1'],
+      );
     }
   });
 });
