@@ -16,7 +16,7 @@ import { USER_DESTINATION_HEADER } from '../../app/broker/rabbitmq/amqp-delivery
 import { MESSAGE_ID_HEADER } from '../../app/broker/rabbitmq/wire';
 import { openClient, tokenFor, type ClientPlan, type LoadClient } from './clients';
 import { makeBody } from './payload';
-import { pump, type PumpOptions, type PumpResult } from './pump';
+import { PACED_TICK_MS, pump, type PumpOptions, type PumpResult } from './pump';
 import { PUSH_EVENT } from './socketio-client';
 import { Stats } from './stats';
 
@@ -153,13 +153,18 @@ async function restPublish(
 /**
  * Batch calls of `batchSize` items; what is counted is items (sent, confirmed = answered `{"id"}`,
  * failed), so that the figures read like single pushes. The window and rate are in items too.
+ * Paced, a call carries the pushes that came due since the last one (a pump tick's worth), as a
+ * backend batching what it has would send them. A full call of `batchSize` at 1000/s is a backend
+ * holding pushes for 100 ms, which the latency (timed from the call) would not show, and it would
+ * time the service's work on the 99 items ahead of each push instead of the push.
  */
 async function restBatchPublish(
   args: PublishArgs,
   via: RestBatchPlan,
   key: (seq: number) => string,
 ): Promise<PumpResult> {
-  const size = Math.max(1, via.batchSize);
+  const due = Math.round((args.ratePerSec * PACED_TICK_MS) / 1000);
+  const size = Math.max(1, args.ratePerSec > 0 ? Math.min(via.batchSize, due) : via.batchSize);
   const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, Math.ceil(args.window / size)) });
   const token = tokenFor('bench-backend', via.secret, 'push');
   let confirmed = 0;

@@ -23,6 +23,9 @@ export interface PumpResult {
   online?: { yes: number; no: number };
 }
 
+/** How often a paced pump sends what has come due. */
+export const PACED_TICK_MS = 2;
+
 export function pump(options: PumpOptions, sendOne: (seq: number) => Promise<void>): Promise<PumpResult> {
   const { total, ratePerSec, window, maxMs } = options;
   const graceMs = options.graceMs ?? 5000;
@@ -68,7 +71,7 @@ export function pump(options: PumpOptions, sendOne: (seq: number) => Promise<voi
       }
       if (inFlight === 0 && (sent >= total || now >= stopSendingAt)) finish(sent < total);
     };
-    const ticker = setInterval(tick, ratePerSec > 0 ? 2 : 50);
+    const ticker = setInterval(tick, ratePerSec > 0 ? PACED_TICK_MS : 50);
     const deadline = setTimeout(() => finish(true), maxMs + graceMs);
     tick();
   });

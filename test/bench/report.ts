@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EVENT_LOOP_SAMPLE_MS } from '../../app/observability/metrics';
 import type { CpuShares } from './cpu';
 import type { FanoutResult, System } from './scenarios/fanout';
 import type { OneToOneResult } from './scenarios/one-to-one';
@@ -238,7 +239,8 @@ export function markdown(results: BenchResults): string {
       '## 2a. The push answer and stalls (stomp-relay)',
       '',
       'Whether each REST push answer (single and batch items) said a live session got it, and the ' +
-        "service's own event-loop delay and GC time (its /metrics) while pushes went at the paced rate.",
+        "service's own event-loop delay and GC time (its /metrics) while pushes went at the paced rate. " +
+        `The delay is the lag figure less its ${EVENT_LOOP_SAMPLE_MS} ms sampling period, which Node counts in every sample.`,
       '',
       ...answers,
     );
