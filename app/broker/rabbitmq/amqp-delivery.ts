@@ -22,15 +22,15 @@
  * content_type property; rabbitmq-client then hands text/plain bodies over as strings and JSON ones
  * parsed, which is turned back into bytes here (exact for UTF-8 text; JSON re-serialised).
  */
-import type { AsyncMessage, Connection, Publisher, ReturnedMessage } from 'rabbitmq-client';
+import type { AsyncMessage, Connection } from 'rabbitmq-client';
 
 import type { OutgoingMessage } from '../broker';
 import type { StoredMessage } from '../embedded/queue';
 import { ServiceError } from '../../errors';
 import { INTERNAL_HEADER_PREFIX, isRelayedHeader, allowedHeaderRecord } from '../../messaging/header-policy';
-import { withTimeout } from '../../timeout';
 import type { UserBackbone, UserTarget } from '../../delivery/user-delivery';
 import type { RelayLogger } from './connection-pool';
+import { ConfirmedPublisher } from './confirmed-publisher';
 import { InstanceQueue } from './instance-queue';
 import { MESSAGE_ID_HEADER } from './wire';
 import { replyRoutingKey } from '../../delivery/reply-queues';
@@ -125,9 +125,7 @@ function userTargetOf(user: string | undefined, destination: string | undefined)
 export class AmqpDelivery implements UserBackbone {
   readonly users: InstanceQueue;
   readonly topics: InstanceQueue;
-  private readonly publisher: Publisher;
-  /** Publishes awaiting their confirm, by AMQP message-id, and whether RabbitMQ returned them. */
-  private readonly pending = new Map<string, { returned: boolean }>();
+  private readonly publisher: ConfirmedPublisher;
   private publishSeq = 0;
   /**
    * The users whose keys this instance holds, by key. A backend replying to a user sends the key
@@ -154,8 +152,19 @@ export class AmqpDelivery implements UserBackbone {
       onMessage: (message) => this.receiveTopic(message),
       onReadyChange: () => options.onReadyChange(),
     });
-    this.publisher = connection.createPublisher({ confirm: true, exchanges: [EXCHANGE_DECLARATIONS.user] });
-    this.publisher.on('basic.return', (message: ReturnedMessage) => this.returned(message));
+    this.publisher = new ConfirmedPublisher(connection, {
+      exchanges: [EXCHANGE_DECLARATIONS.user],
+      timeoutMs: options.publishTimeoutMs,
+      timedOut: () => new Error(`user push confirm: no answer within ${options.publishTimeoutMs} ms`),
+      returnKey: (returned) => returned.messageId,
+      refusal: (err) => {
+        if (err instanceof ServiceError) return err;
+        const why = err instanceof Error ? err.message : String(err);
+        return new ServiceError('broker_unavailable', `the broker did not take the push: ${why}`, {
+          cause: err,
+        });
+      },
+    });
   }
 
   /** Both queues declared on the current connection and bound again as before it. */
@@ -170,7 +179,7 @@ export class AmqpDelivery implements UserBackbone {
 
   async stop(): Promise<void> {
     await Promise.allSettled([this.users.stop(), this.topics.stop()]);
-    await this.publisher.close().catch(() => undefined);
+    await this.publisher.close();
   }
 
   hold(user: string): Promise<void> {
@@ -233,45 +242,22 @@ export class AmqpDelivery implements UserBackbone {
         'the instance is binding its users again after a reconnect',
       );
     }
+    // A publish id of its own names this publish in a basic.return: one message (a batch's
+    // `users` item) may be in flight to several keys at once.
     const publishId = `${this.options.instanceId}-${++this.publishSeq}`;
-    const state = { returned: false };
-    this.pending.set(publishId, state);
-    try {
-      await withTimeout(
-        this.publisher.send(
-          {
-            exchange: EXCHANGES.user,
-            routingKey,
-            mandatory: true,
-            messageId: publishId,
-            headers: {
-              ...allowedHeaderRecord(Object.entries(message.headers), 'relay'),
-              [MESSAGE_ID_HEADER]: message.id,
-              ...internal,
-            },
-          },
-          message.body,
-        ),
-        this.options.publishTimeoutMs,
-        'user push confirm',
-      );
-      // rabbitmq-client emits basic.return from a setImmediate queued while it read the frames
-      // before the confirm, but resolves the confirm at once: one turn later the return is known.
-      await new Promise((resolve) => setImmediate(resolve));
-    } catch (err: unknown) {
-      const why = err instanceof Error ? err.message : String(err);
-      throw new ServiceError('broker_unavailable', `the broker did not take the push: ${why}`, {
-        cause: err,
-      });
-    } finally {
-      this.pending.delete(publishId);
-    }
-    return { routed: !state.returned };
-  }
-
-  private returned(message: ReturnedMessage): void {
-    const state = message.messageId === undefined ? undefined : this.pending.get(message.messageId);
-    if (state) state.returned = true;
+    const envelope = {
+      exchange: EXCHANGES.user,
+      routingKey,
+      mandatory: true,
+      messageId: publishId,
+      headers: {
+        ...allowedHeaderRecord(Object.entries(message.headers), 'relay'),
+        [MESSAGE_ID_HEADER]: message.id,
+        ...internal,
+      },
+    };
+    const verdict = await this.publisher.send(envelope, message.body, publishId);
+    return { routed: verdict === 'routed' };
   }
 
   private receiveUser(message: AsyncMessage): void {
