@@ -32,13 +32,26 @@ function spread(servers: Spawned[], url: (s: Spawned) => string): { url: string;
   return servers.length > 1 ? { url: urls[0], instances: urls } : { url: urls[0] };
 }
 
-export function productFanout(instances: Spawned[], secret: string, pids: LoadPids): FanoutTarget {
+/**
+ * `publisher`: `client`, STOMP SENDs to the first instance with a RECEIPT each (against Web-STOMP
+ * direct and bare ws, whose publishers are clients too); `backend`, AMQP publishes to amq.topic
+ * with confirms (against Socket.IO, whose publisher is a backend's emitter).
+ */
+export function productFanout(
+  instances: Spawned[],
+  secret: string,
+  pids: LoadPids,
+  publisher: 'client' | 'backend' = 'client',
+): FanoutTarget {
   const auth = { kind: 'jwt' as const, secret };
   return {
     system: 'product',
     processes: instances.length,
     subscriber: { protocol: 'stomp', ...spread(instances, stompUrl), auth, subscribe: FANOUT_TOPIC },
-    publisher: { protocol: 'stomp', url: stompUrl(instances[0]), auth },
+    publisher:
+      publisher === 'backend'
+        ? { protocol: 'amqp-topic', url: AMQP_URL }
+        : { protocol: 'stomp', url: stompUrl(instances[0]), auth },
     destination: FANOUT_TOPIC,
     pids: { service: instances.map((s) => s.pid), ...pids },
   };

@@ -7,11 +7,12 @@
  * nothing says any node got it). `{k}` in a destination or room is the push's key: seq modulo
  * keyCount.
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Emitter } from '@socket.io/redis-emitter';
 import { Connection } from 'rabbitmq-client';
 import { createClient } from 'redis';
-import { EXCHANGES, userRoutingKey } from '../../app/broker/rabbitmq/topology';
+import { EXCHANGES, TOPIC_EXCHANGE, userRoutingKey } from '../../app/broker/rabbitmq/topology';
 import { USER_DESTINATION_HEADER } from '../../app/broker/rabbitmq/amqp-delivery';
 import { MESSAGE_ID_HEADER } from '../../app/broker/rabbitmq/wire';
 import { openClient, tokenFor, type ClientPlan, type LoadClient } from './clients';
@@ -58,6 +59,17 @@ export interface AmqpBarePlan {
   keyPrefix: string;
 }
 
+/**
+ * A backend broadcasting to a topic over AMQP: amq.topic with the topic name as routing key (what
+ * the STOMP plugin's `/topic/<name>` is, and what each instance's topics queue is bound by), with
+ * publisher confirms, a message id and content type as a backend sets them. No instance handles
+ * the publish, as no Socket.IO node handles the emitter's.
+ */
+export interface AmqpTopicPlan {
+  protocol: 'amqp-topic';
+  url: string;
+}
+
 /** A Socket.IO backend: `emitter.to(<destination>).emit('m', body)` through Redis. */
 export interface EmitterPlan {
   protocol: 'socketio-emitter';
@@ -66,7 +78,8 @@ export interface EmitterPlan {
   key: string;
 }
 
-export type PushVia = ClientPlan | RestPlan | RestBatchPlan | AmqpBackendPlan | AmqpBarePlan | EmitterPlan;
+export type PushVia =
+  ClientPlan | RestPlan | RestBatchPlan | AmqpBackendPlan | AmqpBarePlan | AmqpTopicPlan | EmitterPlan;
 
 /** A load generator's own connection(s): `{k}` in destination/user is seq modulo keyCount. */
 export interface PublishArgs extends PumpOptions {
@@ -97,6 +110,13 @@ export async function publish(args: PublishArgs): Promise<PumpResult> {
       return amqpPublish(args, via.url, (seq) => ({
         exchange: via.exchange,
         routingKey: `${via.keyPrefix}${key(seq)}`,
+      }));
+    case 'amqp-topic':
+      return amqpPublish(args, via.url, () => ({
+        exchange: TOPIC_EXCHANGE,
+        routingKey: args.destination.replace(/^\/topic\//, ''),
+        messageId: randomUUID(),
+        contentType: 'text/plain',
       }));
     case 'socketio-emitter':
       return emitterPublish(args, via, key);
@@ -215,7 +235,13 @@ function countOnline(counts: { yes: number; no: number }, online: unknown): void
   else if (online === false) counts.no++;
 }
 
-type AmqpEnvelope = { exchange: string; routingKey: string; headers?: Record<string, string> };
+type AmqpEnvelope = {
+  exchange: string;
+  routingKey: string;
+  headers?: Record<string, string>;
+  messageId?: string;
+  contentType?: string;
+};
 
 async function amqpPublish(
   args: PublishArgs,

@@ -260,7 +260,7 @@ export function markdown(results: BenchResults): string {
       '',
       '## 5. Against Socket.IO + Redis, at the same number of server processes',
       '',
-      'stomp-relay instances on RabbitMQ (clients split round-robin straight over them) against Socket.IO nodes on Redis (the adapter; pushes by the emitter from the load generator).',
+      'stomp-relay instances on RabbitMQ (clients split round-robin straight over them; fan-out published by a backend over AMQP to amq.topic, one-to-one to stomp-relay.user) against Socket.IO nodes on Redis (the adapter; pushes by the emitter from the load generator).',
       '',
       ...fanoutRows(results, peerFan),
       '',

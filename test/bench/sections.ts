@@ -120,7 +120,7 @@ async function measurePeers(
   fanCounts: number[],
 ): Promise<void> {
   const { sizes, pids } = run;
-  await fanoutAt(run, productFanout(instances, run.ctx.secret, pids), fanCounts);
+  await fanoutAt(run, productFanout(instances, run.ctx.secret, pids, 'backend'), fanCounts);
   await oneToOne(run, productOneToOne(instances, run.ctx.secret, sizes.oneToOne.batchSize, pids));
   await fanoutAt(run, socketIoFanout(cluster, run.ctx.secret, pids), fanCounts);
   await oneToOne(run, socketIoOneToOne(cluster, run.ctx.secret, pids));

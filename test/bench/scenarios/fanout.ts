@@ -17,7 +17,7 @@ import {
   type BenchContext,
 } from '../harness';
 import type { CpuShares } from '../cpu';
-import type { EmitterPlan, PushVia } from '../publishers';
+import type { AmqpTopicPlan, EmitterPlan, PushVia } from '../publishers';
 import type { PumpResult } from '../pump';
 
 export type System = 'product' | 'webstomp' | 'bare-ws' | 'socketio';
@@ -29,8 +29,8 @@ export interface FanoutTarget {
   /** Server processes (stomp-relay instances, Socket.IO nodes) the subscribers are spread over. */
   processes: number;
   subscriber: SubscriberPlan;
-  /** A client connection of the load generator, or the Socket.IO emitter. */
-  publisher: SubscriberPlan | EmitterPlan;
+  /** Client connections of the load generator, or a backend's (AMQP to amq.topic, Socket.IO's emitter). */
+  publisher: SubscriberPlan | AmqpTopicPlan | EmitterPlan;
   /** Destination the publisher SENDs to, or the room it emits to (ignored by bare ws). */
   destination: string;
   /** Processes whose CPU is reported (server side, clients, load generator). */
@@ -76,7 +76,7 @@ export async function runFanout(
   const sizes = ctx.sizes.fanout;
   ctx.log(`fan-out: ${target.system} x${target.processes}, ${subscribers} subscribers`);
   const via: PushVia =
-    target.publisher.protocol === 'socketio-emitter'
+    target.publisher.protocol === 'socketio-emitter' || target.publisher.protocol === 'amqp-topic'
       ? target.publisher
       : { ...target.publisher, userPrefix: 'bench-pub-' };
   const opened = await openClients(ctx, { ...target.subscriber, userPrefix: 'bench-sub-' }, subscribers);
