@@ -11,7 +11,7 @@ import { StatsSampler } from './admin/instance-stats';
 import { settingWarnings } from './config';
 import { TokenVerifier } from './auth/token-verifier';
 import type { Broker } from './broker/broker';
-import { createBroker } from './broker/create-broker';
+import { createBroker, createPresence } from './broker/create-broker';
 import { Authorizer } from './destinations/authorization';
 import { HttpListener, type HttpListenerDeps } from './http';
 import type { Inbox } from './inbox/inbox';
@@ -19,6 +19,7 @@ import { inboxService } from './inbox/service';
 import { createLogger, logFormatFor, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { projectPath } from './paths';
+import type { PresenceDirectory } from './presence/directory';
 import type { SessionRegistry } from './session/session-registry';
 import { sessionWiring } from './session/session-wiring';
 import { Parts, type Part } from './start';
@@ -30,7 +31,10 @@ const VERSION = '0.1.0';
 export interface ServiceOptions {
   settings: Settings;
   logger?: Logger;
-  /** A broker other than the one the settings select (tests of broker failures). */
+  /**
+   * A broker other than the one the settings select (tests of broker failures); the presence
+   * directory beside it is made for it (create-broker.ts createPresence).
+   */
   broker?: Broker;
 }
 
@@ -40,6 +44,8 @@ export interface RunningService {
   readonly port: number;
   readonly tcpPort?: number;
   readonly broker: Broker;
+  /** Who is connected where, on every instance (app/presence/). */
+  readonly presence: PresenceDirectory;
   readonly verifier: TokenVerifier;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -162,7 +168,8 @@ function logMode(
 }
 
 /** What the listeners and the cluster view are built over. */
-interface PartsInput extends Omit<HttpListenerDeps, 'admin' | 'batchInbox'> {
+interface PartsInput extends Omit<HttpListenerDeps, 'admin' | 'batchInbox' | 'presence'> {
+  presence: PresenceDirectory;
   registry: SessionRegistry;
 }
 
@@ -173,10 +180,10 @@ function serviceParts(input: PartsInput): {
   tcp?: TcpListener;
   admin: ClusterView;
 } {
-  const { settings, broker, inbox, metrics, logger, admission } = input;
+  const { settings, broker, presence, inbox, metrics, logger, admission } = input;
   const admin = new ClusterView({
     settings,
-    directory: broker.sessions,
+    directory: presence,
     sampler: new StatsSampler({ broker, metrics, isDraining: () => admission.isDraining() }),
     onError: (err) => logger.warn({ err }, 'cluster view: sampling this instance failed'),
   });
@@ -186,6 +193,8 @@ function serviceParts(input: PartsInput): {
   const parts = new Parts(
     [
       brokerPart(broker, metrics, logger),
+      // Rides on the broker's connection: started after it, and stopped (its goodbye said) before it.
+      presence,
       admin,
       inbox,
       pushesInFlightPart(admission, settings, logger),
@@ -211,6 +220,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     settings.authorizationFile || projectPath('config', 'authorization.json'),
   );
   const broker = options.broker ?? createBroker(settings, logger, metrics);
+  const presence = createPresence(broker, {
+    instanceId: settings.instanceId,
+    announceMs: settings.directoryAnnounceMs,
+    logger,
+  });
   const inbox = inboxService(settings, broker, logger, metrics.registry);
   logMode(settings, broker, inbox, verifier, logger);
 
@@ -218,6 +232,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const { ctx, onConnection } = sessionWiring({
     settings,
     broker,
+    presence,
     verifier,
     authorizer,
     inbox,
@@ -229,6 +244,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const { parts, http, tcp, admin } = serviceParts({
     settings,
     broker,
+    presence,
     inbox,
     verifier,
     metrics,
@@ -247,6 +263,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     port,
     tcpPort: tcp?.port,
     broker,
+    presence,
     verifier,
     metrics,
     logger,

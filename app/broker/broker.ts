@@ -20,7 +20,6 @@
  */
 import { formatTarget, type MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
-import type { SessionDirectory } from '../presence/directory';
 import type { MessageProperties } from '../messaging/header-policy';
 import type { RawTarget } from '../destinations/raw-destination';
 
@@ -165,8 +164,6 @@ export interface BackendMessage {
 export interface Broker {
   /** 'embedded' or 'rabbitmq': for logs and /readyz, never for branching. */
   readonly kind: string;
-  /** The presence directory of this broker's deployment (app/presence/): it rides on the broker's connection. */
-  readonly sessions: SessionDirectory;
   start(): Promise<void>;
   /** Closes subscriptions and connections; pending publishes are finished or rejected. */
   stop(): Promise<void>;
@@ -181,6 +178,13 @@ export interface Broker {
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
   publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt>;
   commit(ops: TransactionOp[]): Promise<void>;
+  /**
+   * A session of `user` opened on this instance (the presence directory says so, app/presence/):
+   * from now on the user's pushes are routed here, and a push's `online` counts it, until the
+   * matching localSessionClosed. Counted: two sessions need two closes.
+   */
+  localSessionOpened(user: string): void;
+  localSessionClosed(user: string): void;
   /**
    * Hands an `/app` message to the backend services, where this broker reaches some (the relay's
    * AMQP bridge); absent where none can be reached. Resolves once a backend's queue holds it.

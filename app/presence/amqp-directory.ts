@@ -26,7 +26,13 @@
  * every new channel, and each time it is ready again we send a hello (we may have missed events).
  */
 import { Connection, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
-import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from './directory';
+import {
+  byConnectedAt,
+  type InstancePresence,
+  type LocalSessionListener,
+  type PresenceDirectory,
+  type SessionInfo,
+} from './directory';
 import { ServiceError } from '../errors';
 import { withTimeout } from '../timeout';
 import { parseMessage, type DirectoryMessage } from './directory-wire';
@@ -52,7 +58,7 @@ export interface AmqpSessionDirectoryOptions {
   announceMs: number;
   logger?: DirectoryLogger;
   /** Told when this instance's first entry for a session is added, and when it is removed. */
-  onLocalSession?: { opened(user: string): void; closed(user: string): void };
+  onLocalSession?: LocalSessionListener;
 }
 
 interface RemoteView {
@@ -74,7 +80,8 @@ const RETRY_HIGH_MS = 5_000;
 
 const noopLogger: DirectoryLogger = { info() {}, warn() {}, error() {} };
 
-export class AmqpSessionDirectory implements SessionDirectory {
+export class AmqpSessionDirectory implements PresenceDirectory {
+  readonly name = 'presence';
   private readonly options: AmqpSessionDirectoryOptions;
   private readonly instanceId: string;
   private readonly announceMs: number;

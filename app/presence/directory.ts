@@ -1,9 +1,11 @@
 /**
  * Presence: who is connected where. Every instance lists the sessions it holds; a directory answers
- * for all instances (GET /api/users/{user}/sessions, the cluster view). Apart from the Broker seam:
- * a broker only carries it (the RabbitMQ relay's directory rides on its AMQP connection).
+ * for all instances (GET /api/users/{user}/sessions, the cluster view). A part of its own beside the
+ * Broker seam (as centrifuge keeps PresenceManager apart from Broker), composed in server.ts: the
+ * RabbitMQ relay's directory only rides on the relay's AMQP connection (broker/create-broker.ts).
  * Implementations: local-directory.ts (one instance), amqp-directory.ts (instances over RabbitMQ).
  */
+import type { Part } from '../start';
 
 export interface SessionSubscriptionInfo {
   id: string;
@@ -47,6 +49,21 @@ export interface SessionDirectory {
    * asked for at each one; others see it as `announced`. The last call wins.
    */
   setAnnouncement(provide: () => unknown): void;
+}
+
+/**
+ * Told when this instance's first entry for a session is added, and when it is removed: the broker
+ * routes a user's pushes to this instance while it holds a session of theirs (Broker.localSessionOpened).
+ */
+export interface LocalSessionListener {
+  opened(user: string): void;
+  closed(user: string): void;
+}
+
+/** The directory as a part of the instance (start.ts): started after the broker, stopped before it. */
+export interface PresenceDirectory extends SessionDirectory, Part {
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 /** The order every SessionDirectory lists sessions in: by connectedAt, then a stable total order. */

@@ -1,30 +1,42 @@
 /**
- * The embedded broker's session directory: with a single instance, "every instance" is this one,
- * so a map by session id is the whole truth. Entries are copied in and out so a caller holding a
- * SessionInfo cannot change what another caller lists.
+ * The session directory of a single instance (the embedded broker's deployment): "every instance"
+ * is this one, so a map by session id is the whole truth. Entries are copied in and out so a caller
+ * holding a SessionInfo cannot change what another caller lists.
  */
-import { byConnectedAt, type InstancePresence, type SessionDirectory, type SessionInfo } from './directory';
+import { byConnectedAt } from './directory';
+import type { InstancePresence, LocalSessionListener, PresenceDirectory, SessionInfo } from './directory';
 
-export class LocalSessionDirectory implements SessionDirectory {
+export class LocalSessionDirectory implements PresenceDirectory {
+  readonly name = 'presence';
   private readonly entries = new Map<string, SessionInfo>();
-  /** Sessions per user, so a push can say whether its user is online without a scan. */
-  private readonly perUser = new Map<string, number>();
   private announcement: () => unknown = () => undefined;
 
-  constructor(private readonly instanceId: string) {}
+  constructor(
+    private readonly instanceId: string,
+    private readonly onLocalSession?: LocalSessionListener,
+  ) {}
+
+  async start(): Promise<void> {}
+
+  /** Forgets every entry, telling the listener of each. */
+  async stop(): Promise<void> {
+    for (const sessionId of [...this.entries.keys()]) this.remove(sessionId);
+  }
 
   upsert(info: SessionInfo): void {
     const previous = this.entries.get(info.sessionId);
-    if (previous) this.forgetUser(previous.user);
     this.entries.set(info.sessionId, structuredClone(info));
-    this.perUser.set(info.user, (this.perUser.get(info.user) ?? 0) + 1);
+    if (previous?.user !== info.user) {
+      if (previous) this.onLocalSession?.closed(previous.user);
+      this.onLocalSession?.opened(info.user);
+    }
   }
 
   remove(sessionId: string): void {
     const previous = this.entries.get(sessionId);
     if (!previous) return;
     this.entries.delete(sessionId);
-    this.forgetUser(previous.user);
+    this.onLocalSession?.closed(previous.user);
   }
 
   async list(user: string): Promise<SessionInfo[]> {
@@ -32,10 +44,6 @@ export class LocalSessionDirectory implements SessionDirectory {
       .filter((info) => info.user === user)
       .sort(byConnectedAt)
       .map((info) => structuredClone(info));
-  }
-
-  hasUser(user: string): boolean {
-    return this.perUser.has(user);
   }
 
   instances(): InstancePresence[] {
@@ -51,16 +59,5 @@ export class LocalSessionDirectory implements SessionDirectory {
 
   setAnnouncement(provide: () => unknown): void {
     this.announcement = provide;
-  }
-
-  clear(): void {
-    this.entries.clear();
-    this.perUser.clear();
-  }
-
-  private forgetUser(user: string): void {
-    const left = (this.perUser.get(user) ?? 1) - 1;
-    if (left > 0) this.perUser.set(user, left);
-    else this.perUser.delete(user);
   }
 }

@@ -14,6 +14,7 @@ import type { ClusterView } from '../admin/cluster-view';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker } from '../broker/broker';
+import type { SessionDirectory } from '../presence/directory';
 import type { Inbox } from '../inbox/inbox';
 import type { MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
@@ -34,6 +35,8 @@ import { devTokenRequest, userName } from './validation';
 export interface ApiDeps {
   settings: Settings;
   broker: Broker;
+  /** Who is connected where: GET /api/users/{user}/sessions. */
+  presence: SessionDirectory;
   /** Durable destinations' pushes (single and batch) and the status call. */
   inbox: Inbox;
   verifier: TokenVerifier;
@@ -164,7 +167,7 @@ export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPu
   mountPushRoutes(router, settings, { pushDeps, authenticate, json, batch });
 
   // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
-  router.get('/users/:user/sessions', authenticate, sessionsHandler(broker));
+  router.get('/users/:user/sessions', authenticate, sessionsHandler(deps.presence));
   router.all('/users/:user/sessions', methodNotAllowed(['GET']));
 
   mountDevToken(router, deps, json);

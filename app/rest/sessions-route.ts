@@ -1,11 +1,11 @@
 /** GET /api/users/{user}/sessions: a user may list their own sessions; a backend (scope push) anyone's. */
 import type { RequestHandler } from 'express';
-import type { Broker } from '../broker/broker';
 import { isServiceError, ServiceError } from '../errors';
+import type { SessionDirectory } from '../presence/directory';
 import { principalOf } from './passport';
 import { userName } from './validation';
 
-export function sessionsHandler(broker: Broker): RequestHandler {
+export function sessionsHandler(presence: SessionDirectory): RequestHandler {
   return async (req, res) => {
     const user = userName(req.params.user, 'the user in the URL');
     const caller = principalOf(req);
@@ -14,7 +14,7 @@ export function sessionsHandler(broker: Broker): RequestHandler {
     }
     let sessions;
     try {
-      sessions = await broker.sessions.list(user);
+      sessions = await presence.list(user);
     } catch (err: unknown) {
       // The directory's own refusals say what went wrong; anything else is the broker not answering.
       if (isServiceError(err) && err.code !== 'internal') throw err;

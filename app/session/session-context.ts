@@ -8,6 +8,7 @@ import type { Authorizer } from '../destinations/authorization';
 import type { Inbox } from '../inbox/inbox';
 import type { AppRouter } from '../messaging/app-router';
 import type { Logger } from '../observability/logger';
+import type { SessionDirectory } from '../presence/directory';
 import type { Metrics } from '../observability/metrics';
 import type { ExpiryClock } from './expiry-clock';
 import type { SessionRegistry } from './session-registry';
@@ -28,6 +29,8 @@ export interface SessionContext {
   metrics: Metrics;
   logger: Logger;
   registry: SessionRegistry;
+  /** Who is connected where (app/presence/): the registry lists this instance's sessions there. */
+  presence: SessionDirectory;
   /** Ends sessions when their token expires, one timer for all of them. */
   expiry: ExpiryClock;
   /** `server` header of CONNECTED. */

@@ -39,7 +39,7 @@ export function sessionWiring(deps: SessionDeps): SessionWiring {
     ...deps,
     deliveries,
     appRouter,
-    registry: new SessionRegistry(deps.broker.sessions, deps.metrics),
+    registry: new SessionRegistry(deps.presence, deps.metrics),
     expiry: new ExpiryClock(),
   };
   return {

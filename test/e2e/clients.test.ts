@@ -65,7 +65,7 @@ describe('e2e: stompjs and sockjs-client', function () {
       const alice = await clients.connect(service, 'alice', options);
       expect(alice.connected.headers['user-name']).to.equal('alice');
       // The transport really was the one forced, not a silent fallback.
-      const listed = await service.broker.sessions.list('alice');
+      const listed = await service.presence.list('alice');
       const mine = listed.find((s) => s.sessionId === alice.connected.headers.session);
       expect(mine?.transport).to.equal(server);
       const greetings = await alice.subscribe('/user/queue/greetings');

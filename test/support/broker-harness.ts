@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 
 import type { AckMode, Broker, BrokerSubscription, Delivery, OutgoingMessage } from '../../app/broker/broker';
-import type { SessionInfo } from '../../app/presence/directory';
+import { createPresence } from '../../app/broker/create-broker';
+import { silentLogger } from '../../app/observability/logger';
+import type { PresenceDirectory, SessionInfo } from '../../app/presence/directory';
 import type { MessageTarget } from '../../app/destinations/destination';
 import { isServiceError, type ErrorCode } from '../../app/errors';
 
@@ -122,6 +124,8 @@ export async function recordDeliveries(
 
 export class BrokerHarness {
   brokers: Broker[] = [];
+  /** Beside each broker, its presence directory, as server.ts composes one (create-broker.ts). */
+  presences: PresenceDirectory[] = [];
   private subscribers: { subscriber: Subscriber; broker: Broker }[] = [];
   private readonly stopped = new Set<Broker>();
 
@@ -131,6 +135,10 @@ export class BrokerHarness {
     this.subscribers = [];
     this.stopped.clear();
     for (const broker of this.brokers) await broker.start();
+    this.presences = this.brokers.map((broker) =>
+      createPresence(broker, { instanceId: unique('presence'), announceMs: 500, logger: silentLogger }),
+    );
+    for (const presence of this.presences) await presence.start();
   }
 
   async tearDown(): Promise<void> {
@@ -139,17 +147,25 @@ export class BrokerHarness {
       if (this.stopped.has(broker)) continue;
       await subscriber.subscription.close().catch((error: unknown) => failures.push(error));
     }
+    for (const presence of this.presences)
+      await presence.stop().catch((error: unknown) => failures.push(error));
     for (const broker of this.brokers) {
       if (!this.stopped.has(broker)) await broker.stop().catch((error: unknown) => failures.push(error));
     }
     this.subscribers = [];
     this.brokers = [];
+    this.presences = [];
     if (failures.length > 0) throw failures[0];
   }
 
   /** Instance `index` of the service, wrapping around: with one broker every index is that one. */
   at(index: number): Broker {
     return this.brokers[index % this.brokers.length];
+  }
+
+  /** The presence directory beside instance `index`, wrapping around like at(). */
+  presenceAt(index: number): PresenceDirectory {
+    return this.presences[index % this.presences.length];
   }
 
   /** The instance tests publish from: the last, so with several it differs from subscriber 0's. */
@@ -163,6 +179,7 @@ export class BrokerHarness {
 
   async stop(index: number): Promise<void> {
     const broker = this.at(index);
+    await this.presenceAt(index).stop();
     await broker.stop();
     this.stopped.add(broker);
   }

@@ -222,44 +222,44 @@ export function deliverySuite(h: BrokerHarness): void {
       const earlier = sessionInfo(unique('s'), alice, '2024-05-01T10:00:01.000Z', 'instance-b');
       const bobs = sessionInfo(unique('s'), unique('bob'), '2024-05-01T10:00:00.000Z', 'instance-a');
       const prefixed = sessionInfo(unique('s'), `${alice}x`, '2024-05-01T10:00:00.000Z', 'instance-a');
-      h.at(0).sessions.upsert(later);
-      h.publisher.sessions.upsert(earlier);
-      h.at(0).sessions.upsert(bobs);
-      h.at(0).sessions.upsert(prefixed);
-      for (const broker of h.brokers) {
+      h.presenceAt(0).upsert(later);
+      h.presenceAt(h.size - 1).upsert(earlier);
+      h.presenceAt(0).upsert(bobs);
+      h.presenceAt(0).upsert(prefixed);
+      for (const presence of h.presences) {
         await waitFor(
-          async () => (await broker.sessions.list(alice)).length === 2,
+          async () => (await presence.list(alice)).length === 2,
           DELIVERY_TIMEOUT_MS,
           "both of alice's sessions",
         );
-        expect(await broker.sessions.list(alice)).to.deep.equal([earlier, later]);
-        expect(await broker.sessions.list(bobs.user)).to.deep.equal([bobs]);
-        expect(await broker.sessions.list(unique('nobody'))).to.deep.equal([]);
+        expect(await presence.list(alice)).to.deep.equal([earlier, later]);
+        expect(await presence.list(bobs.user)).to.deep.equal([bobs]);
+        expect(await presence.list(unique('nobody'))).to.deep.equal([]);
       }
-      for (const info of [later, bobs, prefixed]) h.at(0).sessions.remove(info.sessionId);
-      h.publisher.sessions.remove(earlier.sessionId);
+      for (const info of [later, bobs, prefixed]) h.presenceAt(0).remove(info.sessionId);
+      h.presenceAt(h.size - 1).remove(earlier.sessionId);
     });
 
     it('replaces an entry on upsert and forgets it on remove', async function () {
       const user = unique('erin');
       const info = sessionInfo(unique('s'), user, '2024-05-01T10:00:00.000Z', 'instance-a');
-      const broker = h.at(0);
-      broker.sessions.upsert(info);
+      const presence = h.presenceAt(0);
+      presence.upsert(info);
       const updated = {
         ...info,
         subscriptions: [...info.subscriptions, { id: 'sub-1', destination: '/topic/x' }],
       };
-      broker.sessions.upsert(updated);
+      presence.upsert(updated);
       info.subscriptions.push({ id: 'mutated', destination: '/topic/after-upsert' });
       await waitFor(
-        async () => (await h.publisher.sessions.list(user)).some((s) => s.subscriptions.length === 2),
+        async () => (await h.presenceAt(h.size - 1).list(user)).some((s) => s.subscriptions.length === 2),
         DELIVERY_TIMEOUT_MS,
         'the updated entry',
       );
-      expect(await h.publisher.sessions.list(user)).to.deep.equal([updated]);
-      broker.sessions.remove(info.sessionId);
+      expect(await h.presenceAt(h.size - 1).list(user)).to.deep.equal([updated]);
+      presence.remove(info.sessionId);
       await waitFor(
-        async () => (await h.publisher.sessions.list(user)).length === 0,
+        async () => (await h.presenceAt(h.size - 1).list(user)).length === 0,
         DELIVERY_TIMEOUT_MS,
         'removal',
       );

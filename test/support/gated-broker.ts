@@ -22,8 +22,12 @@ export class GatedBroker implements Broker {
     return this.inner.kind;
   }
 
-  get sessions(): Broker['sessions'] {
-    return this.inner.sessions;
+  localSessionOpened(user: string): void {
+    this.inner.localSessionOpened(user);
+  }
+
+  localSessionClosed(user: string): void {
+    this.inner.localSessionClosed(user);
   }
 
   get replies(): Broker['replies'] {

@@ -5,11 +5,13 @@
  */
 import type { Settings } from '../../config/settings';
 import { TokenVerifier } from '../../app/auth/token-verifier';
+import { createPresence } from '../../app/broker/create-broker';
 import { EmbeddedBroker } from '../../app/broker/embedded';
 import { Authorizer, type AuthorizationRules } from '../../app/destinations/authorization';
 import { inboxService } from '../../app/inbox/service';
 import { Metrics } from '../../app/observability/metrics';
 import { silentLogger } from '../../app/observability/logger';
+import type { PresenceDirectory } from '../../app/presence/directory';
 import type { SessionContext } from '../../app/session/session-context';
 import { sessionWiring } from '../../app/session/session-wiring';
 import { StompSession } from '../../app/session/stomp-session';
@@ -83,6 +85,8 @@ export function openInMemory(info: Partial<ConnectionInfo> = {}): {
 export interface SessionBench {
   readonly ctx: SessionContext;
   readonly broker: EmbeddedBroker;
+  /** The presence directory beside it, as server.ts makes one. */
+  readonly presence: PresenceDirectory;
   /** What `isDraining()` answers. */
   draining: boolean;
   token(user: string): string;
@@ -102,14 +106,21 @@ export async function sessionBench(
   const metrics = new Metrics();
   const broker = new EmbeddedBroker({ instanceId: settings.instanceId });
   await broker.start();
+  const presence = createPresence(broker, {
+    instanceId: settings.instanceId,
+    announceMs: settings.directoryAnnounceMs,
+    logger: silentLogger,
+  });
   const verifier = new TokenVerifier(settings);
   const clients: RawStompClient[] = [];
   const bench: SessionBench = {
     broker,
+    presence,
     draining: false,
     ctx: sessionWiring({
       settings,
       broker,
+      presence,
       verifier,
       authorizer: new Authorizer(rules),
       // The in-memory store: nothing to start, nothing left behind.

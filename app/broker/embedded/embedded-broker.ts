@@ -27,7 +27,6 @@ import type {
 import { assertOwnUserTarget } from '../broker';
 import { LocalFanOut } from '../../delivery/fan-out';
 import { MessageQueue, type StoredMessage } from './queue';
-import { LocalSessionDirectory } from '../../presence/local-directory';
 import { EmbeddedSubscription, type DeliveryErrorHandler } from './subscription';
 
 export interface EmbeddedBrokerOptions {
@@ -90,15 +89,15 @@ export class EmbeddedBroker implements Broker {
   readonly kind = 'embedded';
   readonly replies: LocalReplies;
   readonly instanceId: string;
-  readonly sessions: LocalSessionDirectory;
 
   private readonly maxQueueLength: number;
   private readonly deliveryLimit: number;
   private readonly onDeliveryError: DeliveryErrorHandler;
   private readonly queues = new Map<string, MessageQueue>();
   private readonly fanOut: LocalFanOut;
-  /** Open user subscriptions per user (for PublishReceipt.online). */
+  /** Open user subscriptions per user, and sessions per user (for PublishReceipt.online). */
   private readonly userSubscriptions = new Counts();
+  private readonly localSessions = new Counts();
   private readonly subscriptions = new Set<EmbeddedSubscription>();
   private readonly readinessListeners: ((readiness: Readiness) => void)[] = [];
   private stopped = false;
@@ -106,7 +105,6 @@ export class EmbeddedBroker implements Broker {
   constructor(options: EmbeddedBrokerOptions) {
     this.instanceId = options.instanceId;
     this.replies = new LocalReplies(() => options.onReplyDropped?.());
-    this.sessions = new LocalSessionDirectory(options.instanceId);
     this.maxQueueLength = options.maxQueueLength ?? EMBEDDED_BROKER_DEFAULTS.maxQueueLength;
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
       throw new ServiceError(
@@ -138,7 +136,7 @@ export class EmbeddedBroker implements Broker {
     this.queues.clear();
     this.fanOut.clear();
     this.userSubscriptions.clear();
-    this.sessions.clear();
+    this.localSessions.clear();
     const readiness = this.readiness();
     for (const listener of this.readinessListeners) listener(readiness);
   }
@@ -192,11 +190,19 @@ export class EmbeddedBroker implements Broker {
   }
 
   /**
-   * A user is online while a session of theirs is listed, or (callers that subscribe without a
+   * A user is online while a session of theirs is open, or (callers that subscribe without a
    * session, such as the broker suite) while one of their user subscriptions is open.
    */
   private isOnline(user: string): boolean {
-    return this.sessions.hasUser(user) || this.userSubscriptions.has(user);
+    return this.localSessions.has(user) || this.userSubscriptions.has(user);
+  }
+
+  localSessionOpened(user: string): void {
+    this.localSessions.add(user);
+  }
+
+  localSessionClosed(user: string): void {
+    this.localSessions.remove(user);
   }
 
   /**

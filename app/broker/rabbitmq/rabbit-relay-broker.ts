@@ -16,8 +16,9 @@
  * - topic and user subscriptions in a client ack mode are acknowledged locally (delivery/fan-out.ts):
  *   the instance queue is shared by all of them, so the broker cannot keep their acks apart.
  *
- * One AMQP connection (amqp-link.ts) carries the instance queues, user pushes and the session
- * directory; a fixed pool of STOMP connections carries /queue subscriptions and topic publishes.
+ * One AMQP connection (amqp-link.ts) carries the instance queues and user pushes (and the presence
+ * directory, composed beside the broker, rides on it: amqpConnection); a fixed pool of STOMP
+ * connections carries /queue subscriptions and topic publishes.
  *
  * publish() to a topic resolves on the plugin's RECEIPT (sent once the publish is confirmed); a user
  * push on its AMQP confirm. A `/queue/` publish goes over AMQP, mandatory and confirmed, and every
@@ -42,7 +43,7 @@ import type {
 } from '../broker';
 import { assertOwnUserTarget } from '../broker';
 import type { FanOutTarget } from '../../delivery/fan-out';
-import type { AmqpSessionDirectory } from '../../presence/amqp-directory';
+import type { Connection } from 'rabbitmq-client';
 import { allowedHeaderRecord } from '../../messaging/header-policy';
 import { BrokerConsumer } from './broker-consumer';
 import { ClientQueues, clientQueueName } from './client-queues';
@@ -68,7 +69,6 @@ type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export class RabbitRelayBroker implements Broker {
   readonly kind = 'rabbitmq';
-  readonly sessions: AmqpSessionDirectory;
   readonly forwardToBackend?: (message: BackendMessage) => Promise<void>;
   /** `/amq/queue/` and `/exchange/`, where the authorization file allows them (raw-destinations.ts). */
   readonly raw: NonNullable<Broker['raw']>;
@@ -93,7 +93,6 @@ export class RabbitRelayBroker implements Broker {
     this.logger = options.logger ?? silentLogger;
     this.readinessNotifier = new ReadinessNotifier(this.logger);
     this.parts = relayParts(options, this.logger, () => this.readinessChanged());
-    this.sessions = this.parts.sessions;
     this.transactions = new RelayTransactions({
       pool: this.parts.pool,
       fanOut: this.parts.fanOut,
@@ -138,6 +137,22 @@ export class RabbitRelayBroker implements Broker {
     }
   }
 
+  /**
+   * The instance's one AMQP connection (amqp-link.ts), for the presence directory that rides on it
+   * (broker/create-broker.ts); open from start() to stop().
+   */
+  get amqpConnection(): Connection {
+    return this.parts.link.connection;
+  }
+
+  localSessionOpened(user: string): void {
+    this.parts.users.sessionOpened(user);
+  }
+
+  localSessionClosed(user: string): void {
+    this.parts.users.sessionClosed(user);
+  }
+
   /** STOMP connections currently up (never more than the pool size). */
   get connectionCount(): number {
     return this.parts.pool.upCount;
@@ -153,7 +168,7 @@ export class RabbitRelayBroker implements Broker {
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`the RabbitMQ relay cannot start: it is ${this.state}`);
     this.state = 'starting';
-    const { link, amqp, pool, sessions, bridge } = this.parts;
+    const { link, amqp, pool, bridge } = this.parts;
     const started: (() => Promise<void>)[] = [];
     try {
       await link.start();
@@ -165,7 +180,6 @@ export class RabbitRelayBroker implements Broker {
       started.push(() => this.stopClientQueues());
       await pool.start();
       started.push(() => pool.stop());
-      await sessions.start();
       bridge?.start();
     } catch (err: unknown) {
       for (const stop of started.reverse()) await stop().catch(() => undefined);
@@ -191,10 +205,9 @@ export class RabbitRelayBroker implements Broker {
     }
     this.state = 'stopping';
     await this.inFlight.settled(STOP_GRACE_MS);
-    const { link, amqp, pool, sessions, bridge, fanOut } = this.parts;
+    const { link, amqp, pool, bridge, fanOut } = this.parts;
     await Promise.allSettled([
       pool.stop(),
-      sessions.stop(),
       bridge?.stop(),
       this.stopClientQueues(),
       this.rawDestinations.close(),

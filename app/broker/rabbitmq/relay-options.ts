@@ -24,8 +24,6 @@ export interface RabbitRelayBrokerOptions {
   deliveryLimit?: number;
   /** Longest wait between reconnect attempts (BROKER_RECONNECT_MAX_MS). */
   reconnectMaxMs: number;
-  /** Session directory snapshot period (DIRECTORY_ANNOUNCE_MS). */
-  announceMs: number;
   /**
    * Most messages one client-ack topic or user subscriber may leave waiting locally; past it that
    * subscriber is cut off with slow_consumer (counted through onOverflow). Default 10,000.

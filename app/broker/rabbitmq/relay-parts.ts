@@ -1,7 +1,7 @@
 /**
  * The parts of the RabbitMQ relay and how they are wired to one another: one AMQP connection
- * (amqp-link.ts) under the instance queues, user pushes, the session directory and the backend
- * bridge; a STOMP pool for /queue/ subscriptions and topic publishes; local fan-out to subscribers.
+ * (amqp-link.ts) under the instance queues, user pushes and the backend bridge (the presence
+ * directory, a part of its own, rides on it too: broker/create-broker.ts); a STOMP pool for /queue/ subscriptions and topic publishes; local fan-out to subscribers.
  * rabbit-relay-broker.ts starts, stops and uses them.
  */
 import { LocalFanOut } from '../../delivery/fan-out';
@@ -9,7 +9,6 @@ import { UserDelivery } from '../../delivery/user-delivery';
 import { LocalReplies } from '../../delivery/reply-queues';
 import { BackendBridge } from '../../messaging/backend-bridge';
 import { noTrace } from '../../observability/trace';
-import { AmqpSessionDirectory } from '../../presence/amqp-directory';
 import { AmqpDelivery } from './amqp-delivery';
 import { AmqpLink } from './amqp-link';
 import { parseBrokerUrl } from './broker-url';
@@ -31,7 +30,6 @@ export interface RelayParts {
   fanOut: LocalFanOut;
   amqp: AmqpDelivery;
   users: UserDelivery;
-  sessions: AmqpSessionDirectory;
   bridge: BackendBridge | undefined;
   deliveryLimit: DeliveryLimit;
   /** Temp queues of request/reply: routing keys `r.<token>` on the users queue (delivery/reply-queues.ts). */
@@ -56,24 +54,6 @@ function stompPool(
     logger,
     onReconnect: () => options.onReconnect?.(),
     onChange: readinessChanged,
-  });
-}
-
-/** The session directory; each local session of a user holds that user's key while it lasts. */
-function sessionDirectory(
-  options: RabbitRelayBrokerOptions,
-  link: AmqpLink,
-  users: UserDelivery,
-): AmqpSessionDirectory {
-  return new AmqpSessionDirectory({
-    connection: link.connection,
-    instanceId: options.instanceId,
-    announceMs: options.announceMs,
-    logger: options.logger,
-    onLocalSession: {
-      opened: (user) => users.sessionOpened(user),
-      closed: (user) => users.sessionClosed(user),
-    },
   });
 }
 
@@ -133,14 +113,12 @@ export function relayParts(
         logger,
       })
     : undefined;
-  const sessions = sessionDirectory(options, link, users);
   return {
     link,
     pool,
     fanOut,
     amqp,
     users,
-    sessions,
     bridge,
     deliveryLimit: new DeliveryLimit(options.deliveryLimit ?? 20),
     replies,

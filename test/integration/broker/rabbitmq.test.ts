@@ -8,6 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 
 import type { Broker, Delivery } from '../../../app/broker/broker';
+import { createPresence } from '../../../app/broker/create-broker';
+import { silentLogger } from '../../../app/observability/logger';
+import type { PresenceDirectory } from '../../../app/presence/directory';
 import {
   RabbitRelayBroker,
   type RabbitRelayBrokerOptions,
@@ -44,7 +47,6 @@ function relayTests(node: RabbitNode): void {
         heartbeatMs: 2000,
         prefetch: 50,
         reconnectMaxMs: 1000,
-        announceMs: 500,
         ...overrides,
       });
     }
@@ -77,7 +79,9 @@ function relayTests(node: RabbitNode): void {
 
     describe('relay only', function () {
       const running: Broker[] = [];
+      const presences: PresenceDirectory[] = [];
       afterEach(async () => {
+        for (const presence of presences.splice(0)) await presence.stop();
         for (const broker of running.splice(0)) await broker.stop();
       });
       async function started(overrides: Partial<RabbitRelayBrokerOptions> = {}): Promise<RabbitRelayBroker> {
@@ -123,6 +127,10 @@ function relayTests(node: RabbitNode): void {
       it('holds three exclusive queues per instance, with one binding per topic and per user key while held', async function () {
         const instanceId = `relaynames-${randomBytes(3).toString('hex')}`;
         const broker = await started({ instanceId });
+        // Its presence directory, composed beside it as server.ts does, holds the third queue.
+        const presence = createPresence(broker, { instanceId, announceMs: 500, logger: silentLogger });
+        presences.push(presence);
+        await presence.start();
         const topicName = unique('prices');
         const subscribe = (target: Parameters<Broker['subscribe']>[0]['target']) =>
           broker.subscribe({

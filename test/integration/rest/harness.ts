@@ -12,6 +12,7 @@ import type { Broker, BrokerSubscription, Delivery } from '../../../app/broker/b
 import type { MessageTarget } from '../../../app/destinations/destination';
 import { EmbeddedBroker } from '../../../app/broker/embedded';
 import type { Metrics } from '../../../app/observability/metrics';
+import type { SessionDirectory } from '../../../app/presence/directory';
 import { startService } from '../../../app/server';
 import { apiDescriptionOf } from '../../support/api-description';
 import { recordDeliveries } from '../../support/broker-harness';
@@ -21,6 +22,8 @@ export interface RestApp {
   url: string;
   settings: Settings;
   broker: Broker;
+  /** The presence directory beside it (sessions listed here make their user online). */
+  presence: SessionDirectory;
   verifier: TokenVerifier;
   metrics: Metrics;
   /** Set to make the app behave as during a SIGTERM drain (new work refused); cannot be unset. */
@@ -47,6 +50,7 @@ export async function startRestApp(options: RestAppOptions = {}): Promise<RestAp
     url: service.url,
     settings,
     broker: service.broker,
+    presence: service.presence,
     verifier: service.verifier,
     metrics: service.metrics,
     get draining() {

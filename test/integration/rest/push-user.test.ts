@@ -69,7 +69,7 @@ describe('REST POST /api/users/{user}/messages', () => {
     const before = await push({ destination: '/queue/greetings', body: 'nobody home' });
     expect(before.status).to.equal(202);
     expect(before.body).to.have.property('online', false);
-    app.broker.sessions.upsert({
+    app.presence.upsert({
       sessionId: 's-online',
       user: 'alice',
       instance: 'test',
@@ -80,7 +80,7 @@ describe('REST POST /api/users/{user}/messages', () => {
     // Online means a session of the user is live, subscribed to this destination or not.
     const during = await push({ destination: '/queue/greetings', body: 'someone home' });
     expect(during.body).to.have.property('online', true);
-    app.broker.sessions.remove('s-online');
+    app.presence.remove('s-online');
     expect((await push({ destination: '/queue/greetings', body: 'gone' })).body).to.have.property(
       'online',
       false,

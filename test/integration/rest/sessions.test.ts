@@ -20,9 +20,9 @@ describe('REST GET /api/users/{user}/sessions', () => {
 
   before(async () => {
     app = await startRestApp();
-    app.broker.sessions.upsert(session('s-1', 'alice', '2024-01-01T00:00:00.000Z'));
-    app.broker.sessions.upsert(session('s-2', 'alice', '2024-01-01T00:00:01.000Z'));
-    app.broker.sessions.upsert(session('s-3', 'bob', '2024-01-01T00:00:02.000Z'));
+    app.presence.upsert(session('s-1', 'alice', '2024-01-01T00:00:00.000Z'));
+    app.presence.upsert(session('s-2', 'alice', '2024-01-01T00:00:01.000Z'));
+    app.presence.upsert(session('s-3', 'bob', '2024-01-01T00:00:02.000Z'));
   });
   after(async () => {
     await app.close();

@@ -111,7 +111,6 @@ describe('start-up failures: one line, a non-zero exit, within a bound', functio
       heartbeatMs: 2000,
       prefetch: 10,
       reconnectMaxMs: 1000,
-      announceMs: 500,
     });
     await first.start();
     try {

@@ -196,7 +196,7 @@ describe('command table', function () {
       const client = await bench.connect('alice');
       for (const id of ['a', 'b', 'c'])
         await client.sendWithReceipt('SUBSCRIBE', { id, destination: `/topic/${id}` });
-      const [listed] = await bench.broker.sessions.list('alice');
+      const [listed] = await bench.presence.list('alice');
       expect(listed?.subscriptions.map((s) => s.id)).to.deep.equal(['a', 'b', 'c']);
       client.send('SUBSCRIBE', { id: 'd', destination: '/topic/d' });
       expect(await refused(client)).to.equal('at most 3 subscriptions per session');
@@ -240,7 +240,7 @@ describe('command table', function () {
       expect(last.command).to.equal('RECEIPT');
       expect(header(last, 'receipt-id')).to.equal('bye');
       expect(bench.ctx.registry.countForUser('alice')).to.equal(0);
-      expect(await bench.broker.sessions.list('alice')).to.deep.equal([]);
+      expect(await bench.presence.list('alice')).to.deep.equal([]);
     });
   });
 });
