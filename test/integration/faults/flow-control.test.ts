@@ -90,15 +90,23 @@ describe('faults: flow control on RabbitMQ', function () {
   it('four publishers, one per transport, each sending 5,000 SENDs of 1 KiB at once: every message arrives, and live memory grows by a bounded amount', async function () {
     // A session's SENDs to a /queue are persistent messages to a durable queue, each confirmed by
     // RabbitMQ before the session takes the next: 240-300 a second per session in CI here, so the
-    // 20,000 took 81 s with nothing else running and over 100 s beside other work on these 2 cores.
+    // 20,000 took 33-81 s with nothing else running and over 100 s beside other work on 2 cores.
     // A liveness bound, not a speed target.
     this.timeout(300_000);
     const perClient = 5000;
     const padding = 'p'.repeat(1024);
     const baseline = liveMemoryMb();
     let peak = baseline;
-    // A full collection per reading: every 250 ms, or collecting would slow the run it measures.
-    const sampler = setInterval(() => (peak = Math.max(peak, liveMemoryMb())), 250);
+    // A full collection per reading, the next reading at least 20 times as long after it as it took
+    // (and at least 250 ms later): in the whole suite this process's heap has grown by here, and a
+    // full collection every 250 ms regardless would take most of the time of the run it measures.
+    let sampler: NodeJS.Timeout | undefined;
+    const sample = (): void => {
+      const started = performance.now();
+      peak = Math.max(peak, liveMemoryMb());
+      sampler = setTimeout(sample, Math.max(250, 20 * (performance.now() - started)));
+    };
+    sampler = setTimeout(sample, 250);
     try {
       await Promise.all(
         PIPELINE_TRANSPORTS.map(async (transport) => {
@@ -117,7 +125,7 @@ describe('faults: flow control on RabbitMQ', function () {
         }),
       );
     } finally {
-      clearInterval(sampler);
+      clearTimeout(sampler);
     }
     const growth = peak - baseline;
     console.log(
