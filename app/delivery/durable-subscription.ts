@@ -38,6 +38,7 @@
  * what was written.
  */
 import type { AckMode, Broker, BrokerSubscription, Delivery } from '../broker/broker';
+import { retryDelay } from '../backoff';
 import { ServiceError, toServiceError } from '../errors';
 import { durableTarget, PREV_SEQ_HEADER, REPUBLISHED_HEADER, SEQ_HEADER, type Inbox } from '../inbox/inbox';
 import type { DeviceSeq, InboxMessage, ReadRequest } from '../inbox/store';
@@ -60,9 +61,8 @@ export interface DurableSubscribeRequest {
 /** Live messages held while the store is being read; beyond it the store is read again instead. */
 const MAX_LIVE_BUFFER = 2_000;
 const PAGE = 500;
-/** Backoff of the store retries while it does not answer: from the first to the last, doubling. */
-const RETRY_FIRST_MS = 250;
-const RETRY_MAX_MS = 5_000;
+/** Backoff of the store retries while it does not answer (jittered: app/backoff.ts). */
+const STORE_RETRY = { baseMs: 250, maxMs: 5_000 };
 
 interface Pending {
   seq: number;
@@ -100,7 +100,8 @@ export class DurableSubscription implements BrokerSubscription {
   /** The store did not answer: nothing is sent until the retry timer has read it again. */
   private stalled = false;
   private retry?: NodeJS.Timeout;
-  private retryMs = RETRY_FIRST_MS;
+  /** Store retries since it last answered. */
+  private retries = 0;
   private pumping?: Promise<void>;
   /** Sent and not yet acknowledged or nacked, in seq order (client modes). */
   private readonly unacked: number[] = [];
@@ -185,14 +186,16 @@ export class DurableSubscription implements BrokerSubscription {
         { err: toServiceError(err), user: this.request.user },
         `inbox: ${what}; holding deliveries back until the store answers`,
       );
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      this.stalled = false;
-      this.overflowed = true;
-      if (!this.replaying) this.kick();
-    }, this.retryMs);
+    this.retry = setTimeout(
+      () => {
+        this.retry = undefined;
+        this.stalled = false;
+        this.overflowed = true;
+        if (!this.replaying) this.kick();
+      },
+      retryDelay(this.retries++, STORE_RETRY),
+    );
     this.retry.unref();
-    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
   /** The unacked seqs this ACK/NACK covers, taken off the list. */
@@ -339,7 +342,7 @@ export class DurableSubscription implements BrokerSubscription {
       this.holdBack(err, 'recording deliveries failed');
       return;
     }
-    this.retryMs = RETRY_FIRST_MS;
+    this.retries = 0;
     const written: DeviceSeq[] = [];
     let redelivered = 0;
     for (const message of fresh) {

@@ -5,7 +5,7 @@
  * rabbit-relay-broker.ts for the mapping).
  *
  * Each slot keeps the broker subscriptions that live on it. When its connection is lost the slot
- * reconnects with exponential backoff and full jitter (backoff.ts), moving on to the next failover
+ * reconnects with exponential backoff and full jitter (app/backoff.ts), moving on to the next failover
  * address each time, and re-sends every one of its SUBSCRIBE frames before it counts as up again,
  * so sessions keep receiving without doing anything themselves (what rabbitmq-client's consumers
  * do with their declarations). Delivery tags do not survive a connection, so a slot has a
@@ -13,7 +13,7 @@
  */
 import { ServiceError } from '../../errors';
 import { header, type Frame } from '../../stomp/frame';
-import { reconnectDelay } from './backoff';
+import { retryDelay } from '../../backoff';
 import type { StompAddress } from './broker-url';
 import { StompConnection } from './stomp-connection';
 
@@ -286,7 +286,7 @@ export class PoolSlot {
     if (this.state === 'stopped') return;
     this.state = 'down';
     this.addressIndex = (this.addressIndex + 1) % this.options.addresses.length;
-    const delay = reconnectDelay(
+    const delay = retryDelay(
       this.attempt++,
       { baseMs: this.options.reconnectBaseMs, maxMs: this.options.reconnectMaxMs },
       this.options.random,
