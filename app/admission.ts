@@ -23,9 +23,12 @@ export class Admission {
     return this.inFlight.size;
   }
 
-  /** Counts `work` as in flight until it settles; resolves and rejects as `work` does. */
-  track<T>(work: Promise<T>): Promise<T> {
-    return this.inFlight.track(work);
+  /**
+   * Counts `work` as in flight (`weight` pushes: a batch's messages) until it settles; resolves and
+   * rejects as `work` does.
+   */
+  track<T>(work: Promise<T>, weight = 1): Promise<T> {
+    return this.inFlight.track(work, weight);
   }
 
   /** Resolves once everything in flight now has settled, or after `timeoutMs`, whichever is first. */

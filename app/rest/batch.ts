@@ -22,9 +22,16 @@ import { formatTarget, printable, type MessageTarget } from '../destinations/des
 import { isServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import { batchEnvelope, batchItems, itemKind, type BatchItem, type ItemError } from './batch-items';
+import {
+  batchEnvelope,
+  batchItems,
+  itemKind,
+  type BatchItem,
+  type ItemError,
+  type ItemKind,
+} from './batch-items';
 import { principalOf } from './passport';
-import { refusedOutcome } from './push-outcome';
+import { refusedOutcome, type PushOutcome } from './push-outcome';
 import type { RestPublisher } from './publisher';
 
 /** What an item answers once taken: `{"id"}`, or the inbox's `{"id", "seq", "stored"}`. */
@@ -83,41 +90,70 @@ function orderKey(target: MessageTarget): string {
 }
 
 type Indexed = { index: number; item: BatchItem };
+type Publish = (target: MessageTarget, message: OutgoingMessage) => Promise<PublishReceipt>;
 
-/** Publishes every live item at once, one after another only to the same destination. */
-async function publishAll(deps: BatchDeps, items: Indexed[], results: ItemResult[]): Promise<void> {
-  const { publisher, metrics } = deps;
+const REST_SOURCE = { source: 'rest' } as const;
+
+/**
+ * `publish`, except that a message to a destination an earlier message of the batch goes to waits
+ * for that one to be taken (not for it to succeed: a refused one answers its own error and the next
+ * still goes), so they arrive in item order. Only destinations the batch names more than once pay
+ * for the chain; the others go at once.
+ */
+function inItemOrder(items: Indexed[], publish: Publish): Publish {
+  const uses = new Map<string, number>();
+  for (const { item } of items) {
+    for (const target of item.targets) {
+      const key = orderKey(target);
+      uses.set(key, (uses.get(key) ?? 0) + 1);
+    }
+  }
+  if (uses.size === items.reduce((n, { item }) => n + item.targets.length, 0)) return publish;
   const tails = new Map<string, Promise<unknown>>();
-  const publishOne = (target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> => {
+  return (target, message) => {
     const key = orderKey(target);
+    if (uses.get(key) === 1) return publish(target, message);
     const before = tails.get(key);
-    // A message waits for the one before it to be taken, not for it to succeed: a refused one
-    // answers its own error and the next still goes.
     const done =
-      before === undefined
-        ? publisher.publish(target, message)
-        : before.then(() => publisher.publish(target, message));
+      before === undefined ? publish(target, message) : before.then(() => publish(target, message));
     tails.set(
       key,
       done.catch(() => undefined),
     );
     return done;
   };
-  await Promise.all(
-    items.map(async ({ index, item }) => {
-      const id = randomUUID();
-      const message = { id, ...item.message };
-      const started = performance.now();
-      try {
-        const receipts = await Promise.all(item.targets.map((target) => publishOne(target, message)));
-        metrics.publishLatency.observe({ source: 'rest' }, (performance.now() - started) / 1000);
-        results[index] = accepted(id, item, receipts);
-        for (const receipt of receipts) if (receipt.online === false) metrics.pushesOffline.inc();
-      } catch (err: unknown) {
-        results[index] = errorResult(err);
-      }
-    }),
-  );
+}
+
+/** Publishes every live item at once, one after another only to the same destination. */
+async function publishAll(deps: BatchDeps, items: Indexed[], results: ItemResult[]): Promise<void> {
+  const { publisher, metrics } = deps;
+  const count = items.reduce((n, { item }) => n + item.targets.length, 0);
+  await publisher.publishBatch(count, async (brokerPublish) => {
+    const publish = inItemOrder(items, brokerPublish);
+    const started = performance.now();
+    const taken = (id: string, index: number, item: BatchItem, receipts: PublishReceipt[]): void => {
+      metrics.publishLatency.observe(REST_SOURCE, (performance.now() - started) / 1000);
+      results[index] = accepted(id, item, receipts);
+      for (const receipt of receipts) if (receipt.online === false) metrics.pushesOffline.inc();
+    };
+    const refused = (index: number, err: unknown): void => {
+      results[index] = errorResult(err);
+    };
+    await Promise.all(
+      items.map(({ index, item }) => {
+        const id = randomUUID();
+        const message = { id, ...item.message };
+        const receipts =
+          item.targets.length === 1
+            ? publish(item.targets[0], message).then((receipt) => [receipt])
+            : Promise.all(item.targets.map((target) => publish(target, message)));
+        return receipts.then(
+          (all) => taken(id, index, item, all),
+          (err: unknown) => refused(index, err),
+        );
+      }),
+    );
+  });
 }
 
 /** Stores every durable item in one call of the inbox. */
@@ -133,18 +169,27 @@ async function storeAll(inbox: BatchInbox, items: Indexed[], results: ItemResult
   });
 }
 
-/** Counts each item's outcome under its kind, as the single push counts its one. */
+/**
+ * Counts each item's outcome under its kind, as the single push counts its one: one increment per
+ * kind and outcome the batch has, not one per item.
+ */
 function countOutcomes(
   metrics: Metrics,
   values: unknown[],
   items: (BatchItem | ItemError)[],
   results: ItemResult[],
 ): void {
+  const counts = new Map<string, { kind: ItemKind; outcome: PushOutcome; n: number }>();
   items.forEach((item, index) => {
     const kind = 'error' in item ? itemKind(values[index]) : item.kind;
     const result = results[index];
-    metrics.pushes.inc({ kind, outcome: 'error' in result ? refusedOutcome(result.error) : 'accepted' });
+    const outcome = 'error' in result ? refusedOutcome(result.error) : 'accepted';
+    const key = `${kind} ${outcome}`;
+    const count = counts.get(key);
+    if (count) count.n += 1;
+    else counts.set(key, { kind, outcome, n: 1 });
   });
+  for (const { kind, outcome, n } of counts.values()) metrics.pushes.inc({ kind, outcome }, n);
 }
 
 export function batchHandler(deps: BatchDeps): RequestHandler {
