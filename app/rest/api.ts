@@ -20,7 +20,7 @@ import type { MessageTarget } from '../destinations/destination';
 import { ServiceError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import { batchHandler, type BatchInbox } from './batch';
+import { batchCall, batchHandler, type BatchInbox } from './batch';
 import { errorMiddleware, methodNotAllowed, notFound, sendError } from './errors';
 import { batchInboxOf, statusHandler } from './inbox-routes';
 import { apiDescriptionHandler } from './openapi';
@@ -148,7 +148,7 @@ function mountDevToken(router: express.Router, deps: ApiDeps, json: RequestHandl
 }
 
 /**
- * The /api router, and the lean push route (lean-push.ts) to be asked first: they share the token
+ * The /api router, and the lean route of the push and batch calls (lean-push.ts) to be asked first: they share the token
  * cache, so a token passport-jwt verified on the router is one the lean route knows.
  */
 export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPushRoute } {
@@ -163,7 +163,8 @@ export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPu
   const publisher = new RestPublisher({ settings, broker, metrics, admission });
   const pushDeps: PushDeps = { publisher, inbox, admission, metrics, logger };
   const batchInbox = deps.batchInbox ?? batchInboxOf(inbox);
-  const batch = batchHandler({ settings, publisher, metrics, logger, inbox: batchInbox });
+  const batchDeps = { settings, publisher, metrics, logger, inbox: batchInbox };
+  const batch = batchHandler(batchDeps);
   mountPushRoutes(router, settings, { pushDeps, authenticate, json, batch });
 
   // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
@@ -184,6 +185,11 @@ export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPu
 
   router.use(notFound);
   router.use(errorMiddleware({ logger, metrics }));
-  const lean = new LeanPushRoute({ ...pushDeps, tokens, bodyLimitBytes: settings.restBodyLimitBytes });
+  const lean = new LeanPushRoute({
+    ...pushDeps,
+    tokens,
+    bodyLimitBytes: settings.restBodyLimitBytes,
+    batch: { call: batchCall(batchDeps), bodyLimitBytes: settings.restBatchBodyLimitBytes },
+  });
   return { router, lean };
 }

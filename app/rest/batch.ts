@@ -30,7 +30,7 @@ import {
   type ItemError,
   type ItemKind,
 } from './batch-items';
-import { principalOf } from './passport';
+import { principalOf, type Principal } from './passport';
 import { refusedOutcome, type PushOutcome } from './push-outcome';
 import type { RestPublisher } from './publisher';
 
@@ -40,6 +40,11 @@ export type ItemAccepted =
   | { id: string; seq: number | Record<string, number>; stored: true };
 
 export type ItemResult = ItemAccepted | ItemError;
+
+/** The 200 body: one result per item, in item order. */
+export interface BatchAnswer {
+  results: ItemResult[];
+}
 
 /** A durable item as the inbox gets it: its id, its message and the users it is for. */
 export interface DurableItem {
@@ -192,13 +197,18 @@ function countOutcomes(
   for (const { kind, outcome, n } of counts.values()) metrics.pushes.inc({ kind, outcome }, n);
 }
 
-export function batchHandler(deps: BatchDeps): RequestHandler {
+/**
+ * The call itself, for whichever route read the request (the express route below, or the lean one,
+ * lean-push.ts): the 200 body for `caller` and the parsed request body, or the ServiceError the
+ * call as a whole answers with.
+ */
+export function batchCall(deps: BatchDeps): (caller: Principal, body: unknown) => Promise<BatchAnswer> {
   const { settings, publisher, inbox, metrics, logger } = deps;
   const limits = { maxMessages: settings.restBatchMax, maxBodyBytes: settings.restBodyLimitBytes };
-  return async (req, res) => {
+  return async (caller, body) => {
     publisher.assertAdmitting();
-    const values = batchEnvelope(req.body, limits);
-    const items = batchItems(values, principalOf(req), limits);
+    const values = batchEnvelope(body, limits);
+    const items = batchItems(values, caller, limits);
     const results: ItemResult[] = new Array<ItemResult>(items.length);
     const live: Indexed[] = [];
     const durable: Indexed[] = [];
@@ -218,10 +228,18 @@ export function batchHandler(deps: BatchDeps): RequestHandler {
     if (logger.isLevelEnabled('debug')) {
       const refused = results.filter((r) => 'error' in r).length;
       logger.debug(
-        { caller: printable(principalOf(req).user), items: items.length, messages, refused },
+        { caller: printable(caller.user), items: items.length, messages, refused },
         'REST batch answered',
       );
     }
-    res.status(200).json({ results });
+    return { results };
+  };
+}
+
+/** The express route of the batch call: what the lean route leaves to express. */
+export function batchHandler(deps: BatchDeps): RequestHandler {
+  const call = batchCall(deps);
+  return async (req, res) => {
+    res.status(200).json(await call(principalOf(req), req.body));
   };
 }

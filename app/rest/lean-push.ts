@@ -2,8 +2,9 @@
  * The lean way in for the common push: a backend reusing a token it has pushed with before, a
  * JSON body with a Content-Length. express's router, body-parser and res.json are a large share
  * of what a push costs the service when nothing else is done per call: this path matches the two
- * push URLs by string, reads the body as one Buffer and writes the answer with one writeHead/end, ahead of
- * express, then runs the very push logic the express routes run (push.ts).
+ * push URLs and the batch URL by string, reads the body as one Buffer and writes the answer with
+ * one writeHead/end, ahead of express, then runs the very logic the express routes run (push.ts,
+ * batch.ts).
  *
  * It takes a request only when everything it needs can be decided from the request line and
  * headers, before one byte of the body is read: anything else (no or a new token, a missing
@@ -28,20 +29,35 @@ import { userName } from './validation';
 const USER_PUSH = /^\/api\/users\/([^/?#]+)\/messages$/;
 const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
+/** POST /api/messages/batch as batch.ts answers it: the 200 body for a caller and a parsed body. */
+export type BatchCall = (caller: Principal, body: unknown) => Promise<unknown>;
+
 export interface LeanPushDeps extends PushDeps {
   tokens: VerifiedTokenCache;
   /** REST_BODY_LIMIT_BYTES: a larger body goes to express, which refuses it with 413. */
   bodyLimitBytes: number;
   logger: Logger;
   metrics: Metrics;
+  /** The batch call, and REST_BATCH_BODY_LIMIT_BYTES (a larger body goes to express, 413). */
+  batch: { call: BatchCall; bodyLimitBytes: number };
 }
 
+/** What a taken request is: one push (and where its destination goes), or a batch. */
+type Route =
+  | { kind: PushKind; resolve: (caller: Principal) => (destination: string) => MessageTarget }
+  | { kind: 'batch' };
+
 interface Taken {
-  kind: PushKind;
+  route: Route;
   caller: Principal;
-  resolve: (destination: string) => MessageTarget;
   length: number;
 }
+
+const BATCH: Route = { kind: 'batch' };
+const SHARED: Route = {
+  kind: 'destination',
+  resolve: (caller) => (destination) => sharedTarget(destination, caller),
+};
 
 /** body-parser's strict mode: a JSON body starts with `{` or `[`, and says so as it does. */
 function strictViolation(text: string): string | undefined {
@@ -81,38 +97,40 @@ export class LeanPushRoute {
     return true;
   }
 
+  /** Which call the URL is, by string: anything spelt otherwise is express's to answer. */
+  private route(url: string): Route | undefined {
+    if (url === '/api/messages') return SHARED;
+    if (url === '/api/messages/batch') return BATCH;
+    const user = USER_PUSH.exec(url);
+    if (user === null) return undefined;
+    let name: string;
+    try {
+      name = decodeURIComponent(user[1]);
+    } catch {
+      return undefined; // express answers an undecodable parameter
+    }
+    return {
+      kind: 'user',
+      resolve: () => (destination) => userTarget(destination, userName(name, 'the user in the URL')),
+    };
+  }
+
   private match(req: IncomingMessage): Taken | undefined {
     if (req.method !== 'POST') return undefined;
-    const url = req.url ?? '';
-    let kind: PushKind;
-    let resolve: (caller: Principal) => (destination: string) => MessageTarget;
-    if (url === '/api/messages') {
-      kind = 'destination';
-      resolve = (caller) => (destination) => sharedTarget(destination, caller);
-    } else {
-      const user = USER_PUSH.exec(url);
-      if (user === null) return undefined;
-      let name: string;
-      try {
-        name = decodeURIComponent(user[1]);
-      } catch {
-        return undefined; // express answers an undecodable parameter
-      }
-      kind = 'user';
-      resolve = () => (destination) => userTarget(destination, userName(name, 'the user in the URL'));
-    }
+    const route = this.route(req.url ?? '');
+    if (route === undefined) return undefined;
     const headers = req.headers;
     if (!JSON_TYPE.test(headers['content-type'] ?? '')) return undefined;
     const encoding = headers['content-encoding'];
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return undefined;
     if (headers['transfer-encoding'] !== undefined) return undefined;
+    const limit = route.kind === 'batch' ? this.deps.batch.bodyLimitBytes : this.deps.bodyLimitBytes;
     const length = Number(headers['content-length']);
-    if (!Number.isInteger(length) || length < 1 || length > this.deps.bodyLimitBytes) return undefined;
+    if (!Number.isInteger(length) || length < 1 || length > limit) return undefined;
     const jwt = bearerToken(headers.authorization);
     const known = jwt === undefined ? undefined : this.deps.tokens.get(jwt);
     if (known === undefined || !known.scopes.includes('push')) return undefined;
-    const caller = { user: known.user, scopes: known.scopes };
-    return { kind, caller, resolve: resolve(caller), length };
+    return { route, caller: { user: known.user, scopes: known.scopes }, length };
   }
 
   private serve(req: IncomingMessage, res: ServerResponse, taken: Taken): void {
@@ -151,9 +169,13 @@ export class LeanPushRoute {
       const why = err instanceof Error ? err.message : 'unparseable';
       throw new ServiceError('bad_request', `request body is not valid JSON: ${why}`);
     }
-    const call = { caller: taken.caller, headers: req.headers };
-    const answer = await pushOnce(this.deps, taken.kind, call, parsed, taken.resolve);
-    writeJson(res, 202, {}, answer);
+    const { route, caller } = taken;
+    if (route.kind === 'batch') {
+      writeJson(res, 200, {}, await this.deps.batch.call(caller, parsed));
+      return;
+    }
+    const call = { caller, headers: req.headers };
+    writeJson(res, 202, {}, await pushOnce(this.deps, route.kind, call, parsed, route.resolve(caller)));
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {

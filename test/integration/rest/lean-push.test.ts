@@ -1,8 +1,8 @@
 /**
- * The lean push route (app/rest/lean-push.ts) takes a push ahead of express only when its token is
- * one passport-jwt verified before and everything else is decided by the request line and headers;
- * whatever it takes it answers exactly as the express route would: same status, error code,
- * detail and headers, for good pushes and every kind of bad one.
+ * The lean push route (app/rest/lean-push.ts) takes a push or a batch ahead of express only when
+ * its token is one passport-jwt verified before and everything else is decided by the request line
+ * and headers; whatever it takes it answers exactly as the express route would: same status, error
+ * code, detail and headers, for good calls and every kind of bad one.
  */
 import { gzipSync } from 'node:zlib';
 import http from 'node:http';
@@ -11,10 +11,21 @@ import { expect } from 'chai';
 import { LeanPushRoute } from '../../../app/rest/lean-push';
 import { call, errorOf, startRestApp, tokenFor, type ApiAnswer, type RestApp } from './harness';
 
+/** An answer body without its ids (they differ), saying only whether each was there. */
+function withoutIds(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null) return body;
+  const { id, results, ...rest } = body as Record<string, unknown>;
+  return {
+    id: typeof id,
+    ...rest,
+    ...(Array.isArray(results) ? { results: results.map(withoutIds) } : {}),
+  };
+}
+
 /** What must be the same whichever route answered (ids differ, the rest may not). */
 function comparable(answer: ApiAnswer): unknown {
-  const body = answer.body as Record<string, unknown>;
-  const { id, ...rest } = typeof body === 'object' && body !== null ? body : { id: undefined };
+  const body = answer.body;
+  const { id, ...rest } = (withoutIds(body) ?? {}) as Record<string, unknown>;
   return {
     status: answer.status,
     id: typeof id,
@@ -94,6 +105,40 @@ describe('REST lean push route', () => {
       path: '/api/messages',
       body: `{"destination": "/topic/x", "body": ${'['.repeat(200)}${']'.repeat(200)}}`,
     },
+    {
+      name: 'a batch',
+      path: '/api/messages/batch',
+      body: {
+        messages: [
+          { user: 'alice', destination: '/queue/greetings', body: 'hi' },
+          { users: ['bob', 'carol', 'bob'], destination: '/queue/greetings', body: { n: 1 } },
+          { destination: '/topic/prices', body: 'x', headers: { 'x-request-id': '7' } },
+        ],
+      },
+    },
+    {
+      name: 'a batch with items refused on their own',
+      path: '/api/messages/batch',
+      body: {
+        messages: [
+          { user: 'alice', destination: '/queue/a*', body: 1 },
+          { destination: '/user/queue/x', body: 1 },
+          42,
+          { user: 'alice', destination: '/queue/greetings', body: 'ok' },
+        ],
+      },
+    },
+    {
+      name: 'a batch body that is not {"messages": [...]}',
+      path: '/api/messages/batch',
+      body: '{"messages": 5}',
+    },
+    { name: 'a batch cut short', path: '/api/messages/batch', body: '{"messages": [' },
+    {
+      name: 'a batch past REST_BATCH_MAX',
+      path: '/api/messages/batch',
+      body: { messages: Array.from({ length: 1001 }, () => ({ destination: '/topic/x', body: 1 })) },
+    },
   ];
 
   for (const c of CASES) {
@@ -154,6 +199,12 @@ describe('REST lean push route', () => {
     expect(answers).to.deep.equal([202, 202]);
     const big = { destination: '/topic/prices', body: 'x'.repeat(app.settings.restBodyLimitBytes) };
     expect((await call(app, 'POST', '/api/messages', { token: reused, body: big })).status).to.equal(413);
+    // A batch over REST_BATCH_BODY_LIMIT_BYTES, though under it would be the lean route's.
+    const bigBatch = {
+      messages: [{ destination: '/topic/x', body: 'x'.repeat(app.settings.restBatchBodyLimitBytes) }],
+    };
+    const tooBig = await call(app, 'POST', '/api/messages/batch', { token: reused, body: bigBatch });
+    expect(tooBig.status).to.equal(413);
     expect(taken.filter((t) => t.endsWith('lean'))).to.deep.equal([]);
     // And with none of that, the same token is the lean route's.
     expect((await call(app, 'POST', '/api/messages', { token: reused, body: ok })).status).to.equal(202);
