@@ -6,6 +6,7 @@
 import type { ClientPlan } from './clients';
 import { CpuMeter, type CpuShares } from './cpu';
 import { Histogram } from './histogram';
+import type { PhaseWindow } from './stats';
 import type { LoadWorker } from './workers';
 
 export interface BenchSizes {
@@ -28,7 +29,11 @@ export interface BenchSizes {
     pushes: number;
     window: number;
     latencyRate: number;
+    /** The paced phase: `warmupMs` at latencyRate not counted (connections, JIT), then latencyMs counted. */
+    warmupMs: number;
     latencyMs: number;
+    /** At most this long before each phase for the servers to be idle (settle.ts). */
+    settleMaxMs: number;
     /** User items per `POST /api/messages/batch` call. */
     batchSize: number;
   };
@@ -70,7 +75,16 @@ export const FULL: BenchSizes = {
     windowMs: 5000,
     publishers: 4,
   },
-  oneToOne: { users: 500, pushes: 20_000, window: 200, latencyRate: 1000, latencyMs: 4000, batchSize: 100 },
+  oneToOne: {
+    users: 500,
+    pushes: 20_000,
+    window: 200,
+    latencyRate: 1000,
+    warmupMs: 1000,
+    latencyMs: 6000,
+    settleMaxMs: 15_000,
+    batchSize: 100,
+  },
   peers: { processCounts: [2, 4], fanoutSubscribers: [600, 1000] },
   idle: { levels: [1, 1000, 10_000, 20_000], settleMs: 1000, concurrency: 200, brokerStatsMs: 5500 },
   crowd: {
@@ -96,7 +110,16 @@ export const SMOKE: BenchSizes = {
     windowMs: 400,
     publishers: 2,
   },
-  oneToOne: { users: 5, pushes: 100, window: 20, latencyRate: 100, latencyMs: 300, batchSize: 5 },
+  oneToOne: {
+    users: 5,
+    pushes: 100,
+    window: 20,
+    latencyRate: 100,
+    warmupMs: 100,
+    latencyMs: 300,
+    settleMaxMs: 1000,
+    batchSize: 5,
+  },
   peers: { processCounts: [2], fanoutSubscribers: [6] },
   idle: { levels: [1, 10], settleMs: 150, concurrency: 10, brokerStatsMs: 0 },
   crowd: {
@@ -192,6 +215,11 @@ export async function openClients(
 
 export interface Collected {
   received: number;
+  /** Sent before the phase began (an earlier phase's stragglers): in no other figure. */
+  stale: number;
+  /** Received, sent in the phase's warm-up: not in the latency, but in warmupLatency. */
+  warmup: number;
+  warmupLatency: Histogram;
   firstAt: number;
   lastAt: number;
   errors: number;
@@ -200,15 +228,20 @@ export interface Collected {
   latency: Histogram;
 }
 
-export async function resetAll(ctx: BenchContext): Promise<void> {
-  await Promise.all(ctx.workers.map((w) => w.reset()));
+/** Starts a phase on every worker; with `window`, only what is sent within it counts (stats.ts). */
+export async function resetAll(ctx: BenchContext, window?: PhaseWindow): Promise<void> {
+  await Promise.all(ctx.workers.map((w) => w.reset(window)));
 }
 
 export async function collect(ctx: BenchContext): Promise<Collected> {
   const all = await Promise.all(ctx.workers.map((w) => w.stats()));
   const latency = new Histogram();
+  const warmupLatency = new Histogram();
   const out: Collected = {
     received: 0,
+    stale: 0,
+    warmup: 0,
+    warmupLatency,
     firstAt: 0,
     lastAt: 0,
     errors: 0,
@@ -218,12 +251,15 @@ export async function collect(ctx: BenchContext): Promise<Collected> {
   };
   for (const s of all) {
     out.received += s.received;
+    out.stale += s.stale;
+    out.warmup += s.warmup;
     if (s.firstAt > 0 && (out.firstAt === 0 || s.firstAt < out.firstAt)) out.firstAt = s.firstAt;
     out.lastAt = Math.max(out.lastAt, s.lastAt);
     out.errors += s.errors;
     out.closedEarly += s.closedEarly;
     out.errorSamples.push(...s.errorSamples.slice(0, 2));
     latency.add(s.latency);
+    warmupLatency.add(s.warmupLatency);
   }
   return out;
 }

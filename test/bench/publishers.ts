@@ -146,12 +146,29 @@ async function clientsPublish(
   }
 }
 
+/**
+ * A keep-alive agent that closes its idle sockets before the server would. Node's server closes a
+ * keep-alive socket idle for keepAliveTimeout (5 s by default) and says so (`Keep-Alive: timeout=5`),
+ * but an agent without a `timeout` of its own ignores that hint (Node 20's keepSocketAlive only
+ * shortens a timeout already set): a request written on a socket in the instant the server closes
+ * it fails with "socket hang up", never having reached the service (the x4 rest row of 2026-12-01:
+ * 2 of 20,000; reproduced with a bare Node server: 8 of 1,600 requests on sockets idle 5.9-6.3 s
+ * failed so, none with the agent's own timeout at 4 s). A backend's HTTP client keeps below the
+ * server's timeout; so does the bench's.
+ */
+function restAgent(maxSockets: number): http.Agent {
+  return new http.Agent({ keepAlive: true, maxSockets, timeout: REST_IDLE_SOCKET_MS });
+}
+
+/** Below Node's default server keepAliveTimeout (5 s), which the service keeps. */
+const REST_IDLE_SOCKET_MS = 4000;
+
 async function restPublish(
   args: PublishArgs,
   via: RestPlan,
   key: (seq: number) => string,
 ): Promise<PumpResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: args.window });
+  const agent = restAgent(args.window);
   const token = tokenFor('bench-backend', via.secret, 'push');
   const online = { yes: 0, no: 0 };
   try {
@@ -185,7 +202,7 @@ async function restBatchPublish(
 ): Promise<PumpResult> {
   const due = Math.round((args.ratePerSec * PACED_TICK_MS) / 1000);
   const size = Math.max(1, args.ratePerSec > 0 ? Math.min(via.batchSize, due) : via.batchSize);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, Math.ceil(args.window / size)) });
+  const agent = restAgent(Math.max(1, Math.ceil(args.window / size)));
   const token = tokenFor('bench-backend', via.secret, 'push');
   let confirmed = 0;
   let failed = 0;

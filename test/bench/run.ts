@@ -108,7 +108,7 @@ export async function runBench(options: RunOptions): Promise<BenchResults> {
     sizes,
     ...m,
     targets: targets(m),
-    notes: [...methodNotes(node.fdTotal), ...run.notes],
+    notes: [...methodNotes(node.fdTotal, sizes), ...run.notes],
   };
   mkdirSync(options.outDir, { recursive: true });
   if (options.only) keepUnmeasured(results, options.outDir, only);

@@ -2,12 +2,28 @@
  * What a load process counts about the messages its clients receive: how many, when the first and
  * last came, errors, connections the server closed, and the latency of each into one histogram.
  * Nothing per message is kept.
+ *
+ * A phase (reset) may say when it began and from when its latency counts: a message sent before
+ * the phase began is a straggler of an earlier phase, counted as `stale` and nowhere else (its
+ * wait would otherwise land in this phase's tail); one sent in the phase's warm-up counts as
+ * received (so the phase still knows when all its pushes are in) but not in the latency.
  */
 import { Histogram, type HistogramData } from './histogram';
 import { nowMs, sentAtMs } from './payload';
 
+/** When the phase a reset starts began, and from when its latency counts (ms, nowMs clock). */
+export interface PhaseWindow {
+  sentFromMs: number;
+  measuredFromMs: number;
+}
+
 export interface StatsData {
   received: number;
+  /** Sent before this phase began: an earlier phase's, not counted in `received` or the latency. */
+  stale: number;
+  /** Received but sent in the warm-up, before the latency counts; their latency apart. */
+  warmup: number;
+  warmupLatency: HistogramData;
   firstAt: number;
   lastAt: number;
   errors: number;
@@ -18,7 +34,11 @@ export interface StatsData {
 
 export class Stats {
   readonly hist = new Histogram();
+  readonly warmupHist = new Histogram();
   received = 0;
+  stale = 0;
+  warmup = 0;
+  private window: PhaseWindow = { sentFromMs: 0, measuredFromMs: 0 };
   firstAt = 0;
   lastAt = 0;
   errors = 0;
@@ -37,7 +57,14 @@ export class Stats {
 
   private onSentAt(sentAt: number): void {
     const now = nowMs();
-    this.hist.record((now - sentAt) * 1000);
+    if (sentAt < this.window.sentFromMs) {
+      this.stale++;
+      return;
+    }
+    if (sentAt < this.window.measuredFromMs) {
+      this.warmup++;
+      this.warmupHist.record((now - sentAt) * 1000);
+    } else this.hist.record((now - sentAt) * 1000);
     this.received++;
     if (this.firstAt === 0) this.firstAt = now;
     this.lastAt = now;
@@ -48,9 +75,13 @@ export class Stats {
     if (this.errorSamples.length < 5) this.errorSamples.push(what.slice(0, 300));
   }
 
-  reset(): void {
+  reset(window: PhaseWindow = { sentFromMs: 0, measuredFromMs: 0 }): void {
+    this.window = window;
     this.hist.reset();
+    this.warmupHist.reset();
     this.received = 0;
+    this.stale = 0;
+    this.warmup = 0;
     this.firstAt = 0;
     this.lastAt = 0;
     this.errors = 0;
@@ -61,6 +92,9 @@ export class Stats {
   data(): StatsData {
     return {
       received: this.received,
+      stale: this.stale,
+      warmup: this.warmup,
+      warmupLatency: this.warmupHist.data(),
       firstAt: this.firstAt,
       lastAt: this.lastAt,
       errors: this.errors,

@@ -9,7 +9,7 @@ import { openClient, type ClientPlan, type LoadClient } from './clients';
 import { makeBody } from './payload';
 import { publish, type PublishArgs } from './publishers';
 import { pump, type PumpOptions, type PumpResult } from './pump';
-import { Stats } from './stats';
+import { Stats, type PhaseWindow } from './stats';
 
 export interface OpenArgs {
   plan: ClientPlan;
@@ -39,7 +39,7 @@ export interface ClientSendArgs extends PumpOptions {
 
 type Command =
   | { cmd: 'open'; args: OpenArgs }
-  | { cmd: 'reset' }
+  | { cmd: 'reset'; args?: PhaseWindow }
   | { cmd: 'stats' }
   | { cmd: 'count' }
   | { cmd: 'clientSend'; args: ClientSendArgs }
@@ -102,7 +102,7 @@ async function handle(message: Command): Promise<unknown> {
     case 'open':
       return open(message.args);
     case 'reset':
-      stats.reset();
+      stats.reset(message.args);
       return null;
     case 'stats':
       return stats.data();

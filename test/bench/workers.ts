@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { CeilingConsumerArgs } from './amqp-ceiling';
 import type { PublishArgs } from './publishers';
 import type { PumpResult } from './pump';
-import type { StatsData } from './stats';
+import type { PhaseWindow, StatsData } from './stats';
 import type { ClientSendArgs, OpenArgs, OpenResult } from './worker';
 
 interface Pending {
@@ -92,8 +92,9 @@ export class LoadWorker {
     return this.call({ cmd: 'open', args }, args.maxMs + args.timeoutMs + 10_000) as Promise<OpenResult>;
   }
 
-  reset(): Promise<unknown> {
-    return this.call({ cmd: 'reset' }, 10_000);
+  /** Starts a phase: statistics from zero, counting only what was sent within `window`. */
+  reset(window?: PhaseWindow): Promise<unknown> {
+    return this.call({ cmd: 'reset', args: window }, 10_000);
   }
 
   stats(): Promise<StatsData> {

@@ -5,12 +5,30 @@
  * fixed push rate (the same for every system), then `pushes` as fast as a bounded window of
  * unconfirmed pushes allows (confirmed = the broker took it: 202, RECEIPT, a confirm, Redis's reply).
  * A variant whose way in does not exist yet (a route answering 404) is reported as skipped.
+ *
+ * Each phase measures only itself: it starts once the servers are idle (settle.ts: the previous
+ * variant's flood, or the fan-out part before, may still be draining), counts only deliveries of
+ * pushes sent in it (a late one of an earlier phase is `stale`), and the paced phase's percentiles
+ * leave out its first `warmupMs` (the load generator opening its connections, first calls through
+ * cold code), over `latencyMs` at the paced rate: long enough that a p99 is the 1 % tail of
+ * thousands of deliveries, not a handful of them.
  */
 import { CpuMeter, type CpuShares } from '../cpu';
-import { awaitDeliveries, closeAll, collect, ms, openClients, resetAll, type BenchContext } from '../harness';
+import {
+  awaitDeliveries,
+  closeAll,
+  collect,
+  ms,
+  openClients,
+  resetAll,
+  type BenchContext,
+  type Collected,
+} from '../harness';
+import { Histogram } from '../histogram';
 import { nowMs } from '../payload';
 import type { PushVia } from '../publishers';
 import type { PumpOptions, PumpResult } from '../pump';
+import { settle, type Settled } from '../settle';
 import { startStallProbe, type StallFigures } from '../stall-probe';
 import type { SubscriberPlan } from './fanout';
 
@@ -42,6 +60,8 @@ export interface OneToOneResult {
     ratePerSec: number;
     pushes: number;
     delivered: number;
+    /** Deliveries the percentiles are over: those of pushes sent after the warm-up. */
+    measured?: number;
     p50Ms: number | null;
     p99Ms: number | null;
   };
@@ -56,6 +76,12 @@ export interface OneToOneResult {
     cpu: CpuShares;
   };
   errors: number;
+  /** Confirmed pushes that did not arrive (paced and flood phases together). */
+  undelivered?: number;
+  /** Deliveries of an earlier phase's pushes that arrived during this variant's phases (not counted). */
+  stale?: number;
+  /** The wait before each phase for the servers to be idle (settle.ts). */
+  settle?: { paced: Settled; flood: Settled };
   closedEarly: number;
   errorSamples: string[];
   /** REST pushes: answers saying online true / false, over both phases (absent: not told). */
@@ -113,6 +139,21 @@ export interface OneToOneSetup {
   metricsUrls?: string[];
 }
 
+/** The paced phase's latency with its warm-up put back in: what the figure would be without leaving it out. */
+function withWarmup(c: Collected): Histogram {
+  const all = new Histogram();
+  all.add(c.latency.data());
+  all.add(c.warmupLatency.data());
+  return all;
+}
+
+function describeStart(s: Settled): string {
+  const busiest = s.busiestAtStart
+    ? `${s.busiestAtStart.name} at ${s.busiestAtStart.percent} % at first`
+    : 'idle';
+  return s.settled ? busiest : `not settled: ${busiest}`;
+}
+
 function skippedRow(setup: OneToOneSetup, variant: string, why: string, users: number): OneToOneResult {
   const cpu = { processes: {}, machine: 0 };
   return {
@@ -158,22 +199,27 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
   try {
     for (const variant of runnable) {
       const errorSamples = [...opened.errorSamples];
-      await resetAll(ctx);
-      const latencyPushes = Math.max(1, Math.round((sizes.latencyRate * sizes.latencyMs) / 1000));
+      // Paced: warm-up (not counted), then latencyMs counted, at the same rate for every system.
+      const pacedSettle = await settle(pids, sizes.settleMaxMs);
+      const pacedFrom = nowMs();
+      await resetAll(ctx, { sentFromMs: pacedFrom, measuredFromMs: pacedFrom + sizes.warmupMs });
+      const pacedMs = sizes.warmupMs + sizes.latencyMs;
+      const latencyPushes = Math.max(1, Math.round((sizes.latencyRate * pacedMs) / 1000));
       const probe = setup.metricsUrls ? await startStallProbe(setup.metricsUrls) : undefined;
       const paced = await push(ctx, variant.pusher, sizes.users, {
         total: latencyPushes,
         ratePerSec: sizes.latencyRate,
         window: sizes.window,
-        maxMs: sizes.latencyMs * 3,
+        maxMs: pacedMs * 3,
       });
       await awaitDeliveries(ctx, paced.confirmed, 1500, 30_000);
       const stall = probe ? await probe() : undefined;
       const slow = await collect(ctx);
 
-      await resetAll(ctx);
-      const meter = new CpuMeter(pids);
+      const floodSettle = await settle(pids, sizes.settleMaxMs);
       const started = nowMs();
+      await resetAll(ctx, { sentFromMs: started, measuredFromMs: started });
+      const meter = new CpuMeter(pids);
       const flood = await push(ctx, variant.pusher, sizes.users, {
         total: sizes.pushes,
         ratePerSec: 0,
@@ -184,6 +230,7 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
       const cpu = meter.stop();
       const fast = await collect(ctx);
       const elapsedMs = Math.max(1, fast.lastAt - started);
+      const stale = slow.stale + fast.stale;
       errorSamples.push(
         ...paced.errorSamples,
         ...flood.errorSamples,
@@ -200,6 +247,7 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
           ratePerSec: sizes.latencyRate,
           pushes: paced.confirmed,
           delivered: slow.received,
+          measured: slow.latency.count,
           p50Ms: ms(slow.latency.percentileMs(0.5)),
           p99Ms: ms(slow.latency.percentileMs(0.99)),
         },
@@ -214,6 +262,9 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
           cpu,
         },
         errors: slow.errors + fast.errors + paced.failed + flood.failed,
+        undelivered: paced.confirmed - slow.received + (flood.confirmed - fast.received),
+        stale,
+        settle: { paced: pacedSettle, flood: floodSettle },
         closedEarly: slow.closedEarly + fast.closedEarly,
         errorSamples: errorSamples.slice(0, 5),
         ...(paced.online || flood.online
@@ -227,10 +278,22 @@ export async function runOneToOne(ctx: BenchContext, setup: OneToOneSetup): Prom
         ...(stall ? { stall } : {}),
       };
       ctx.log(
-        `  ${variant.name}: latency @${sizes.latencyRate}/s p50 ${result.latency.p50Ms} ms p99 ${result.latency.p99Ms} ms; ` +
+        `  ${variant.name}: settled in ${pacedSettle.ms} ms (${describeStart(pacedSettle)}) and ${floodSettle.ms} ms; ` +
+          `warm-up ${slow.warmup} pushes (p99 ${ms(slow.warmupLatency.percentileMs(0.99))} ms, left out; p99 with it ${ms(withWarmup(slow).percentileMs(0.99))} ms), stragglers of earlier phases ${stale}, undelivered ${result.undelivered}`,
+      );
+      ctx.log(
+        `  ${variant.name}: latency @${sizes.latencyRate}/s over ${result.latency.measured} p50 ${result.latency.p50Ms} ms p99 ${result.latency.p99Ms} ms; ` +
           `${result.throughput.deliveredPerSec} deliveries/s (${fast.received}/${flood.sent}), ` +
           `p99 under load ${result.throughput.p99Ms} ms (cpu ${JSON.stringify(cpu.processes)}, machine ${cpu.machine} %)`,
       );
+      if (!pacedSettle.settled || !floodSettle.settled)
+        ctx.notes.push(
+          `one-to-one ${system} x${processes} ${variant.name}: the servers were not idle after ${pacedSettle.ms} / ${floodSettle.ms} ms before its phases (${describeStart(pacedSettle)}); measured anyway.`,
+        );
+      if (stale > 0)
+        ctx.notes.push(
+          `one-to-one ${system} x${processes} ${variant.name}: ${stale} deliveries of an earlier phase's pushes arrived during its phases (left out of its figures).`,
+        );
       results.push(result);
     }
   } finally {

@@ -45,6 +45,10 @@ describe('bench harness (smoke)', function () {
       expect(o!.throughput.delivered, variant).to.be.greaterThan(0);
       expect(o!.throughput.deliveredPerSec, variant).to.be.greaterThan(0);
       expect(o!.latency.p50Ms, variant).to.be.a('number');
+      // The paced phase's percentiles leave its warm-up out, and each phase waited for idle servers.
+      expect(o!.latency.measured, variant).to.be.greaterThan(0).and.lessThan(o!.latency.delivered);
+      expect(o!.settle?.paced.ms, variant).to.be.a('number');
+      expect(o!.settle?.flood.ms, variant).to.be.a('number');
     }
   });
 
