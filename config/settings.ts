@@ -211,6 +211,13 @@ export const SETTINGS = {
     1073741824,
     'Flow control, high-water mark in bytes (headers and bodies) of the frames MAX_FRAMES_IN_FLIGHT counts; reading resumes at half (the low-water mark).',
   ),
+  maxSendsInFlight: int(
+    'MAX_SENDS_IN_FLIGHT',
+    32,
+    1,
+    65536,
+    'SENDs to /queue/ one session may have sent to the broker and not yet had confirmed: the next waits for room (1: each waits for the confirm of the one before). RECEIPTs and ERRORs still come in the order the frames did.',
+  ),
   maxTransactionFrames: int(
     'MAX_TRANSACTION_FRAMES',
     256,

@@ -176,6 +176,11 @@ export interface Broker {
   /** Called whenever readiness changes (broker lost, broker back). */
   onReadinessChange(listener: (readiness: Readiness) => void): void;
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
+  /**
+   * Resolves once the broker took the message. `/queue/` messages reach their queues in the order
+   * publish() was called for them, whether or not the earlier ones were confirmed yet (a session
+   * sends them ahead of the confirms: session/frame-order.ts).
+   */
   publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt>;
   commit(ops: TransactionOp[]): Promise<void>;
   /**

@@ -23,6 +23,7 @@ import { allowedHeaderRecord, messageProperties } from '../messaging/header-poli
 import { frame as makeFrame, header, type Frame } from '../stomp/frame';
 import { negotiateHeartbeat, negotiateVersion } from '../stomp/negotiate';
 import type { CommandSession } from './command-session';
+import type { Started } from './frame-order';
 import { rawSubscription, sendRaw } from './raw-commands';
 import { replyTo, replyToken, sendReply } from './reply-commands';
 import { TEMP_QUEUE_PREFIX } from './temp-queues';
@@ -31,6 +32,8 @@ import { abort, begin, checkTransactionBytes, commit, openTransaction } from './
 import type { ClientSubscription } from './subscriptions';
 
 type CommandHandler = (session: CommandSession, frame: Frame) => Promise<void> | void;
+/** Resolves once the SEND is done, or with the broker confirm it still waits for (frame-order.ts). */
+type SendHandler = (session: CommandSession, frame: Frame) => Promise<Started | undefined>;
 
 const ACK_MODES: readonly AckMode[] = ['auto', 'client', 'client-individual'];
 
@@ -115,13 +118,34 @@ function connect(session: CommandSession, frame: Frame): void {
   session.startConnected(heartbeat, identity.expiresAt);
 }
 
+/**
+ * Whether `frame` may start before the frames ahead of it are answered (frame-order.ts): a SEND to
+ * `/queue/` outside a transaction. Such publishes all go over one confirm channel, in the order
+ * they are made (broker.ts, Broker.publish), so a session's queue messages keep their order however
+ * many are in flight. Not a topic SEND (the pool spreads publishes over its connections) nor an
+ * `/app` one (a handler may take any time before it publishes).
+ */
+export function overlapsOthers(frame: Frame): boolean {
+  return (
+    frame.command === 'SEND' &&
+    header(frame, 'destination')?.startsWith('/queue/') === true &&
+    header(frame, 'transaction') === undefined
+  );
+}
+
 /** §SEND. `/app` goes to handlers, `/topic` and `/queue` to the broker; `/user` only via /app or REST. */
-async function send(session: CommandSession, frame: Frame): Promise<void> {
+async function send(session: CommandSession, frame: Frame): Promise<Started | undefined> {
   const { authorizer, deliveries, appRouter, metrics } = session.ctx;
   const destination = required(frame, 'destination');
-  if (isRawSpelling(destination)) return sendRaw(session, frame, destination);
+  if (isRawSpelling(destination)) {
+    await sendRaw(session, frame, destination);
+    return undefined;
+  }
   const token = replyToken(destination);
-  if (token !== undefined) return sendReply(session, frame, destination, token);
+  if (token !== undefined) {
+    await sendReply(session, frame, destination, token);
+    return undefined;
+  }
   if (destination.startsWith(TEMP_QUEUE_PREFIX)) {
     throw new ServiceError(
       'forbidden',
@@ -169,17 +193,17 @@ async function send(session: CommandSession, frame: Frame): Promise<void> {
       replyTo: reply,
     });
     if (!handled) throw new ServiceError('no_route', `no handler for '${printable(destination)}'`);
-    return;
+    return undefined;
   }
   if (transaction !== undefined) {
     const tx = openTransaction(session, transaction);
     checkTransactionBytes(session, message.body.length);
     tx.ops.push({ op: 'publish', target, message });
-    return;
+    return undefined;
   }
   const stop = metrics.publishLatency.startTimer({ source: 'stomp' });
-  await deliveries.publish(target, message);
-  stop();
+  // Sent now, confirmed later: the session answers the frame once the broker has it.
+  return { confirmed: deliveries.publish(target, message).then(() => stop()) };
 }
 
 /** The broker's callbacks of a subscription: made in subscribe(), they held its whole scope (the
@@ -371,7 +395,10 @@ function disconnect(session: CommandSession, frame: Frame): void {
   session.close('client_disconnect');
 }
 
-export const COMMANDS: ReadonlyMap<string, CommandHandler> = new Map(
+export const COMMANDS: ReadonlyMap<string, CommandHandler | SendHandler> = new Map<
+  string,
+  CommandHandler | SendHandler
+>(
   Object.entries({
     CONNECT: connect,
     STOMP: connect,

@@ -4,11 +4,11 @@
  * ways, slow-consumer watch, token expiry) and its broker subscriptions, and it sets all of them up
  * and tears all of them down in one place (`start*` / `finish`).
  *
- * Client frames are handled strictly in arrival order through one promise chain, so a RECEIPT for a
- * SEND that follows a SUBSCRIBE is only written once that subscription exists. What waits in that
- * chain is bounded by flow control (input-flow.ts): past MAX_FRAMES_IN_FLIGHT frames or
- * MAX_BYTES_IN_FLIGHT bytes the session stops reading from the client until they have drained.
- * What each command does is in commands.ts.
+ * Client frames are answered strictly in arrival order and handled one after another, except that
+ * SENDs to `/queue/` go to the broker without waiting for the confirms of those before them, at
+ * most MAX_SENDS_IN_FLIGHT at once (frame-order.ts). What waits is bounded by flow control
+ * (input-flow.ts): past MAX_FRAMES_IN_FLIGHT frames or MAX_BYTES_IN_FLIGHT bytes the session stops
+ * reading from the client until they have drained. What each command does is in commands.ts.
  */
 import { TempQueues } from './temp-queues';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +22,8 @@ import { HEARTBEAT_FRAME, serializeFrame } from '../stomp/serializer';
 import type { Expiring } from './expiry-clock';
 import type { ClientSocket } from '../transport/transport';
 import type { CommandSession, OpenTransaction } from './command-session';
-import { COMMANDS } from './commands';
+import { COMMANDS, overlapsOthers } from './commands';
+import { FrameOrder, type Outcome, type Started } from './frame-order';
 import { sessionFrameDeadline, type FrameDeadline } from './frame-deadline';
 import { encodeMessage } from './message-frame';
 import { frameBytes, sessionFlow, type InputFlow } from './input-flow';
@@ -72,7 +73,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
   private readonly parser: StompParser;
   private readonly trace: MessageTracer;
   private readonly flow: InputFlow;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly order: FrameOrder;
   /** On the flow's client clock, which leaves out the time the session was not reading. */
   private lastReceivedAt = Date.now();
   private lastSentAt = Date.now();
@@ -102,6 +103,7 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
         this.fail(err);
       },
     );
+    this.order = new FrameOrder(s.maxSendsInFlight);
     this.parser = new StompParser(parserLimits(s), (f) => this.enqueue(f));
     this.frameDeadline = sessionFrameDeadline(
       ctx,
@@ -187,30 +189,40 @@ export class StompSession implements RegisteredSession, CommandSession, Expiring
     }
     const bytes = frameBytes(frame);
     this.flow.queued(bytes);
-    this.chain = this.chain.then(() => this.handle(frame)).finally(() => this.flow.handled(bytes));
+    void this.order.add(
+      overlapsOthers(frame),
+      () => this.start(frame),
+      (outcome) => this.answer(frame, outcome, bytes),
+    );
   }
 
-  private async handle(frame: Frame): Promise<void> {
-    if (this.state !== 'connecting' && this.state !== 'connected') return;
+  /** Runs the frame's command; resolves once it is done, or with the confirm it still waits for. */
+  private async start(frame: Frame): Promise<Started | undefined> {
+    if (this.state !== 'connecting' && this.state !== 'connected') return undefined;
     this.ctx.metrics.frames.inc({
       direction: 'in',
       command: COMMANDS.has(frame.command) ? frame.command : 'unknown',
     });
-    const receipt = header(frame, 'receipt');
+    const handler = COMMANDS.get(frame.command);
+    if (!handler) throw new ServiceError('unknown_command', `unknown command '${frame.command}'`);
+    const connecting = frame.command === 'CONNECT' || frame.command === 'STOMP';
+    if (this.state === 'connecting' && !connecting) {
+      throw new ServiceError('not_connected', `${frame.command} before CONNECT: send CONNECT first`);
+    }
+    if (this.state === 'connected' && connecting) throw new ServiceError('bad_frame', 'already connected');
+    return (await handler(this, frame)) ?? undefined;
+  }
+
+  /** The frame's RECEIPT (if it asked for one) or its ERROR, in the order the frames came. */
+  private answer(frame: Frame, outcome: Outcome, bytes: number): void {
     try {
-      const handler = COMMANDS.get(frame.command);
-      if (!handler) throw new ServiceError('unknown_command', `unknown command '${frame.command}'`);
-      const connecting = frame.command === 'CONNECT' || frame.command === 'STOMP';
-      if (this.state === 'connecting' && !connecting) {
-        throw new ServiceError('not_connected', `${frame.command} before CONNECT: send CONNECT first`);
-      }
-      if (this.state === 'connected' && connecting) throw new ServiceError('bad_frame', 'already connected');
-      await handler(this, frame);
-      if (receipt !== undefined && frame.command !== 'DISCONNECT' && this.state === 'connected') {
+      const receipt = header(frame, 'receipt');
+      if (!outcome.ok) this.fail(toServiceError(outcome.error), receipt);
+      else if (receipt !== undefined && frame.command !== 'DISCONNECT' && this.state === 'connected') {
         this.sendFrame(makeFrame('RECEIPT', { 'receipt-id': receipt }));
       }
-    } catch (err: unknown) {
-      this.fail(toServiceError(err), receipt);
+    } finally {
+      this.flow.handled(bytes);
     }
   }
 
