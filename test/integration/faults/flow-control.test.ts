@@ -88,10 +88,10 @@ describe('faults: flow control on RabbitMQ', function () {
   }
 
   it('four publishers, one per transport, each sending 5,000 SENDs of 1 KiB at once: every message arrives, and live memory grows by a bounded amount', async function () {
-    // A session's SENDs to a /queue are persistent messages to a durable queue, each confirmed by
-    // RabbitMQ before the session takes the next: 240-300 a second per session in CI here, so the
-    // 20,000 took 33-81 s with nothing else running and over 100 s beside other work on 2 cores.
-    // A liveness bound, not a speed target.
+    // A session's SENDs to a /queue are persistent messages to a durable queue, confirmed by
+    // RabbitMQ up to MAX_SENDS_IN_FLIGHT at a time (session/frame-order.ts): the 20,000 took 5-6 s
+    // here (33-81 s when each waited for the confirm of the one before). A liveness bound, not a
+    // speed target.
     this.timeout(300_000);
     const perClient = 5000;
     const padding = 'p'.repeat(1024);

@@ -213,51 +213,42 @@ const rabbits: [string, Partial<Settings>, typeof LOCAL_RABBIT][] = [
   ['RabbitMQ 4.x', { brokerUrl: `${RABBIT4.stompUrl}/%2F`, amqpUrl: RABBIT4.amqpUrl }, RABBIT4],
 ];
 
-for (const [label, brokerSettings, node] of rabbits) {
-  describe(`session: SEND pipelining (${label})`, function () {
-    this.timeout(30_000);
-    let service: RunningService;
-    const clients = new RawClients();
-    const readers: QueueReader[] = [];
-    const prefix = `pipelined${randomBytes(3).toString('hex')}`;
+describe('session: SEND pipelining (RabbitMQ 3.10 and 4.x)', function () {
+  this.timeout(30_000);
 
-    before(async () => {
-      service = await startTestService({
+  for (const [label, brokerSettings, node] of rabbits) {
+    it(`${label}: 1000 persistent SENDs to /queue/ sent without waiting, each with a receipt: every RECEIPT in order, each message once and in order`, async () => {
+      const prefix = `pipelined${randomBytes(3).toString('hex')}`;
+      const queue = `/queue/${prefix}`;
+      const count = 1000;
+      const service = await startTestService({
         ...brokerSettings,
         stompTcpPort: 0,
         maxFramesPerSecond: 1_000_000,
         authorizationFile: openAuthorizationFile(),
       });
-    });
-    afterEach(() => {
-      clients.closeAll();
-      for (const r of readers.splice(0)) r.close();
-    });
-    after(async () => {
-      await service.stop();
-      for (const q of await queueNames(`stomp-relay.queue.${prefix}`, node)) await deleteQueue(q, node);
-    });
-
-    it('1000 persistent SENDs to /queue/ sent without waiting, each with a receipt: every RECEIPT in order, each message once and in order', async () => {
-      const queue = `/queue/${prefix}-order`;
       const reader = await QueueReader.open(service, 'reader', queue);
-      readers.push(reader);
-      const sender = clients.add(await connectRaw(service, 'sender', { transport: 'tcp' }));
-      const count = 1000;
-      sender.sendRaw(
-        Array.from(
+      const sender = await connectRaw(service, 'sender', { transport: 'tcp' });
+      try {
+        const frames = Array.from(
           { length: count },
           (_, i) => `SEND\ndestination:${queue}\npersistent:true\nreceipt:r${i}\n\n${i}\0`,
-        ).join(''),
-      );
-      await waitFor(
-        () => receiptIds(sender).length === count || sender.all('ERROR').length > 0,
-        20_000,
-        `${count} RECEIPTs`,
-      );
-      expect(sender.all('ERROR').map((f) => header(f, 'message'))).to.deep.equal([]);
-      expect(receiptIds(sender)).to.deep.equal(Array.from({ length: count }, (_, i) => `r${i}`));
-      await reader.expectExactly(count);
+        );
+        sender.sendRaw(frames.join(''));
+        await waitFor(
+          () => receiptIds(sender).length === count || sender.all('ERROR').length > 0,
+          20_000,
+          `${count} RECEIPTs`,
+        );
+        expect(sender.all('ERROR').map((f) => header(f, 'message'))).to.deep.equal([]);
+        expect(receiptIds(sender)).to.deep.equal(Array.from({ length: count }, (_, i) => `r${i}`));
+        await reader.expectExactly(count);
+      } finally {
+        sender.close();
+        reader.close();
+        await service.stop();
+        for (const q of await queueNames(`stomp-relay.queue.${prefix}`, node)) await deleteQueue(q, node);
+      }
     });
-  });
-}
+  }
+});
