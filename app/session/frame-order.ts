@@ -6,7 +6,7 @@
  * a SEND after a SUBSCRIBE reaches the broker only once that subscription exists, and a COMMIT or
  * DISCONNECT sees everything before it settled.
  *
- * A frame that *overlaps* (stomp-session.ts says which: SENDs to `/queue/`) may start earlier, once
+ * A frame that *overlaps* (commands.ts overlapsOthers: SENDs to `/queue/`) may start earlier, once
  * the frames before it have started: its publish goes to the broker while the confirms of the
  * SENDs before it are still on their way. Waiting for each confirm before reading the next SEND
  * held one session to one publish per broker round trip (240-300 persistent `/queue/` SENDs a
