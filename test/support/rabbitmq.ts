@@ -5,6 +5,7 @@
  * and the 4.x node are up first (test/support/ensure-rabbitmq.cjs, ensure-rabbitmq4.cjs).
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { LOCAL_RABBIT, type RabbitNode } from './rabbit-nodes';
@@ -109,6 +110,41 @@ export async function deleteQueue(name: string, node: RabbitNode = LOCAL_RABBIT)
   });
   if (!res.ok && res.status !== 404)
     throw new Error(`DELETE queue ${name} on ${node.name}: HTTP ${res.status}`);
+}
+
+/**
+ * A name for something this test process makes on RabbitMQ: `<stem>-<pid>-<random>`. The pid lets
+ * a later run delete what a run killed before its `after` hook left (deleteOrphanedQueues), without
+ * touching what a run still going beside it (another engineer's, on the same RabbitMQ) holds.
+ */
+export function processScopedName(stem: string): string {
+  return `${stem}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err: unknown) {
+    // EPERM: alive, someone else's; ESRCH: gone.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes the queues named `<prefix>-<pid>-...` (processScopedName) whose pid is no live process:
+ * leftovers of a run that died before cleaning up. Resolves with their names.
+ */
+export async function deleteOrphanedQueues(
+  prefix: string,
+  node: RabbitNode = LOCAL_RABBIT,
+): Promise<string[]> {
+  const orphans = (await queueNames(`${prefix}-`, node)).filter((name) => {
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length + 1))?.[1]);
+    return pid > 0 && pid !== process.pid && !processAlive(pid);
+  });
+  for (const name of orphans) await deleteQueue(name, node);
+  return orphans;
 }
 
 /** Names of the queues whose name starts with `prefix`, e.g. `stomp-relay.<instanceId>.`. */

@@ -23,6 +23,7 @@ import { startTestService, TEST_SECRET, tokenFor, type RunningService } from '..
 import { connectStomp } from '../../support/stomp-clients';
 import { sleep, waitFor } from '../../support/wait';
 import { openAuthorizationFile } from '../../support/authorization';
+import { cleanUp } from '../../support/cleanup';
 import { pushToUser } from './harness';
 
 const ISSUER = 'https://issuer.test';
@@ -297,14 +298,19 @@ describe('faults: authentication and authorization', function () {
         });
       });
       afterEach(() => clients.closeAll());
-      after(async () => {
-        await service.stop();
-        if (broker !== 'rabbitmq') return;
-        // alice's lookalike /queue subscriptions made durable client queues: remove them.
-        for (const name of await queueNames('stomp-relay.queue.')) {
-          if (name.includes(suffix)) await rabbitmqctl(['delete_queue', name, '-q']);
-        }
-      });
+      after(() =>
+        cleanUp(
+          () => service?.stop(),
+          async () => {
+            if (broker !== 'rabbitmq') return;
+            // alice's lookalike /queue subscriptions made durable client queues: remove them, even
+            // when the service's stop failed.
+            for (const name of await queueNames('stomp-relay.queue.')) {
+              if (name.includes(suffix)) await rabbitmqctl(['delete_queue', name, '-q']);
+            }
+          },
+        ),
+      );
 
       const inst = (): string => service.settings.instanceId;
       const spellings = (): string[] => [

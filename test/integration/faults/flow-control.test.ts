@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { openAuthorizationFile } from '../../support/authorization';
+import { cleanUp } from '../../support/cleanup';
 import { metricValue } from '../../support/metrics';
 import {
   metricTransport,
@@ -19,7 +20,13 @@ import {
   QueueReader,
   RoundTrips,
 } from '../../support/pipeline';
-import { deleteQueue, STOMP_URL, waitForRabbit } from '../../support/rabbitmq';
+import {
+  deleteOrphanedQueues,
+  deleteQueue,
+  processScopedName,
+  STOMP_URL,
+  waitForRabbit,
+} from '../../support/rabbitmq';
 import { RawClients } from '../../support/raw-stomp';
 import { startTestService, type RunningService } from '../../support/service';
 import { liveMemoryMb } from './harness';
@@ -33,15 +40,17 @@ describe('faults: flow control on RabbitMQ', function () {
   const readers: QueueReader[] = [];
   const queues: string[] = [];
 
-  /** A fresh `/queue` for one test, deleted on RabbitMQ afterwards. */
+  /** A fresh `/queue` for one test, deleted on RabbitMQ afterwards (named for this process). */
   const freshQueue = (): string => {
-    const name = `flow-${randomBytes(4).toString('hex')}`;
+    const name = processScopedName('flow');
     queues.push(`stomp-relay.queue.${name}`);
     return `/queue/${name}`;
   };
 
   before(async () => {
     await waitForRabbit();
+    // What a run killed before its `after` hook left (its process is gone); a live run's stay.
+    await deleteOrphanedQueues('stomp-relay.queue.flow');
     service = await startTestService({
       brokerUrl: STOMP_URL,
       stompTcpPort: 0,
@@ -54,10 +63,9 @@ describe('faults: flow control on RabbitMQ', function () {
     clients.closeAll();
     for (const r of readers.splice(0)) r.close();
   });
-  after(async () => {
-    await service?.stop();
-    for (const q of queues) await deleteQueue(q);
-  });
+  // The queues go even when the service's stop fails; after it, so no SEND it still had in flight
+  // declares one again.
+  after(() => cleanUp(() => service?.stop(), ...queues.splice(0).map((q) => () => deleteQueue(q))));
 
   for (const transport of PIPELINE_TRANSPORTS) {
     for (const receiptEach of [true, false]) {

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { cleanUp } from '../../support/cleanup';
 import { startCluster, type Cluster } from '../../support/cluster';
 import { waitForRabbit } from '../../support/rabbitmq';
 import { sleep, waitFor } from '../../support/wait';
@@ -77,12 +78,18 @@ describe('faults: instance failures (three instances)', function () {
       }
     })();
   });
-  after(async () => {
-    pushing = false;
-    await pushLoop;
-    await Promise.all(clients.map((c) => c.stop()));
-    await cluster?.stop();
-  });
+  // The instances (child processes, each with its queues on RabbitMQ) stop even when the push loop
+  // or a client failed.
+  after(() =>
+    cleanUp(
+      async () => {
+        pushing = false;
+        await pushLoop;
+      },
+      () => Promise.all(clients.map((c) => c.stop())),
+      () => cluster?.stop(),
+    ),
+  );
 
   const onInstance = (id: string): ReconnectingStomp[] => clients.filter((c) => c.live?.instance === id);
   /** Every client subscribed again after `since`, on an instance other than `gone`. */

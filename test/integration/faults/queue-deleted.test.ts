@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import { header } from '../../../app/stomp/frame';
 import { openAuthorizationFile } from '../../support/authorization';
 import { LOCAL_RABBIT, RABBIT4, type RabbitNode } from '../../support/rabbit-nodes';
+import { cleanUp } from '../../support/cleanup';
 import { deleteQueue, queueNames } from '../../support/rabbitmq';
 import { connectRaw, RawClients } from '../../support/raw-stomp';
 import { startTestService, tokenFor, type RunningService } from '../../support/service';
@@ -53,12 +54,17 @@ for (const node of [LOCAL_RABBIT, RABBIT4] as RabbitNode[]) {
         authorizationFile: openAuthorizationFile(),
       });
     });
-    after(async () => {
-      clients.closeAll();
-      await management(node, 'DELETE', `/policies/%2F/${policy}`);
-      await service.stop();
-      for (const q of await queueNames(queue, node)) await deleteQueue(q, node);
-    });
+    // Each step whatever the one before did: a failed test must not leave its policy or queue.
+    after(() =>
+      cleanUp(
+        () => clients.closeAll(),
+        () => management(node, 'DELETE', `/policies/%2F/${policy}`),
+        () => service?.stop(),
+        async () => {
+          for (const q of await queueNames(queue, node)) await deleteQueue(q, node);
+        },
+      ),
+    );
 
     /**
      * Pushes four at a time; `fault` runs beside them once PUSHES_BEFORE have been sent, and the
