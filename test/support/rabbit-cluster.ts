@@ -4,6 +4,8 @@
  * Erlang distribution 25701-25703, with their own epmd (4371), cookie, config, data and log
  * directories in one scratch directory under /tmp. sr-c2 and sr-c3 join sr-c1 with join_cluster.
  * Nothing of it touches the machine's node (5672, epmd 4369) or its data directory.
+ * `startRabbitCluster(1)` is sr-c1 alone: a node of a test's own, for what must not happen to a
+ * shared node while others' tests use it (stop_app, a restart).
  *
  * One cluster at a time on a machine: the fixed ports are held through a lock file, which a second
  * test run waits for. Every process of a cluster carries CLUSTER_MARK in its environment, so the
@@ -45,7 +47,7 @@ const NODE_START_MS = 90_000;
 const CTL_MS = 60_000;
 
 export interface RabbitCluster {
-  /** sr-c1, sr-c2, sr-c3, each with `version` filled in. */
+  /** sr-c1, sr-c2, sr-c3 (as many as asked for), each with `version` filled in. */
   nodes: RabbitNode[];
   /** The scratch directory: per node `<short name>/` with config, data and `log/`. */
   dir: string;
@@ -242,16 +244,17 @@ class TestCluster implements RabbitCluster {
     readonly dir: string,
     private readonly scripts: { server: string; ctl: string },
     private readonly release: () => void,
+    size: number,
   ) {
     writeFileSync(join(dir, '.erlang.cookie'), randomBytes(20).toString('hex'), { mode: 0o400 });
     const env = clusterEnv(dir);
-    this.members = Array.from({ length: SIZE }, (_, i) => memberFor(i, dir, scripts.ctl, env));
+    this.members = Array.from({ length: size }, (_, i) => memberFor(i, dir, scripts.ctl, env));
     this.nodes = this.members.map((m) => m.node);
     // mocha's --exit, or a crash of the test, must not leave nodes behind.
     process.once('exit', this.onExit);
   }
 
-  /** Own epmd, three nodes booted side by side, then sr-c2 and sr-c3 joined to sr-c1. */
+  /** Own epmd, the nodes booted side by side, then sr-c2 and sr-c3 (when asked for) joined to sr-c1. */
   async form(): Promise<void> {
     const epmd = spawn('epmd', ['-port', String(EPMD_PORT), '-address', '127.0.0.1'], {
       env: clusterEnv(this.dir),
@@ -262,11 +265,13 @@ class TestCluster implements RabbitCluster {
     for (const member of this.members) this.launch(member);
     await Promise.all(this.members.map((m) => this.awaitAnswer(m)));
     const [seed, ...joiners] = this.members;
-    // Stopping and starting the app are per node and may overlap; joins go one at a time.
-    await Promise.all(joiners.map((m) => rabbitmqctl(['stop_app'], CTL_MS, m.node)));
-    for (const member of joiners) await rabbitmqctl(['join_cluster', seed!.node.name], CTL_MS, member.node);
-    await Promise.all(joiners.map((m) => rabbitmqctl(['start_app'], CTL_MS, m.node)));
-    await Promise.all(this.members.map((m) => this.awaitAnswer(m)));
+    if (joiners.length > 0) {
+      // Stopping and starting the app are per node and may overlap; joins go one at a time.
+      await Promise.all(joiners.map((m) => rabbitmqctl(['stop_app'], CTL_MS, m.node)));
+      for (const member of joiners) await rabbitmqctl(['join_cluster', seed!.node.name], CTL_MS, member.node);
+      await Promise.all(joiners.map((m) => rabbitmqctl(['start_app'], CTL_MS, m.node)));
+      await Promise.all(this.members.map((m) => this.awaitAnswer(m)));
+    }
     for (const node of this.nodes) await rabbitVersion(node);
   }
 
@@ -375,14 +380,19 @@ class TestCluster implements RabbitCluster {
   }
 }
 
-/** Starts the cluster, waiting first for any other run's cluster to be stopped. */
-export async function startRabbitCluster(): Promise<RabbitCluster> {
+/**
+ * Starts the cluster of `size` nodes (1 to 3), waiting first for any other run's cluster to be
+ * stopped (they share the ports).
+ */
+export async function startRabbitCluster(size = SIZE): Promise<RabbitCluster> {
+  if (!Number.isInteger(size) || size < 1 || size > SIZE)
+    throw new Error(`a test cluster has 1 to ${SIZE} nodes, not ${size}`);
   const scripts = rabbitScripts();
   const release = await acquireLock();
   let cluster: TestCluster | undefined;
   try {
     await removeLeftovers();
-    cluster = new TestCluster(mkdtempSync(join(SCRATCH, DIR_PREFIX)), scripts, release);
+    cluster = new TestCluster(mkdtempSync(join(SCRATCH, DIR_PREFIX)), scripts, release, size);
     await cluster.form();
     return cluster;
   } catch (err: unknown) {
