@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 
 import type { Broker, Delivery } from '../../../app/broker/broker';
+import type { MessageTarget } from '../../../app/destinations/destination';
 import { createPresence } from '../../../app/broker/create-broker';
 import { silentLogger } from '../../../app/observability/logger';
 import type { PresenceDirectory } from '../../../app/presence/directory';
@@ -329,22 +330,18 @@ function restartTests(): void {
         type: 'queue' as const,
         name: 'greetings',
       };
-      await broker.subscribe({
-        sessionId: 's',
-        user: 'u',
-        target,
-        ackMode: 'auto',
-        prefetch: 10,
-        deliver: (d) => got.push(d),
-      });
-      await broker.subscribe({
-        sessionId: 's',
-        user: 'restart-user',
-        target: userT,
-        ackMode: 'auto',
-        prefetch: 10,
-        deliver: (d) => userGot.push(d),
-      });
+      // One session's two subscriptions, ack auto: what it gets is all that is checked.
+      const subscribe = (user: string, to: MessageTarget, into: Delivery[]) =>
+        broker.subscribe({
+          sessionId: 's',
+          user,
+          target: to,
+          ackMode: 'auto',
+          prefetch: 10,
+          deliver: (d) => into.push(d),
+        });
+      await subscribe('u', target, got);
+      await subscribe('restart-user', userT, userGot);
       await broker.publish(target, message('before'));
       await waitFor(() => got.length === 1, 5000, 'before');
       await rabbitmqctl(['stop_app'], 60_000, node);
