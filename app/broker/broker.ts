@@ -53,6 +53,11 @@ export interface PublishReceipt {
    * committed `inbox-seq`, as a string). A subscription can start after it (ResumeFrom `after`).
    */
   position?: string;
+  /**
+   * The id the message is kept under, for a delivery policy that keeps history, when it is not the
+   * one given: a retry with the same idempotency key is answered with the first push's.
+   */
+  id?: string;
 }
 
 /**

@@ -3,7 +3,9 @@
  * served through the inbox instead of best effort. Beside the broker's policy on the delivery seam
  * (policies.ts), so nothing above the seam branches on durability:
  * - publish: committed to the store first (inbox.push: the seq is assigned, then the live copy goes
- *   out); the receipt's `position` is that seq, `online` what the broker said of the live copy.
+ *   out); the receipt's `position` is that seq, `online` what the broker said of the live copy,
+ *   `id` the id it is kept under (with an idempotency key, a retry's is the first push's). Many
+ *   publishes (a REST batch's durable items) are one inbox.push: one commit.
  * - subscribe: a DurableSubscription, starting at the device's cursor or after `resumeFrom`'s
  *   position (`inbox-since`); its deliveries carry their `position`.
  * - ACK and NACK of its subscriptions, in a transaction too, are the inbox's (the device's
@@ -16,7 +18,7 @@ import { ServiceError } from '../errors';
 import type { Inbox } from '../inbox/inbox';
 import { DEFAULT_DEVICE } from '../inbox/validate';
 import { DurableSubscription, parseSince } from './durable-subscription';
-import type { DeliveryPolicy } from './policies';
+import type { DeliveryPolicy, PublishOutcome } from './policies';
 
 type UserTarget = Extract<MessageTarget, { kind: 'user' }>;
 
@@ -48,22 +50,35 @@ export function durableDelivery(inbox: Inbox, broker: Broker): DeliveryPolicy {
       });
     },
 
-    async publish(target, message) {
-      const { user } = userTarget(target);
-      const [result] = await inbox.push([
-        {
-          user,
+    async publish(target, message, options) {
+      const [outcome] = await policy.publishMany([{ target, message, ...options }]);
+      if (!outcome.ok) throw outcome.error;
+      return outcome.receipt;
+    },
+
+    async publishMany(pushes) {
+      const results = await inbox.push(
+        pushes.map(({ target, message, idempotencyKey }) => ({
+          user: userTarget(target).user,
           destination: formatTarget(target),
           headers: message.headers,
           body: message.body,
           id: message.id,
-        },
-      ]);
-      if (!result.ok) throw result.error;
-      return {
-        position: String(result.seq),
-        ...(result.online === undefined ? {} : { online: result.online }),
-      };
+          idempotencyKey,
+        })),
+      );
+      return results.map((result, i): PublishOutcome => {
+        if (!result.ok) return result;
+        return {
+          ok: true,
+          receipt: {
+            position: String(result.seq),
+            ...(result.online === undefined ? {} : { online: result.online }),
+            // An idempotent retry is kept under the first push's id, not the one it was given.
+            ...(result.id === pushes[i].message.id ? {} : { id: result.id }),
+          },
+        };
+      });
     },
 
     opened: (subscription) => subscription instanceof DurableSubscription,

@@ -18,7 +18,24 @@ import type {
   TransactionOp,
 } from '../broker/broker';
 import { formatTarget, type MessageTarget } from '../destinations/destination';
-import { ServiceError } from '../errors';
+import { isServiceError, ServiceError } from '../errors';
+
+export interface PublishOptions {
+  /**
+   * A retry with the same key answers the first publish's receipt and keeps nothing new (REST's
+   * Idempotency-Key); for a policy that keeps history only, ignored by best effort.
+   */
+  idempotencyKey?: string;
+}
+
+/** One publish of several (publishMany). */
+export interface PolicyPublish extends PublishOptions {
+  target: MessageTarget;
+  message: OutgoingMessage;
+}
+
+/** What one publish of several got: its receipt, or the error it alone was refused with. */
+export type PublishOutcome = { ok: true; receipt: PublishReceipt } | { ok: false; error: ServiceError };
 
 export interface DeliveryPolicy {
   /** For logs: 'durable', 'best effort'. */
@@ -27,11 +44,22 @@ export interface DeliveryPolicy {
   readonly keepsHistory: boolean;
   serves(target: MessageTarget): boolean;
   subscribe(request: SubscribeRequest): Promise<BrokerSubscription>;
-  publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt>;
+  publish(target: MessageTarget, message: OutgoingMessage, options?: PublishOptions): Promise<PublishReceipt>;
+  /**
+   * Several publishes, each answered on its own in order, doing together what the policy can (the
+   * durable one: one commit for all). Rejects only when none of them could be taken.
+   */
+  publishMany(pushes: PolicyPublish[]): Promise<PublishOutcome[]>;
   /** Whether this policy opened `subscription` (a transaction's ACK or NACK of it is settled here). */
   opened(subscription: BrokerSubscription): boolean;
   /** A transaction's work for this policy, in order, applied together where the policy can. */
   commit(ops: TransactionOp[]): Promise<void>;
+}
+
+/** A refusal as a ServiceError, an unexplained one as the broker not taking the message. */
+function asServiceError(err: unknown): ServiceError {
+  if (isServiceError(err)) return err;
+  return new ServiceError('broker_unavailable', 'the broker did not take the message', { cause: err });
 }
 
 /** The broker as the policy of every destination no other policy claims. */
@@ -42,6 +70,15 @@ export function bestEffortDelivery(broker: Broker): DeliveryPolicy {
     serves: () => true,
     subscribe: (request) => broker.subscribe(request),
     publish: (target, message) => broker.publish(target, message),
+    publishMany: (pushes) =>
+      Promise.all(
+        pushes.map(({ target, message }) =>
+          broker.publish(target, message).then(
+            (receipt): PublishOutcome => ({ ok: true, receipt }),
+            (err: unknown): PublishOutcome => ({ ok: false, error: asServiceError(err) }),
+          ),
+        ),
+      ),
     opened: () => true,
     commit: (ops) => broker.commit(ops),
   };
@@ -74,8 +111,34 @@ export class DeliveryPolicies {
     return policy.subscribe(request);
   }
 
-  publish(target: MessageTarget, message: OutgoingMessage): Promise<PublishReceipt> {
-    return this.policyFor(target).publish(target, message);
+  publish(
+    target: MessageTarget,
+    message: OutgoingMessage,
+    options?: PublishOptions,
+  ): Promise<PublishReceipt> {
+    return this.policyFor(target).publish(target, message, options);
+  }
+
+  /**
+   * Several publishes, answered in their order: each policy gets its own share at once (publishMany),
+   * so the durable ones of a REST batch share one commit.
+   */
+  async publishMany(pushes: PolicyPublish[]): Promise<PublishOutcome[]> {
+    const byPolicy = new Map<DeliveryPolicy, number[]>();
+    pushes.forEach((push, index) => {
+      const policy = this.policyFor(push.target);
+      const mine = byPolicy.get(policy);
+      if (mine) mine.push(index);
+      else byPolicy.set(policy, [index]);
+    });
+    const outcomes = new Array<PublishOutcome>(pushes.length);
+    await Promise.all(
+      [...byPolicy].map(async ([policy, indexes]) => {
+        const answered = await policy.publishMany(indexes.map((i) => pushes[i]));
+        indexes.forEach((i, k) => (outcomes[i] = answered[k]));
+      }),
+    );
+    return outcomes;
   }
 
   /**

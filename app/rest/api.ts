@@ -14,6 +14,7 @@ import type { ClusterView } from '../admin/cluster-view';
 import type { TokenVerifier } from '../auth/token-verifier';
 import { VerifiedTokenCache } from '../auth/verified-token-cache';
 import type { Broker } from '../broker/broker';
+import { deliverySeam } from '../delivery/delivery-seam';
 import type { SessionDirectory } from '../presence/directory';
 import type { Inbox } from '../inbox/inbox';
 import type { MessageTarget } from '../destinations/destination';
@@ -72,6 +73,8 @@ function pushHandler(
 
 interface PushRoutes {
   pushDeps: PushDeps;
+  /** The status call's. */
+  inbox: Inbox;
   authenticate: RequestHandler;
   json: RequestHandler;
   batch: RequestHandler;
@@ -94,7 +97,7 @@ function mountPushRoutes(router: express.Router, settings: Settings, routes: Pus
   router.all('/users/:user/messages', methodNotAllowed(['POST']));
 
   // GET /api/users/{user}/messages/{id}: where a durable push is, per device.
-  router.get('/users/:user/messages/:id', authenticate, push, statusHandler(pushDeps.inbox));
+  router.get('/users/:user/messages/:id', authenticate, push, statusHandler(routes.inbox));
   router.all('/users/:user/messages/:id', methodNotAllowed(['GET']));
 
   // POST /api/messages: like convertAndSend, to /topic/<name> or /queue/<name>.
@@ -161,11 +164,13 @@ export function createApi(deps: ApiDeps): { router: express.Router; lean: LeanPu
   const authenticate = createAuthenticator(deps.verifier, tokens);
   const json = express.json({ limit: settings.restBodyLimitBytes });
   const publisher = new RestPublisher({ settings, broker, metrics, admission });
-  const pushDeps: PushDeps = { publisher, inbox, admission, metrics, logger };
-  const batchInbox = deps.batchInbox ?? batchInboxOf(inbox);
+  // The same delivery seam as the sessions' (delivery-seam.ts): durable pushes are the durable policy's.
+  const deliveries = deliverySeam(inbox, broker);
+  const pushDeps: PushDeps = { publisher, deliveries, admission, metrics, logger };
+  const batchInbox = deps.batchInbox ?? batchInboxOf(deliveries);
   const batchDeps = { settings, publisher, metrics, logger, inbox: batchInbox };
   const batch = batchHandler(batchDeps);
-  mountPushRoutes(router, settings, { pushDeps, authenticate, json, batch });
+  mountPushRoutes(router, settings, { pushDeps, inbox, authenticate, json, batch });
 
   // GET /api/users/{user}/sessions: a user may list their own; a backend (scope push) anyone's.
   router.get('/users/:user/sessions', authenticate, sessionsHandler(deps.presence));

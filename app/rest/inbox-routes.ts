@@ -7,9 +7,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHandler } from 'express';
 
-import { formatTarget } from '../destinations/destination';
+import type { PublishReceipt } from '../broker/broker';
+import type { DeliveryPolicies } from '../delivery/policies';
 import { ServiceError } from '../errors';
-import type { Inbox, InboxPushItem } from '../inbox/inbox';
+import type { Inbox } from '../inbox/inbox';
 import type { MessageStatus } from '../inbox/store';
 import type { BatchInbox, ItemResult } from './batch';
 import { userName } from './validation';
@@ -36,20 +37,17 @@ export interface StoredAnswer {
   online?: boolean;
 }
 
-/** Stores one push for `user`; resolves with its 202 body, rejects with the item's own error. */
-export async function durablePush(
-  inbox: Inbox,
-  idempotencyKey: string | undefined,
-  push: { user: string; destination: string; headers: Record<string, string>; body: Buffer },
-): Promise<StoredAnswer> {
-  const [result] = await inbox.push([{ ...push, idempotencyKey }]);
-  if (!result.ok) throw result.error;
-  // `online` when the live copy went out now (SPEC, REST): false means it waits in the inbox.
+/**
+ * A durable push's 202 body from the durable policy's receipt: `id` the message's, or on an
+ * idempotent retry the first push's; `online` when the live copy went out now (SPEC, REST): false
+ * means it waits in the inbox.
+ */
+export function storedAnswer(id: string, receipt: PublishReceipt): StoredAnswer {
   return {
-    id: result.id,
-    seq: result.seq,
+    id: receipt.id ?? id,
+    seq: Number(receipt.position),
     stored: true,
-    ...(result.online === undefined ? {} : { online: result.online }),
+    ...(receipt.online === undefined ? {} : { online: receipt.online }),
   };
 }
 
@@ -80,31 +78,25 @@ export function statusHandler(inbox: Inbox): RequestHandler {
 }
 
 /**
- * The batch's durable items through the inbox: every user of every item in one append (one
- * commit), then one result per item: `seq` a number for a `user` item, per user for a `users` one.
- * A `users` item whose store refused one user answers that user's error (the others are stored).
+ * The batch's durable items through the delivery seam: every user of every item in one
+ * publishMany (the durable policy stores them in one commit), then one result per item: `seq` a
+ * number for a `user` item, per user for a `users` one. A `users` item whose store refused one
+ * user answers that user's error (the others are stored).
  */
-export function batchInboxOf(inbox: Inbox): BatchInbox {
+export function batchInboxOf(deliveries: DeliveryPolicies): BatchInbox {
   return {
-    isDurable: (target) => target.kind === 'user' && inbox.isDurable(formatTarget(target)),
+    isDurable: (target) => deliveries.policyFor(target).keepsHistory,
     async push(items) {
-      const flat: InboxPushItem[] = [];
-      for (const item of items) {
-        for (const target of item.targets) {
-          if (target.kind !== 'user')
-            throw new ServiceError('internal', 'a durable batch item for a non-user target');
-          const { headers, body } = item.message;
-          flat.push({ user: target.user, destination: formatTarget(target), headers, body, id: item.id });
-        }
-      }
-      const stored = await inbox.push(flat);
+      const stored = await deliveries.publishMany(
+        items.flatMap((item) => item.targets.map((target) => ({ target, message: item.message }))),
+      );
       let next = 0;
       return items.map((item): ItemResult => {
         const mine = stored.slice(next, next + item.targets.length);
         next += item.targets.length;
         const failed = mine.find((r) => !r.ok);
         if (failed && !failed.ok) return { error: failed.error.code, detail: failed.error.message };
-        const seqs = mine.map((r) => (r.ok ? r.seq : 0));
+        const seqs = mine.map((r) => (r.ok ? Number(r.receipt.position) : 0));
         if (!item.many) return { id: item.id, seq: seqs[0], stored: true };
         const users = item.targets.map((t) => (t.kind === 'user' ? t.user : ''));
         return { id: item.id, seq: Object.fromEntries(users.map((u, i) => [u, seqs[i]])), stored: true };

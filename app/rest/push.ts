@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Admission } from '../admission';
+import type { DeliveryPolicies } from '../delivery/policies';
 import { formatTarget, type MessageTarget } from '../destinations/destination';
-import type { Inbox } from '../inbox/inbox';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { traceMessage } from '../observability/trace';
 import type { Principal } from './passport';
-import { durablePush, idempotencyKeyOf, type StoredAnswer } from './inbox-routes';
+import { idempotencyKeyOf, storedAnswer, type StoredAnswer } from './inbox-routes';
 import type { RestPublisher } from './publisher';
 import { failedOutcome, type PushOutcome } from './push-outcome';
 import { pushRequest } from './validation';
@@ -32,7 +32,8 @@ export interface PushCall {
 
 export interface PushDeps {
   publisher: RestPublisher;
-  inbox: Inbox;
+  /** The delivery seam: which policy serves a destination; the durable one stores and answers. */
+  deliveries: DeliveryPolicies;
   admission: Admission;
   metrics: Metrics;
   logger: Logger;
@@ -49,18 +50,22 @@ export async function pushOnce(
   body: unknown,
   resolve: (destination: string) => MessageTarget,
 ): Promise<PushAnswer> {
-  const { publisher, inbox, admission, metrics, logger } = deps;
+  const { publisher, deliveries, admission, metrics, logger } = deps;
   let outcome: PushOutcome = 'rejected';
   try {
     publisher.assertAdmitting();
     const request = pushRequest(body);
     const target = resolve(request.destination);
     const destination = formatTarget(target);
-    if (target.kind === 'user' && inbox.isDurable(destination)) {
-      // Committed to the store, not only handed to the broker: the inbox's answer is the 202.
-      const stored = await admission.track(
-        durablePush(inbox, idempotencyKeyOf(call), { user: target.user, destination, ...request.message }),
+    const policy = deliveries.policyFor(target);
+    if (policy.keepsHistory) {
+      // Committed to the store, not only handed to the broker: the durable policy's receipt is the 202.
+      const idempotencyKey = idempotencyKeyOf(call);
+      const id = randomUUID();
+      const receipt = await admission.track(
+        policy.publish(target, { id, ...request.message }, { idempotencyKey }),
       );
+      const stored = storedAnswer(id, receipt);
       if (stored.online === false) metrics.pushesOffline.inc();
       outcome = 'accepted';
       return stored;

@@ -3,8 +3,7 @@
  * table's unit tests the same way), and what a new connection gets: a StompSession, or a close
  * while the instance drains.
  */
-import { durableDelivery } from '../delivery/durable-delivery';
-import { bestEffortDelivery, DeliveryPolicies } from '../delivery/policies';
+import { deliverySeam } from '../delivery/delivery-seam';
 import { AppRouter } from '../messaging/app-router';
 import { registerBuiltInHandlers } from '../messaging/handlers';
 import type { ClientSocket } from '../transport/transport';
@@ -26,10 +25,7 @@ export interface SessionWiring {
 }
 
 export function sessionWiring(deps: SessionDeps): SessionWiring {
-  const deliveries = new DeliveryPolicies(
-    [durableDelivery(deps.inbox, deps.broker)],
-    bestEffortDelivery(deps.broker),
-  );
+  const deliveries = deliverySeam(deps.inbox, deps.broker);
   const appRouter = new AppRouter(deliveries);
   registerBuiltInHandlers(appRouter);
   // /app routes no handler claims go to backend services, where the broker reaches some.

@@ -69,6 +69,40 @@ describe('delivery seam (durable and best-effort policies)', () => {
     expect(best, 'best effort has no position').to.deep.equal({ online: false });
   });
 
+  it('publishes many at once, answered in their order: the durable ones in one inbox push (one commit)', async () => {
+    const pushes: unknown[][] = [];
+    const push = service.push.bind(service);
+    service.push = (items) => {
+      pushes.push(items);
+      return push(items);
+    };
+    const outcomes = await seam.publishMany([
+      { target: inbox('alice'), message: message('a1') },
+      { target: greetings('alice'), message: message('hi') },
+      { target: inbox('bob'), message: message('b1') },
+      { target: inbox('alice'), message: message('a2') },
+    ]);
+    expect(outcomes.map((o) => (o.ok ? o.receipt.position : o.error.code))).to.deep.equal([
+      '1',
+      undefined,
+      '1',
+      '2',
+    ]);
+    expect(pushes.length, 'inbox pushes (commits)').to.equal(1);
+  });
+
+  it('answers a retry with the same idempotency key with the first publish, under its id', async () => {
+    const first = await seam.publish(inbox('alice'), message('once'), { idempotencyKey: 'k1' });
+    const retry = await seam.publish(
+      inbox('alice'),
+      { ...message('once'), id: 'id-retry' },
+      { idempotencyKey: 'k1' },
+    );
+    expect(first).to.deep.equal({ position: '1', online: false });
+    // Nothing new is stored or sent live: the first push's seq and id, no `online`.
+    expect(retry, 'the first one is kept under its own id').to.deep.equal({ position: '1', id: 'id-once' });
+  });
+
   it('starts a durable subscription at the device cursor or after resumeFrom, deliveries carrying their position', async () => {
     for (const body of ['a', 'b', 'c']) await seam.publish(inbox('alice'), message(body));
     const phone: Delivery[] = [];
