@@ -30,11 +30,15 @@ export interface FanOutOptions {
   onOverflow(sessionId: string, target: FanOutTarget): void;
 }
 
-/** Map key of a target. JSON of the tuple: unambiguous whatever characters the parts hold. */
+/**
+ * Map key of a target, unambiguous whatever characters the parts hold: the kind first, the user's
+ * length before the user, and a type (`queue` or `topic`) that has no `:`. Built for every message
+ * the instance receives: a concatenation, where JSON of a tuple allocated an array as well.
+ */
 export function fanOutKey(target: FanOutTarget): string {
   return target.kind === 'topic'
-    ? JSON.stringify([target.kind, target.name])
-    : JSON.stringify([target.kind, target.user, target.type, target.name]);
+    ? `t:${target.name}`
+    : `u:${target.user.length}:${target.user}:${target.type}:${target.name}`;
 }
 
 export class LocalFanOut {
@@ -70,30 +74,39 @@ export class LocalFanOut {
   deliver(target: FanOutTarget, message: StoredMessage): number {
     const set = this.routes.get(fanOutKey(target));
     if (!set) return 0;
-    let taken = 0;
     // One entry for every subscriber: it is read-only, and a NACK requeues a copy marked redelivered.
     const entry: QueuedMessage = { message, redelivered: false };
-    for (const subscription of [...set]) {
-      if (subscription.queue.waiting >= this.options.maxBacklog) {
-        // Its backlog is its own (a client-ack subscriber that never acks): that subscriber is cut
-        // off, as the embedded broker does, and everyone else gets the message.
-        this.options.onOverflow(subscription.sessionId, target);
-        subscription.cutOff(
-          new ServiceError(
-            'slow_consumer',
-            `subscription to ${formatTarget(target)} cut off: ${subscription.queue.waiting} messages wait ` +
-              `unacknowledged (limit ${this.options.maxBacklog}); acknowledge what you receive`,
-          ),
-        );
-        continue;
-      }
-      // Nothing waiting and room to take it (always so in ack mode auto): straight to the
-      // subscriber, without the queue's bookkeeping; the order is the same either way.
-      if (subscription.queue.waiting === 0 && subscription.hasCapacity()) subscription.take(entry);
-      else subscription.queue.enqueue(entry);
-      taken += 1;
+    if (set.size === 1) {
+      // A user's single session, the common case: no copy of the set to walk.
+      const [only] = set;
+      return this.offer(only, entry, target) ? 1 : 0;
     }
+    let taken = 0;
+    // A copy: one subscriber's take() may open or close others.
+    for (const subscription of [...set]) if (this.offer(subscription, entry, target)) taken += 1;
     return taken;
+  }
+
+  /** Hands `entry` to one subscription; false when that subscription was cut off instead. */
+  private offer(subscription: EmbeddedSubscription, entry: QueuedMessage, target: FanOutTarget): boolean {
+    if (subscription.queue.waiting >= this.options.maxBacklog) {
+      // Its backlog is its own (a client-ack subscriber that never acks): that subscriber is cut
+      // off, as the embedded broker does, and everyone else gets the message.
+      this.options.onOverflow(subscription.sessionId, target);
+      subscription.cutOff(
+        new ServiceError(
+          'slow_consumer',
+          `subscription to ${formatTarget(target)} cut off: ${subscription.queue.waiting} messages wait ` +
+            `unacknowledged (limit ${this.options.maxBacklog}); acknowledge what you receive`,
+        ),
+      );
+      return false;
+    }
+    // Nothing waiting and room to take it (always so in ack mode auto): straight to the
+    // subscriber, without the queue's bookkeeping; the order is the same either way.
+    if (subscription.queue.waiting === 0 && subscription.hasCapacity()) subscription.take(entry);
+    else subscription.queue.enqueue(entry);
+    return true;
   }
 
   /** The subscriptions of `target` now. */

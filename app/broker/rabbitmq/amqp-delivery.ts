@@ -79,6 +79,11 @@ function bodyBytes(body: unknown): Buffer {
   return Buffer.from(JSON.stringify(body), 'utf8');
 }
 
+function propertyHeader(headers: Record<string, string>, name: string, value: string | undefined): void {
+  if (value !== undefined && value !== '' && isRelayedHeader(name) && !Object.hasOwn(headers, name))
+    headers[name] = value;
+}
+
 /** A message from one of the instance queues, and the `x-relay-*` headers it carried. */
 export function readAmqpMessage(message: AsyncMessage): {
   stored: StoredMessage;
@@ -96,16 +101,12 @@ export function readAmqpMessage(message: AsyncMessage): {
   const replyTo = internal[REPLY_TO_HEADER];
   if (replyTo !== undefined) headers['reply-to'] = replyTo;
   // SEND headers RabbitMQ's plugin turns into AMQP properties (a topic SEND through the pool):
-  // back to the headers they were, or a subscriber would not see them at all.
-  for (const [name, value] of [
-    ['correlation-id', message.correlationId],
-    ['content-encoding', message.contentEncoding],
-    ['type', message.type],
-    ['app-id', message.appId],
-  ] as const) {
-    if (value !== undefined && value !== '' && isRelayedHeader(name) && !Object.hasOwn(headers, name))
-      headers[name] = value;
-  }
+  // back to the headers they were, or a subscriber would not see them at all. Read one by one: a
+  // table of them built per message was garbage on every delivery of the instance.
+  propertyHeader(headers, 'correlation-id', message.correlationId);
+  propertyHeader(headers, 'content-encoding', message.contentEncoding);
+  propertyHeader(headers, 'type', message.type);
+  propertyHeader(headers, 'app-id', message.appId);
   const contentType = internal[CONTENT_TYPE_HEADER] ?? message.contentType;
   if (contentType !== undefined && !Object.hasOwn(headers, 'content-type'))
     headers['content-type'] = contentType;

@@ -64,6 +64,8 @@ export function relayParts(
   readinessChanged: () => void,
 ): RelayParts {
   const trace = options.trace ?? noTrace;
+  // Every message of the instance passes here: its trace fields are built only when tracing.
+  const tracing = trace !== noTrace;
   const link = new AmqpLink({
     url: options.amqpUrl,
     instanceId: options.instanceId,
@@ -83,15 +85,20 @@ export function relayParts(
     logger,
     onTopicMessage: (name, message) => {
       const local = fanOut.deliver({ kind: 'topic', name }, message);
-      trace('routed', message.id, { topic: name, local });
+      if (tracing) trace('routed', message.id, { topic: name, local });
     },
     onUserMessage: (target, message) => {
       const local = users.receive(target, message);
-      trace('routed', message.id, { user: target.user, destination: `${target.type}/${target.name}`, local });
+      if (tracing)
+        trace('routed', message.id, {
+          user: target.user,
+          destination: `${target.type}/${target.name}`,
+          local,
+        });
     },
     onReplyMessage: (token, message) => {
       const delivered = replies.receive(token, message);
-      trace('routed', message.id, { reply: true, local: delivered ? 1 : 0 });
+      if (tracing) trace('routed', message.id, { reply: true, local: delivered ? 1 : 0 });
     },
     onReadyChange: readinessChanged,
   });
