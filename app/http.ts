@@ -83,6 +83,12 @@ export class HttpListener implements Part {
       if (this.sockJs.matches(req.url)) this.sockJs.handleRequest(req, res);
       else if (!api.lean.take(req, res)) app(req, res);
     });
+    // Node's 5 s default closes an idle keep-alive connection while a backend's HTTP agent may be
+    // sending its next push on it: that push fails with "socket hang up" (seen in the bench, 2 of
+    // 24,000). The side that idles out first should be the client, so the server waits longer than
+    // clients and load balancers usually do (60 s). headersTimeout (60 s) is left alone: since Node
+    // 18 it runs from a request's first byte, not from when the connection went idle.
+    this.server.keepAliveTimeout = settings.httpKeepAliveTimeoutMs;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
       const path = (req.url ?? '').split('?')[0];

@@ -268,6 +268,13 @@ export const SETTINGS = {
     'How long a client may stay behind before it is dropped.',
   ),
   restBodyLimitBytes: int('REST_BODY_LIMIT_BYTES', 65536, 256, 16777216, 'Largest REST request body.'),
+  httpKeepAliveTimeoutMs: int(
+    'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    65000,
+    1000,
+    600000,
+    "How long an idle keep-alive HTTP connection is kept open; longer than a backend's or a load balancer's own idle timeout, so the client closes first and never sends on a connection the server is closing.",
+  ),
   restMaxPushesInFlight: int(
     'REST_MAX_PUSHES_IN_FLIGHT',
     1000,
