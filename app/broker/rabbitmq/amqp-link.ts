@@ -15,6 +15,7 @@ import { ServiceError } from '../../errors';
 import { withTimeout } from '../../timeout';
 import { amqpConnectionTarget, amqpLabel } from './amqp-url';
 import type { RelayLogger } from './connection-pool';
+import { shapeReadMessages } from './message-shape';
 
 export interface AmqpLinkOptions {
   /** AMQP_URL: amqp://user:pass@host:port/vhost, or a comma-separated failover list of them; never logged. */
@@ -50,6 +51,7 @@ export class AmqpLink {
 
   constructor(private readonly options: AmqpLinkOptions) {
     this.where = amqpLabel(options.url);
+    shapeReadMessages();
     this.connection = new Connection({
       ...amqpConnectionTarget(options.url),
       connectionName: `stomp-relay ${options.instanceId}`,
